@@ -1,0 +1,228 @@
+"""The HTTP side of delivery: POST one request body, retry what is transient, classify the rest.
+
+No SDK here. One `requests.Session` per thread (sessions are not thread-safe), TLS always
+verified, no redirects followed (a redirected POST is a wrong `api_url`, not something to chase).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import backoff
+import requests
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_BODY_BYTES = 1_000_000
+MAX_RETRY_AFTER = 600.0  # a server asking for more than 10 minutes is capped, and logged
+BACKOFF_FACTOR = 1.0
+BACKOFF_MAX = 60.0
+
+
+class DeliveryError(Exception):
+    """The run cannot go on: the message says what happened and what to check."""
+
+
+class AuthError(DeliveryError):
+    """401 or 403: nothing sent with these credentials will be accepted."""
+
+
+class Aborted(DeliveryError):
+    """Another request already failed the run; this one stopped waiting."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A final (non-retried) answer: 2xx, or 400/413, which the caller splits and resends."""
+
+    status: int
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class _Transient(Exception):
+    def __init__(self, why: str, retry_after: float | None = None) -> None:
+        super().__init__(why)
+        self.retry_after = retry_after
+
+
+class CapiClient:
+    """Posts request bodies to the Conversions API from any number of threads."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 8,
+        backoff_factor: float = BACKOFF_FACTOR,
+    ) -> None:
+        self.api_url = api_url
+        self._token = token
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._backoff_factor = backoff_factor
+        self._local = threading.local()
+        self._gate_lock = threading.Lock()
+        self._not_before = 0.0  # monotonic time before which no request may start
+        self._stop = threading.Event()
+        self.requests_made = 0
+        self.retries = 0
+
+    def abort(self) -> None:
+        """Make every waiting or future request give up: the run is failing."""
+        self._stop.set()
+
+    def post(self, body: bytes, events: int) -> Answer:
+        """POST one body, retrying transient failures with full-jitter exponential backoff.
+
+        Retry-After is honoured for every thread, not just the one that was told, because a
+        rate limit applies to the whole connection.
+        """
+        delays = backoff.expo(factor=self._backoff_factor, max_value=BACKOFF_MAX)
+        next(delays)  # the generator's first value is the priming 0
+        for attempt in range(self._max_retries + 1):
+            self._wait_for_gate()
+            try:
+                return self._post_once(body)
+            except _Transient as exc:
+                if attempt == self._max_retries:
+                    raise DeliveryError(
+                        f"gave up on a request of {events} events after {attempt + 1} attempts; "
+                        f"last answer: {exc}. Nothing after the last STATE was checkpointed; "
+                        "a re-run resends with the same event ids."
+                    ) from None
+                wait = max(backoff.full_jitter(next(delays)), exc.retry_after or 0.0)
+                if exc.retry_after:
+                    self._hold_all(exc.retry_after)
+                self.retries += 1
+                logger.warning(
+                    "Request of %d events: %s; retry %d of %d in %.1f s",
+                    events, exc, attempt + 1, self._max_retries, wait,
+                )
+                if self._stop.wait(wait):
+                    raise Aborted("stopped retrying: the run is failing") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post_once(self, body: bytes) -> Answer:
+        with self._gate_lock:
+            self.requests_made += 1
+        try:
+            response = self._session().post(
+                self.api_url, data=body, timeout=self._timeout, allow_redirects=False
+            )
+        except requests.Timeout:
+            raise _Transient(f"no answer within {self._timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            raise _Transient(f"connection error ({type(exc).__name__})") from None
+        return self._classify(response)
+
+    def _classify(self, response: requests.Response) -> Answer:
+        status = response.status_code
+        if 200 <= status < 300 or status in (400, 413):
+            return Answer(status, api_message(response))
+        if status in TRANSIENT_STATUSES or status >= 500:
+            raise _Transient(f"HTTP {status}", retry_after(response))
+        message = api_message(response)
+        if status == 401:
+            raise AuthError(
+                f"HTTP 401 from the Conversions API: the auth_token is wrong, expired or revoked "
+                f"(generate a new CAPI token in Ads Manager). {message}"
+            )
+        if status == 403:
+            raise AuthError(
+                "HTTP 403 from the Conversions API: the capi_connection_id is wrong, or the token "
+                f"and the connection belong to different businesses. {message}"
+            )
+        if 300 <= status < 400:
+            raise DeliveryError(
+                f"HTTP {status} redirect from {self.api_url}: check api_url (keep the trailing /)"
+            )
+        raise DeliveryError(
+            f"HTTP {status} from {self.api_url}: {message} (usually a wrong api_url)"
+        )
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update(
+                {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
+            )
+            self._local.session = session
+        return session
+
+    def _wait_for_gate(self) -> None:
+        while True:
+            with self._gate_lock:
+                delay = self._not_before - time.monotonic()
+            if delay <= 0:
+                return
+            if self._stop.wait(delay):
+                raise Aborted("stopped waiting: the run is failing")
+
+    def _hold_all(self, seconds: float) -> None:
+        with self._gate_lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), capped."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds > MAX_RETRY_AFTER:
+        logger.warning("Retry-After of %.0f s capped to %.0f s", seconds, MAX_RETRY_AFTER)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def api_message(response: requests.Response) -> str:
+    """The API's own words, short, with its trace id for Spotify support."""
+    try:
+        payload = response.json()
+    except (ValueError, json.JSONDecodeError):
+        return response.text[:300].strip()
+    if not isinstance(payload, dict):
+        return str(payload)[:300]
+    parts = payload.get("messages") or payload.get("message") or payload.get("error") or ""
+    text = "; ".join(map(str, parts)) if isinstance(parts, list) else str(parts)
+    trace = payload.get("sp_trace_id")
+    return (text[:300] + (f" (sp_trace_id {trace})" if trace else "")).strip()
+
+
+def body_of(connection_id: str, events: Sequence[bytes]) -> bytes:
+    """The request body around already-encoded events: encoding each event once is cheaper."""
+    return b"".join(
+        (
+            b'{"conversion_events":{"capi_connection_id":"',
+            connection_id.encode("ascii"),
+            b'","events":[',
+            b",".join(events),
+            b"]}}",
+        )
+    )
+
+
+def envelope_size(connection_id: str) -> int:
+    """Bytes a body takes besides its events and the commas between them."""
+    return len(body_of(connection_id, []))
+

@@ -1,0 +1,191 @@
+"""Batching events into requests and keeping up to N of them in flight while records keep coming.
+
+Requests run on a thread pool; everything else (rejects, counts, STATE) happens on the caller's
+thread when results are collected, so none of it needs locks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from .checkpoints import Checkpoints
+from .client import MAX_BODY_BYTES, Answer, body_of, envelope_size
+from .mapping import Problem
+
+
+@dataclass(slots=True)
+class Pending:
+    """One mapped event waiting for delivery, with what a rejection would need."""
+
+    stream: str
+    event_id: str
+    body: bytes
+    record: Mapping[str, Any]
+
+
+@dataclass
+class Outcome:
+    """What became of one request: how many events arrived, which were refused and why."""
+
+    first_seq: int
+    delivered: int
+    refused: list[tuple[Pending, Problem]]
+
+
+class Transport(Protocol):
+    """Something that takes a request body: the API client, or the dry-run file."""
+
+    requests_made: int
+    retries: int
+
+    def post(self, body: bytes, events: int) -> Answer: ...
+
+    def abort(self) -> None: ...
+
+
+class DryRunFile:
+    """Writes each request body as one line instead of sending it."""
+
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._lock = threading.Lock()
+        self.requests_made = 0
+        self.retries = 0
+
+    def post(self, body: bytes, events: int) -> Answer:  # noqa: ARG002
+        with self._lock:
+            self._file.write(body + b"\n")
+            self.requests_made += 1
+        return Answer(200, "dry run")
+
+    def abort(self) -> None:
+        """Nothing waits in a dry run."""
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Delivery:
+    """Packs events into requests, sends them concurrently, reports outcomes in order of arrival."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        connection_id: str,
+        *,
+        events_per_request: int,
+        max_concurrent_requests: int,
+        on_outcome: Callable[[Outcome], None],
+        write_state: Callable[[Any], None],
+    ) -> None:
+        self.transport = transport
+        self.checkpoints = Checkpoints()
+        self._connection_id = connection_id
+        self._per_request = events_per_request
+        self._envelope = envelope_size(connection_id)
+        self._on_outcome = on_outcome
+        self._write_state = write_state
+        self._pool = cf.ThreadPoolExecutor(max_concurrent_requests, thread_name_prefix="capi")
+        # Twice the workers: the next request is ready the moment a worker frees up.
+        self._max_in_flight = 2 * max_concurrent_requests
+        self._in_flight: set[cf.Future[Outcome]] = set()
+        self._items: list[Pending] = []
+        self._bytes = self._envelope
+        self._first_seq = 0
+
+    def fits(self, item: Pending) -> bool:
+        """Whether one event can be sent at all (Spotify takes at most 1 MB a request)."""
+        return self._envelope + len(item.body) <= MAX_BODY_BYTES
+
+    def add(self, seq: int, item: Pending) -> None:
+        """Queue one event; a full request goes out at once."""
+        if self._items and self._bytes + len(item.body) + 1 > MAX_BODY_BYTES:
+            self.flush()
+        if not self._items:
+            self._first_seq = seq
+            self.checkpoints.hold(seq)
+        self._items.append(item)
+        self._bytes += len(item.body) + 1
+        if len(self._items) >= self._per_request:
+            self.flush()
+
+    def state(self, value: Any) -> None:
+        """A STATE message: written as soon as everything before it is finished."""
+        self.checkpoints.state(value)
+        self.poll()
+
+    def flush(self) -> None:
+        """Send the partial request, if any, without waiting for it."""
+        if not self._items:
+            return
+        items, self._items, self._bytes = self._items, [], self._envelope
+        while len(self._in_flight) >= self._max_in_flight:
+            self._collect(cf.FIRST_COMPLETED)
+        self._in_flight.add(self._pool.submit(self._deliver, self._first_seq, items))
+        self.poll()
+
+    def poll(self) -> None:
+        """Handle finished requests without blocking."""
+        if self._in_flight:
+            self._collect(None)
+        else:
+            self._write_ready_state()
+
+    def drain(self) -> None:
+        """Send everything queued and wait until every request is finished."""
+        self.flush()
+        while self._in_flight:
+            self._collect(cf.FIRST_COMPLETED)
+
+    def close(self, *, abandon: bool = False) -> None:
+        """Stop the workers; `abandon` when the run is failing and nothing more may be sent."""
+        if abandon:
+            self.transport.abort()
+        self._pool.shutdown(wait=True, cancel_futures=abandon)
+
+    def _collect(self, return_when: str | None) -> None:
+        if return_when is None:
+            done = {future for future in self._in_flight if future.done()}
+        else:
+            done, _ = cf.wait(self._in_flight, return_when=return_when)
+        for future in done:
+            self._in_flight.discard(future)
+            outcome = future.result()  # a failed request fails the run here
+            self._on_outcome(outcome)
+            self.checkpoints.release(outcome.first_seq)
+        self._write_ready_state()
+
+    def _write_ready_state(self) -> None:
+        state = self.checkpoints.writable()
+        if state is not None:
+            self._write_state(state)
+
+    def _deliver(self, first_seq: int, items: list[Pending]) -> Outcome:
+        outcome = Outcome(first_seq, 0, [])
+        self._send(items, outcome)
+        return outcome
+
+    def _send(self, items: list[Pending], outcome: Outcome) -> None:
+        """POST, and on 400/413 split in halves until the refused events stand alone."""
+        body = body_of(self._connection_id, [item.body for item in items])
+        answer = self.transport.post(body, len(items))
+        if answer.ok:
+            outcome.delivered += len(items)
+        elif len(items) == 1:
+            outcome.refused.append((items[0], _refusal(answer)))
+        else:
+            middle = len(items) // 2
+            self._send(items[:middle], outcome)
+            self._send(items[middle:], outcome)
+
+
+def _refusal(answer: Answer) -> Problem:
+    if answer.status == 413:
+        return Problem("api_too_large", f"HTTP 413 for a single event: {answer.message}")
+    return Problem("api_rejected", f"HTTP {answer.status}: {answer.message}")

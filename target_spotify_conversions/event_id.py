@@ -1,0 +1,38 @@
+"""Event ids: the key Spotify deduplicates on, so a re-run must reproduce them exactly."""
+
+from __future__ import annotations
+
+import decimal
+import hashlib
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from .values import whole_number
+
+# Sorted keys, datetimes as RFC 3339, decimals as the digits they arrived with: one fixed way.
+_CANONICAL = msgspec.json.Encoder(order="sorted", decimal_format="number", enc_hook=str)
+
+
+def event_id_text(value: object) -> str:
+    """`$event_id` as Spotify's string; numbers become their digits (1001, not 1001.0)."""
+    if isinstance(value, str):
+        return value.strip()
+    number = whole_number(value)
+    if number is not None:
+        return str(number)
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return format(value, "f")
+    raise ValueError(f"$event_id must be a string or a number, got {type(value).__name__}")
+
+
+def derive_event_id(record: Mapping[str, Any], stream: str) -> str:
+    """A stable id for a record that carries none: a digest of the stream and the record.
+
+    `_sdc_*` metadata is left out because it changes on every run.
+    """
+    content = {key: value for key, value in record.items() if not key.startswith("_sdc_")}
+    digest = hashlib.sha256(_CANONICAL.encode([stream, content])).digest()
+    return str(uuid.UUID(bytes=digest[:16]))

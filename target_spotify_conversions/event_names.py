@@ -1,0 +1,100 @@
+"""Spotify event names and the spellings other tools use for them (SPEC section 3).
+
+The alias table is data: one place to read which input names become which Spotify name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+SPOTIFY_EVENT_NAMES: tuple[str, ...] = (
+    "VIEW",
+    "PRODUCT",
+    "ADD_TO_CART",
+    "CHECK_OUT",
+    "PURCHASE",
+    "LEAD",
+    "SIGN_UP",
+    "ALIAS",
+    "CUSTOM_EVENT_1",
+    "CUSTOM_EVENT_2",
+    "CUSTOM_EVENT_3",
+    "CUSTOM_EVENT_4",
+    "CUSTOM_EVENT_5",
+)
+
+# Input spelling -> Spotify name. Keys are written as their tools write them; they are
+# compared after `name_key`, so case, spaces and hyphens do not matter.
+ALIASES: Mapping[str, str] = {
+    # Server-side GTM tags
+    "Page_View": "VIEW",
+    "View_Product": "PRODUCT",
+    "Add_Cart": "ADD_TO_CART",
+    "Start_Checkout": "CHECK_OUT",
+    # GA4
+    "view_item": "PRODUCT",
+    "begin_checkout": "CHECK_OUT",
+    "generate_lead": "LEAD",
+    # Spotify Pixel commands
+    "addtocart": "ADD_TO_CART",
+    "checkout": "CHECK_OUT",
+    "signup": "SIGN_UP",
+    # E-commerce spec (Segment / Freshpaint track names)
+    "Order Completed": "PURCHASE",
+    "Product Added": "ADD_TO_CART",
+    "Checkout Started": "CHECK_OUT",
+    "Product Viewed": "PRODUCT",
+    "Signed Up": "SIGN_UP",
+    "Page Viewed": "VIEW",
+    # Tealium action labels
+    "Page Views": "VIEW",
+    "Complete Registration": "SIGN_UP",
+    "Subscribe": "SIGN_UP",
+}
+# GA4's page_view/add_to_cart/purchase/sign_up, the Pixel's view/product/lead, the Ads API
+# diagnostics' CHECKOUT/ADDTOCART/SIGNUP, GTM's Purchase/Lead/Sign_Up/Alias/Custom_Event_n and
+# Tealium's Add to Cart/Check Out/Purchase/Lead all reduce to a key above or to a Spotify name itself.
+
+_SEPARATORS = re.compile(r"[\s_-]+")
+
+
+def name_key(name: str) -> str:
+    """Compare names the way people misspell them: no case, spaces and hyphens as '_'."""
+    return _SEPARATORS.sub("_", name.strip()).upper()
+
+
+BUILTIN_NAMES: Mapping[str, str] = {
+    **{name_key(name): name for name in SPOTIFY_EVENT_NAMES},
+    **{name_key(alias): target for alias, target in ALIASES.items()},
+}
+
+
+def spotify_name(value: str) -> str | None:
+    """Return the Spotify name `value` spells (case and separators aside), else None."""
+    key = name_key(value)
+    return key if key in SPOTIFY_EVENT_NAMES else None
+
+
+class EventNameResolver:
+    """Resolve a record's event name: the user's map first, then the built-in names."""
+
+    def __init__(self, event_name_map: Mapping[str, str]) -> None:
+        self._exact = {key: _checked(value) for key, value in event_name_map.items()}
+        self._by_key = {name_key(key): value for key, value in self._exact.items()}
+
+    def resolve(self, candidate: object) -> str | None:
+        """Return the Spotify name for one candidate, or None when it does not resolve."""
+        if not isinstance(candidate, str) or not candidate.strip():
+            return None
+        if candidate in self._exact:
+            return self._exact[candidate]
+        key = name_key(candidate)
+        return self._by_key.get(key) or BUILTIN_NAMES.get(key)
+
+
+def _checked(value: str) -> str:
+    name = spotify_name(value) if isinstance(value, str) else None
+    if name is None:
+        raise ValueError(f"{value!r} is not a Spotify event name ({', '.join(SPOTIFY_EVENT_NAMES)})")
+    return name

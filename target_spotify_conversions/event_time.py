@@ -1,0 +1,63 @@
+"""Reading `$event_time` in the forms warehouses and analytics tools write it (SPEC section 2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+from .values import finite_decimal
+
+UTC = dt.timezone.utc
+# Epoch values above this are milliseconds: 1e11 seconds is the year 5138, 1e11 ms is 1973.
+_MILLIS_THRESHOLD = decimal.Decimal(100_000_000_000)
+
+
+def parse_event_time(value: object) -> dt.datetime:
+    """An aware UTC datetime from an ISO 8601 string, a datetime, or epoch (s or ms).
+
+    Raises ValueError for anything else, so the caller can reject the record with a reason.
+    Strings and datetimes without an offset are taken as UTC.
+    """
+    if isinstance(value, dt.datetime):
+        return _as_utc(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _looks_numeric(text):
+            return _from_epoch(finite_decimal(text))
+        return _as_utc(dt.datetime.fromisoformat(_fix_zulu(text)))
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a time")
+    return _from_epoch(finite_decimal(value))
+
+
+def format_event_time(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC with milliseconds and `Z`, as in Spotify's examples."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _as_utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _fix_zulu(text: str) -> str:
+    # Python 3.10's fromisoformat does not read a trailing Z.
+    return text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
+
+
+def _looks_numeric(text: str) -> bool:
+    return text.replace(".", "", 1).lstrip("-").isdigit()
+
+
+def _from_epoch(number: decimal.Decimal | None) -> dt.datetime:
+    if number is None:
+        raise ValueError("not a time")
+    seconds = number / 1000 if abs(number) >= _MILLIS_THRESHOLD else number
+    try:
+        return dt.datetime.fromtimestamp(float(seconds), tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError("epoch value out of range") from exc

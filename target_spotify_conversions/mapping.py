@@ -1,0 +1,404 @@
+"""One analytics record in, one Spotify event or the reasons it cannot be sent out (SPEC 2-4).
+
+Pure functions and data only: no I/O, no SDK. The table `PROPERTIES` is the one place that says
+which record property becomes which Spotify field and what happens when its value is invalid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import pycountry
+
+from . import event_id as ids
+from .event_names import EventNameResolver, spotify_name
+from .event_time import UTC, format_event_time, parse_event_time
+from .hashing import hash_emails, hash_phone, redact_emails, redact_phone
+from .taxonomy import category_id
+from .values import finite_decimal, is_absent, whole_number
+
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+IDENTIFIERS = ("ip_address", "device_id", "hashed_emails", "hashed_phone_number")
+ACTION_SOURCES = frozenset({"WEB", "APP", "OFFLINE"})
+CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+_GENDERS = {"MALE": "MALE", "M": "MALE", "FEMALE": "FEMALE", "F": "FEMALE"}
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a record was rejected; `code` is what the summary counts, `detail` holds no PII."""
+
+    code: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """The settings that change how a record maps (SPEC section 1)."""
+
+    event_name_map: Mapping[str, str] = field(default_factory=dict)
+    default_event_name: str | None = None
+    default_action_source: str | None = None
+    default_opt_out_targeting: bool = True
+    phone_default_country: str | None = None
+
+
+@dataclass
+class Mapped:
+    """An event ready to send, and the kinds of warning raised while mapping it."""
+
+    event: dict[str, Any]
+    warnings: list[str]
+
+    @property
+    def event_id(self) -> str:
+        return str(self.event["event_id"])
+
+
+@dataclass
+class Rejected:
+    """A record that must not be sent, with every reason found."""
+
+    event_id: str
+    reasons: list[Problem]
+    warnings: list[str]
+
+
+class Invalid(ValueError):
+    """A present value that cannot be sent; the message must not contain personal data."""
+
+
+# --- converters: value in, Spotify value out, or Invalid ---------------------------------------
+
+
+def _text(value: object, _: MappingOptions) -> str:
+    if isinstance(value, str):
+        return value
+    number = whole_number(value)
+    if number is not None:
+        return str(number)
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return str(value)
+    raise Invalid(f"expected a string, got {type(value).__name__}")
+
+
+def _action_source(value: object, _: MappingOptions) -> str:
+    text = value.strip().upper() if isinstance(value, str) else ""
+    if text not in ACTION_SOURCES:
+        raise Invalid(f"{_show(value)} is not WEB, APP or OFFLINE")
+    return text
+
+
+def _boolean(value: object, _: MappingOptions) -> bool:
+    if isinstance(value, bool):
+        return value
+    key = value.strip().lower() if isinstance(value, str) else str(whole_number(value))
+    if key not in _BOOLEANS:
+        raise Invalid("expected true/false or 1/0")
+    return _BOOLEANS[key]
+
+
+def _url(value: object, _: MappingOptions) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text.lower().startswith(("http://", "https://")):
+        raise Invalid("must start with http:// or https://")
+    return text
+
+
+def _amount(value: object, _: MappingOptions) -> int | float:
+    number = finite_decimal(value)
+    if number is None:
+        raise Invalid(f"{_show(value)} is not a number")
+    whole = whole_number(number)
+    return whole if whole is not None else float(number)
+
+
+def _currency(value: object, _: MappingOptions) -> str:
+    code = value.strip().upper() if isinstance(value, str) else ""
+    if code not in CURRENCIES:
+        raise Invalid(f"{_show(value)} is not an ISO 4217 currency code")
+    return code
+
+
+def _content_category(value: object, _: MappingOptions) -> str:
+    found = category_id(value)
+    if found is None:
+        raise Invalid("not a Google Product Taxonomy id or full path")
+    return found
+
+
+def _emails(value: object, _: MappingOptions) -> list[str]:
+    digests = hash_emails(value)
+    if not digests:
+        raise Invalid("no usable email")
+    return digests
+
+
+def _phone(value: object, options: MappingOptions) -> str:
+    digest = hash_phone(value, options.phone_default_country)
+    if digest is None:
+        raise Invalid("not a possible phone number (E.164 needs '+' or phone_default_country)")
+    return digest
+
+
+def _ip(value: object, _: MappingOptions) -> str:
+    address = _normal_ip(value.strip()) if isinstance(value, str) else None
+    if address is None:
+        raise Invalid("not an IPv4 or IPv6 address")
+    return address
+
+
+@lru_cache(maxsize=65536)
+def _normal_ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _gender(value: object, _: MappingOptions) -> str:
+    gender = _GENDERS.get(value.strip().upper() if isinstance(value, str) else "")
+    if gender is None:
+        raise Invalid("expected MALE, FEMALE, m or f")
+    return gender
+
+
+Section = Literal["event", "event_details", "user_data"]
+OnInvalid = Literal["reject", "drop"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of SPEC section 2: where a property goes and what an invalid value does."""
+
+    source: str
+    target: str
+    section: Section
+    convert: Callable[[Any, MappingOptions], Any]
+    on_invalid: OnInvalid
+
+
+def _user(source: str, target: str, convert: Callable[[Any, MappingOptions], Any] = _text) -> Rule:
+    return Rule(source, target, "user_data", convert, "drop")
+
+
+PROPERTIES: tuple[Rule, ...] = (
+    Rule("$action_source", "action_source", "event", _action_source, "reject"),
+    Rule("opt_out_targeting", "opt_out_targeting", "event", _boolean, "reject"),
+    Rule("event_source_url", "event_source_url", "event", _url, "reject"),
+    Rule("amount", "amount", "event_details", _amount, "reject"),
+    Rule("currency", "currency", "event_details", _currency, "reject"),
+    Rule("content_name", "content_name", "event_details", _text, "drop"),
+    Rule("content_category", "content_category", "event_details", _content_category, "drop"),
+    _user("email", "hashed_emails", _emails),
+    _user("phone", "hashed_phone_number", _phone),
+    _user("$ip", "ip_address", _ip),
+    _user("$device_id", "device_id"),
+    _user("$user_agent", "user_agent"),
+    _user("gender", "gender", _gender),
+    _user("request_ip_address", "request_ip_address", _ip),
+    _user("event_ip_address", "event_ip_address", _ip),
+    _user("platform_id", "platform_id"),
+    _user("session_id", "session_id"),
+    _user("alias_id", "alias_id"),
+    _user("cookie1", "cookie1"),
+    _user("page_id", "page_id"),
+    _user("connection_type", "connection_type"),
+    _user("age_group", "age_group"),
+    _user("$spclid", "clickID"),
+)
+
+RULES_BY_SOURCE: Mapping[str, Rule] = {rule.source: rule for rule in PROPERTIES}
+
+# Every property the mapping reads: what a rejects-file record keeps.
+INPUT_PROPERTIES: tuple[str, ...] = (
+    "spotify_event_name",
+    "event",
+    "$event_id",
+    "$event_time",
+    *(rule.source for rule in PROPERTIES),
+)
+
+
+class EventMapper:
+    """Maps records with one set of options; build once per run, call per record."""
+
+    def __init__(self, options: MappingOptions) -> None:
+        self.options = options
+        self._names = EventNameResolver(options.event_name_map)
+        self._default_name = _setting_name(options.default_event_name, "default_event_name")
+        self._default_source = (
+            _action_source(options.default_action_source, options)
+            if options.default_action_source
+            else None
+        )
+
+    def map(
+        self, record: Mapping[str, Any], stream: str, now: dt.datetime | None = None
+    ) -> Mapped | Rejected:
+        """Turn one record into an event, or into every reason it is rejected."""
+        problems: list[Problem] = []
+        warnings: list[str] = []
+        event_id = self._event_id(record, stream, problems)
+        name = self._event_name(record, stream, problems)
+        when = self._event_time(record, now or dt.datetime.now(UTC), problems, warnings)
+        event: dict[str, Any] = {"event_name": name, "event_id": event_id, "event_time": when}
+        sections: dict[str, dict[str, Any]] = {"event": event, "event_details": {}, "user_data": {}}
+        self._apply_rules(record, sections, problems, warnings)
+        self._complete(event, sections, problems)
+        if problems:
+            return Rejected(event_id, problems, warnings)
+        return Mapped(event, warnings)
+
+    def redact(self, record: Mapping[str, Any], event_id: str) -> dict[str, Any]:
+        """The record as the rejects file keeps it: mapping inputs only, email/phone hashed.
+
+        A derived event id is written as `$event_id`, so a fixed record fed back keeps its id.
+        """
+        kept = {key: _jsonable(record[key]) for key in INPUT_PROPERTIES if key in record}
+        if "email" in kept:
+            kept["email"] = redact_emails(record["email"])
+        if "phone" in kept:
+            kept["phone"] = redact_phone(record["phone"], self.options.phone_default_country)
+        if kept and is_absent(kept.get("$event_id")):
+            kept["$event_id"] = event_id
+        return kept
+
+    def event_id(self, record: Mapping[str, Any], stream: str) -> str:
+        """The id a record is known by, even when it is rejected for other reasons."""
+        return self._event_id(record, stream, [])
+
+    def _event_id(self, record: Mapping[str, Any], stream: str, problems: list[Problem]) -> str:
+        value = record.get("$event_id")
+        if is_absent(value):
+            return ids.derive_event_id(record, stream)
+        try:
+            return ids.event_id_text(value)
+        except ValueError as exc:
+            problems.append(Problem("invalid_event_id", str(exc)))
+            return ids.derive_event_id(record, stream)
+
+    def _event_name(
+        self, record: Mapping[str, Any], stream: str, problems: list[Problem]
+    ) -> str | None:
+        explicit = record.get("spotify_event_name")
+        if not is_absent(explicit):
+            name = self._names.resolve(explicit)
+            if name is None:
+                problems.append(
+                    Problem(
+                        "unknown_event_name",
+                        f"spotify_event_name {_show(explicit)} is no Spotify event name, alias "
+                        "or event_name_map key",
+                    )
+                )
+            return name
+        for candidate in (record.get("event"), stream):
+            name = self._names.resolve(candidate)
+            if name is not None:
+                return name
+        if self._default_name is None:
+            problems.append(
+                Problem(
+                    "unknown_event_name",
+                    f"neither event {_show(record.get('event'))} nor stream {_show(stream)} "
+                    "resolves, and no default_event_name is set",
+                )
+            )
+        return self._default_name
+
+    def _event_time(
+        self,
+        record: Mapping[str, Any],
+        now: dt.datetime,
+        problems: list[Problem],
+        warnings: list[str],
+    ) -> str | None:
+        value = record.get("$event_time")
+        if is_absent(value):
+            warnings.append("event_time_missing")
+            return format_event_time(now)
+        try:
+            moment = parse_event_time(value)
+        except (ValueError, OverflowError):
+            problems.append(Problem("invalid_event_time", "not an ISO 8601 time or epoch value"))
+            return None
+        if moment > now + MAX_CLOCK_SKEW:
+            problems.append(Problem("event_time_in_future", "more than 5 minutes ahead of now"))
+            return None
+        if moment > now:
+            warnings.append("event_time_clamped")
+            moment = now
+        return format_event_time(moment)
+
+    def _apply_rules(
+        self,
+        record: Mapping[str, Any],
+        sections: dict[str, dict[str, Any]],
+        problems: list[Problem],
+        warnings: list[str],
+    ) -> None:
+        for key, value in record.items():
+            rule = RULES_BY_SOURCE.get(key)
+            if rule is None or is_absent(value):
+                continue
+            try:
+                sections[rule.section][rule.target] = rule.convert(value, self.options)
+            except Invalid as exc:
+                code = "invalid_" + rule.source.lstrip("$")
+                if rule.on_invalid == "reject":
+                    problems.append(Problem(code, str(exc)))
+                else:
+                    warnings.append(code)
+
+    def _complete(
+        self, event: dict[str, Any], sections: dict[str, dict[str, Any]], problems: list[Problem]
+    ) -> None:
+        user_data, details = sections["user_data"], sections["event_details"]
+        if not any(key in user_data for key in IDENTIFIERS):
+            problems.append(
+                Problem("no_identifier", "no ip_address, device_id, email or phone survives")
+            )
+        if event["event_name"] == "PURCHASE":
+            for key in ("amount", "currency"):
+                if key not in details:
+                    problems.append(Problem(f"purchase_without_{key}", f"PURCHASE needs {key}"))
+        event["user_data"] = user_data
+        if details:
+            event["event_details"] = details
+        if "action_source" not in event and self._default_source is not None:
+            event["action_source"] = self._default_source
+        event.setdefault("opt_out_targeting", self.options.default_opt_out_targeting)
+
+
+def _setting_name(value: str | None, setting: str) -> str | None:
+    if value is None:
+        return None
+    name = spotify_name(value)
+    if name is None:
+        raise ValueError(f"{setting}: {value!r} is not a Spotify event name")
+    return name
+
+
+def _show(value: object, limit: int = 40) -> str:
+    """Repr of a non-personal value for a message, cut short (inputs can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, decimal.Decimal) and not value.is_finite():
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return value

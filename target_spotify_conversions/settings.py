@@ -1,0 +1,215 @@
+"""Every setting of SPEC section 1, declared once, and its checks at start-up."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pycountry
+from singer_sdk import typing as th
+
+from .event_names import SPOTIFY_EVENT_NAMES, spotify_name
+from .mapping import MappingOptions
+
+DEFAULT_API_URL = "https://capi.spotify.com/capi-direct/events/"
+MAX_EVENTS_PER_REQUEST = 1000
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property(
+        "capi_connection_id",
+        th.UUIDType,
+        description="CAPI connection id (a UUID) from Spotify Ads Manager. Required unless "
+        "dry_run.",
+    ),
+    th.Property(
+        "auth_token",
+        th.StringType,
+        secret=True,
+        description="CAPI bearer token generated for that connection. Required unless dry_run. "
+        "Never logged.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        description="Endpoint the events are POSTed to (tests point it at a local server).",
+    ),
+    th.Property(
+        "dry_run",
+        th.BooleanType,
+        default=False,
+        description="Map, validate and write the exact request bodies to dry_run_file; send "
+        "nothing.",
+    ),
+    th.Property(
+        "dry_run_file",
+        th.StringType,
+        default="spotify-conversions-dry-run.jsonl",
+        description="Where dry_run writes one JSON request body per line.",
+    ),
+    th.Property(
+        "rejects_file",
+        th.StringType,
+        description="Where rejected records go, one JSON line each, email and phone hashed.",
+    ),
+    th.Property(
+        "on_invalid",
+        th.StringType(allowed_values=["skip", "fail"]),
+        default="skip",
+        description="skip: report an invalid record and go on. fail: stop with a non-zero exit "
+        "at the first one.",
+    ),
+    th.Property(
+        "default_event_name",
+        th.StringType,
+        description="Spotify event name used when nothing else resolves.",
+    ),
+    th.Property(
+        "event_name_map",
+        th.ObjectType(additional_properties=th.StringType),
+        default={},
+        description='Your event names to Spotify names, e.g. {"Order Completed": "PURCHASE"}; '
+        "consulted first.",
+    ),
+    th.Property(
+        "default_action_source",
+        th.StringType(allowed_values=["WEB", "APP", "OFFLINE"]),
+        description="Used when a record has no $action_source.",
+    ),
+    th.Property(
+        "default_opt_out_targeting",
+        th.BooleanType,
+        default=True,
+        description="Used when a record has no opt_out_targeting.",
+    ),
+    th.Property(
+        "phone_default_country",
+        th.StringType,
+        description="ISO 3166 alpha-2 country for phone numbers written without a country code.",
+    ),
+    th.Property(
+        "events_per_request",
+        th.IntegerType(minimum=1, maximum=MAX_EVENTS_PER_REQUEST),
+        default=500,
+        description="Events in one POST (1 to 1000).",
+    ),
+    th.Property(
+        "max_concurrent_requests",
+        th.IntegerType(minimum=1),
+        default=4,
+        description="POSTs in flight at once.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType(minimum=0.1),
+        default=30,
+        description="Seconds to wait for one request.",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType(minimum=0),
+        default=8,
+        description="Retries of one request before the run fails.",
+    ),
+).to_dict()
+
+
+class SettingsError(ValueError):
+    """A configuration the target cannot run with; the message says which setting and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration, typed, for the parts of the target that are not SDK code."""
+
+    connection_id: str
+    auth_token: str
+    api_url: str
+    dry_run: bool
+    dry_run_file: str
+    rejects_file: str | None
+    fail_on_invalid: bool
+    events_per_request: int
+    max_concurrent_requests: int
+    request_timeout: float
+    max_retries: int
+    mapping: MappingOptions
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Check what JSON schema cannot: cross-field rules and Spotify's own vocabularies."""
+        dry_run = bool(config.get("dry_run", False))
+        return cls(
+            connection_id=_connection_id(config.get("capi_connection_id"), dry_run),
+            auth_token=_token(config.get("auth_token"), dry_run),
+            api_url=_api_url(config.get("api_url") or DEFAULT_API_URL),
+            dry_run=dry_run,
+            dry_run_file=config.get("dry_run_file") or "spotify-conversions-dry-run.jsonl",
+            rejects_file=config.get("rejects_file") or None,
+            fail_on_invalid=config.get("on_invalid", "skip") == "fail",
+            events_per_request=int(config.get("events_per_request", 500)),
+            max_concurrent_requests=int(config.get("max_concurrent_requests", 4)),
+            request_timeout=float(config.get("request_timeout", 30)),
+            max_retries=int(config.get("max_retries", 8)),
+            mapping=_mapping_options(config),
+        )
+
+
+def _connection_id(value: object, dry_run: bool) -> str:
+    if value in (None, ""):
+        if dry_run:
+            return "00000000-0000-0000-0000-000000000000"
+        raise SettingsError("capi_connection_id is required (unless dry_run is true)")
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise SettingsError(
+            "capi_connection_id must be a UUID such as 3f1c9a9e-2b7d-4c1e-9f0a-5d6b7c8e9f01 "
+            "(Ads Manager > Events > your connection)"
+        ) from None
+
+
+def _token(value: object, dry_run: bool) -> str:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if dry_run:
+        return ""
+    raise SettingsError("auth_token is required (unless dry_run is true)")
+
+
+def _api_url(value: str) -> str:
+    if not value.lower().startswith(("https://", "http://")):
+        raise SettingsError("api_url must start with https:// (or http:// for a local test server)")
+    return value
+
+
+def _mapping_options(config: Mapping[str, Any]) -> MappingOptions:
+    event_name_map = dict(config.get("event_name_map") or {})
+    for key, value in event_name_map.items():
+        if not isinstance(value, str) or spotify_name(value) is None:
+            raise SettingsError(
+                f"event_name_map[{key!r}]: {value!r} is not a Spotify event name; use one of "
+                + ", ".join(SPOTIFY_EVENT_NAMES)
+            )
+    default_name = config.get("default_event_name") or None
+    if default_name is not None and spotify_name(default_name) is None:
+        raise SettingsError(
+            f"default_event_name: {default_name!r} is not a Spotify event name; use one of "
+            + ", ".join(SPOTIFY_EVENT_NAMES)
+        )
+    country = config.get("phone_default_country") or None
+    if country is not None:
+        if pycountry.countries.get(alpha_2=country.upper()) is None:
+            raise SettingsError(
+                f"phone_default_country: {country!r} is not an ISO 3166 alpha-2 code"
+            )
+        country = country.upper()
+    return MappingOptions(
+        event_name_map=event_name_map,
+        default_event_name=default_name,
+        default_action_source=config.get("default_action_source") or None,
+        default_opt_out_targeting=bool(config.get("default_opt_out_targeting", True)),
+        phone_default_country=country,
+    )

@@ -1,0 +1,147 @@
+"""target-spotify-conversions: the Singer target, its settings and its run from start to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+import typing as t
+
+from singer_sdk import Target
+from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
+from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.singerlib.exceptions import InvalidInputLine
+from singer_sdk.singerlib.json import serialize_json
+
+from .client import DeliveryError
+from .pipeline import Pipeline
+from .reader import SafeReader, StopReading
+from .rejects import RejectedRecordError
+from .settings import CONFIG_SCHEMA, Settings, SettingsError
+from .sinks import SpotifyConversionsSink
+
+if t.TYPE_CHECKING:
+    from types import FrameType
+
+# Errors that end a run with a clear one-line message and no traceback.
+RUN_ERRORS = (
+    DeliveryError,
+    RejectedRecordError,
+    RecordsWithoutSchemaException,
+    InvalidInputLine,
+    ValueError,
+)
+
+
+class TargetSpotifyConversions(Target):
+    """Delivers conversion events to the Spotify Conversions API."""
+
+    name = "target-spotify-conversions"
+    config_jsonschema = CONFIG_SCHEMA
+    default_sink_class = SpotifyConversionsSink
+    message_reader_class = SafeReader
+
+    def __init__(self, **kwargs: t.Any) -> None:
+        super().__init__(**kwargs)
+        self.max_parallelism = 1  # requests run in parallel in the pipeline, not sinks
+        try:
+            self.settings = Settings.from_config(self.config)
+        except SettingsError as exc:
+            raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+        self.pipeline = Pipeline(self.settings, self.logger, self._emit_state)
+        self._last_state: str | None = None
+        self.stopped_by: int | None = None
+        reader = t.cast("SafeReader", self.message_reader)
+        reader.on_unreadable = self.pipeline.unreadable
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
+        super()._process_state_message(message_dict)
+        self.pipeline.state(message_dict["value"])
+
+    def _process_batch_message(self, message_dict: dict[str, t.Any]) -> None:
+        raise InvalidInputLine(
+            f"BATCH messages (stream '{message_dict.get('stream')}') are not supported: "
+            "configure the tap to send RECORD messages"
+        )
+
+
+    def process_endofpipe(self) -> None:
+        super().process_endofpipe()
+        outcome = "completed"
+        if self.stopped_by is not None:
+            outcome = f"stopped by signal {self.stopped_by}; input not fully read"
+        self.pipeline.finish(outcome)
+
+    # --- STATE ------------------------------------------------------------------------------
+
+    def _write_state_message(self, state: dict[str, t.Any]) -> None:
+        """The SDK writes STATE after a drain; make sure nothing is still on its way first."""
+        self.pipeline.drain()
+        self._emit_state(state)
+
+    def _emit_state(self, state: t.Any) -> None:
+        self.pipeline.rejects.flush()
+        text = serialize_json(state)  # the SDK's json.dumps fails on Decimal in 0.54
+        if text == self._last_state:
+            return
+        self._last_state = text
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    # --- ending a run -----------------------------------------------------------------------
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """First signal: stop reading, deliver what was read, write STATE, exit 128+signal.
+
+        (The SDK drains inside the handler, wherever the main thread happens to be, and exits 0
+        as if the input had been read to its end.) A second signal exits at once.
+        """
+        reader = t.cast("SafeReader", self.message_reader)
+        if self.stopped_by is not None:
+            self.logger.error("Second signal %d: exiting without a final STATE", signum)
+            os._exit(128 + signum)
+        self.stopped_by = signum
+        reader.stop_requested = True
+        self.logger.warning(
+            "Signal %d: reading stops; events already read are delivered, then STATE", signum
+        )
+        if reader.waiting_for_input:
+            reader.waiting_for_input = False
+            raise StopReading
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        file_input: t.IO[str] | None = None,
+    ) -> None:
+        """Run the target; a failing run ends with one clear line and exit 1, never a value."""
+        super(Target, cls).invoke(about=about, about_format=about_format)
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or _ConfigInput()
+        target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
+        try:
+            target.listen(file_input)
+        except RUN_ERRORS as exc:
+            target.pipeline.fail(f"failed: {type(exc).__name__}")
+            cls.logger.error("Run failed: %s", exc)  # noqa: TRY400 - the message says it all
+            sys.exit(1)
+        except Exception as exc:
+            target.pipeline.fail(f"failed: {type(exc).__name__}")
+            # Messages of unexpected errors may quote input values: show only where it happened.
+            where = "".join(traceback.format_tb(exc.__traceback__))
+            cls.logger.error("Internal error %s; no STATE written past it.\n%s",
+                             type(exc).__name__, where)
+            sys.exit(1)
+        if target.stopped_by is not None:
+            sys.exit(128 + target.stopped_by)
+
+
+if __name__ == "__main__":
+    TargetSpotifyConversions.cli()
