@@ -22,7 +22,7 @@ def parse_event_time(value: object) -> dt.datetime:
         return _as_utc(value)
     if isinstance(value, str):
         text = value.strip()
-        if _looks_numeric(text):
+        if text[-1:].isdigit() and _looks_numeric(text):
             return _from_epoch(finite_decimal(text))
         return _as_utc(dt.datetime.fromisoformat(_fix_zulu(text)))
     if isinstance(value, dt.date):
@@ -34,8 +34,8 @@ def parse_event_time(value: object) -> dt.datetime:
 
 def format_event_time(moment: dt.datetime) -> str:
     """RFC 3339 in UTC with milliseconds and `Z`, as in Spotify's examples."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    naive_utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return naive_utc.isoformat(timespec="milliseconds") + "Z"
 
 
 def _as_utc(moment: dt.datetime) -> dt.datetime:

@@ -26,8 +26,9 @@ def is_sha256_hex(text: str) -> bool:
     return _SHA256_HEX.fullmatch(text) is not None
 
 
+@lru_cache(maxsize=65536)
 def hash_email(email: str) -> str | None:
-    """Trim, lower-case and hash one email; None for an empty value."""
+    """Trim, lower-case and hash one email; None for an empty value (cached: users repeat)."""
     cleaned = email.strip().lower()
     if not cleaned:
         return None

@@ -370,8 +370,9 @@ class EventMapper:
                 Problem("no_identifier", "no ip_address, device_id, email or phone survives")
             )
         if event["event_name"] == "PURCHASE":
+            invalid = {problem.code for problem in problems}
             for key in ("amount", "currency"):
-                if key not in details:
+                if key not in details and f"invalid_{key}" not in invalid:
                     problems.append(Problem(f"purchase_without_{key}", f"PURCHASE needs {key}"))
         event["user_data"] = user_data
         if details:

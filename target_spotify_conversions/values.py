@@ -33,6 +33,8 @@ def whole_number(value: object) -> int | None:
 
 def finite_decimal(value: object) -> decimal.Decimal | None:
     """A JSON number or numeric string as an exact Decimal; None for NaN, Infinity, bools."""
+    if isinstance(value, decimal.Decimal):
+        return value if value.is_finite() else None
     if isinstance(value, bool):
         return None
     if isinstance(value, str):

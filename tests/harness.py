@@ -1,0 +1,198 @@
+"""Running the real target CLI as a subprocess, and reading what it left behind.
+
+Shared by the test modules and the benchmark; every run is checked for leaked personal data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_BIN = str(Path(sys.executable).with_name("target-spotify-conversions"))
+TOKEN = "test-token-7c1d2a90f5e04b6b"
+CONNECTION_ID = "3f1c9a9e-2b7d-4c1e-9f0a-5d6b7c8e9f01"
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "$event_id": {"type": ["string", "integer", "null"]},
+        "spotify_event_name": {"type": ["string", "null"]},
+        "event": {"type": ["string", "null"]},
+        "$event_time": {},
+        "email": {},
+        "phone": {},
+        "$ip": {"type": ["string", "null"]},
+        "$device_id": {"type": ["string", "null"]},
+        "amount": {},
+        "currency": {"type": ["string", "null"]},
+    },
+}
+
+
+def schema_message(stream: str = "conversions", schema: Mapping[str, Any] | None = None,
+                   key_properties: Sequence[str] = ()) -> str:
+    return json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema or SCHEMA,
+                       "key_properties": list(key_properties)})
+
+
+def record_message(record: Mapping[str, Any], stream: str = "conversions") -> str:
+    return json.dumps({"type": "RECORD", "stream": stream, "record": record})
+
+
+def state_message(value: Any) -> str:
+    return json.dumps({"type": "STATE", "value": value})
+
+
+def singer_lines(records: Iterable[Mapping[str, Any]], *, stream: str = "conversions",
+                 state_every: int | None = None) -> list[str]:
+    """SCHEMA, the RECORDs, and a STATE {"position": n} after every `state_every` records."""
+    lines = [schema_message(stream)]
+    n = 0
+    for n, record in enumerate(records, 1):
+        lines.append(record_message(record, stream))
+        if state_every and n % state_every == 0:
+            lines.append(state_message({"position": n}))
+    if state_every:
+        lines.append(state_message({"position": n}))
+    return lines
+
+
+def purchase(i: int, **extra: Any) -> dict[str, Any]:
+    """A valid Freshpaint-style purchase with messy personal data."""
+    record = {
+        "$event_id": f"ord-{i}",
+        "spotify_event_name": "Order Completed",
+        "$event_time": "2026-11-01T10:00:00Z",
+        "email": f"  Buyer.{i}@Example.COM ",
+        "phone": f"+1 (415) 555-{i % 10000:04d}",
+        "$ip": "203.0.113.7",
+        "amount": 10 + i % 90 + 0.99,
+        "currency": "usd",
+    }
+    record.update(extra)
+    return record
+
+
+@dataclass
+class Run:
+    """What one run of the CLI produced."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    workdir: Path
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def states(self) -> list[Any]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def summary(self) -> dict[str, str]:
+        """The closing summary as {'records read': '10', 'rejected no_identifier': '2', ...}."""
+        found = {}
+        for line in self.stderr.splitlines():
+            _, marker, fact = line.partition("summary: ")
+            if marker:
+                key, _, value = fact.strip().partition(": ")
+                found[key] = value
+        return found
+
+    def count(self, key: str) -> int:
+        return int(self.summary().get(key, "0").split()[0])
+
+    def rejects(self) -> list[dict[str, Any]]:
+        return _jsonl(self.workdir / "rejects.jsonl")
+
+    def dry_run_bodies(self) -> list[dict[str, Any]]:
+        return _jsonl(self.workdir / "dry-run.jsonl")
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def target_config(api_url: str | None = None, **settings: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "capi_connection_id": CONNECTION_ID,
+        "auth_token": TOKEN,
+        "rejects_file": "rejects.jsonl",
+        "dry_run_file": "dry-run.jsonl",
+    }
+    if api_url:
+        config["api_url"] = api_url
+    config.update(settings)
+    return config
+
+
+def start_target(workdir: Path, config: Mapping[str, Any], lines: Sequence[str] | None = None,
+                 **popen: Any) -> subprocess.Popen[str]:
+    """Start the CLI in `workdir`; input comes from `lines` (written to a file) or a pipe."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(json.dumps(config))
+    stdin: Any = subprocess.PIPE
+    if lines is not None:
+        input_path = workdir.parent / f"{workdir.name}-input.jsonl"
+        input_path.write_text("\n".join(lines) + "\n")
+        stdin = input_path.open()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [TARGET_BIN, "--config", "config.json"], cwd=workdir, stdin=stdin,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen,
+    )
+
+
+def run_target(workdir: Path, config: Mapping[str, Any], lines: Sequence[str],
+               *, timeout: float = 180) -> Run:
+    """Run the CLI to its end and check that nothing it wrote leaks personal data."""
+    process = start_target(workdir, config, lines)
+    stdout, stderr = process.communicate(timeout=timeout)
+    run = Run(process.returncode, stdout, stderr, workdir, dict(config))
+    assert_no_leaks(run, lines)
+    return run
+
+
+def raw_secrets(lines: Iterable[str], config: Mapping[str, Any]) -> set[str]:
+    """Every raw email, phone and token in an input, in the forms a leak could take."""
+    found: set[str] = set()
+    token = config.get("auth_token")
+    if token:
+        found.add(str(token))
+    for line in lines:
+        try:
+            record = json.loads(line).get("record") or {}
+        except (ValueError, AttributeError):
+            continue
+        for key in ("email", "phone"):
+            values = record.get(key)
+            for value in values if isinstance(values, list) else [values]:
+                if not isinstance(value, str) or len(value.strip()) < 6:
+                    continue
+                text = value.strip()
+                if len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text):
+                    continue  # a pre-hashed value is no secret
+                found.update({text, text.lower()})
+                digits = "".join(c for c in text if c.isdigit())
+                if key == "phone" and len(digits) >= 9:
+                    found.add(digits)
+    return found
+
+
+def assert_no_leaks(run: Run, lines: Sequence[str]) -> None:
+    """No raw email, phone or token in stdout, stderr or any file the run wrote."""
+    secrets = raw_secrets(lines, run.config)
+    outputs = {"stdout": run.stdout, "stderr": run.stderr}
+    for path in run.workdir.rglob("*"):
+        if path.is_file() and path.name != "config.json":
+            outputs[str(path)] = path.read_text(errors="replace")
+    for where, text in outputs.items():
+        for secret in secrets:
+            assert secret not in text, f"a raw email/phone/token leaked into {where}"

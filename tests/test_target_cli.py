@@ -1,0 +1,282 @@
+"""The real CLI, as a subprocess, against the strict fake API: delivery, rejects, STATE, faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tests.fake_spotify import FakeSpotify
+from tests.harness import (
+    CONNECTION_ID,
+    TOKEN,
+    purchase,
+    record_message,
+    run_target,
+    schema_message,
+    singer_lines,
+    start_target,
+    state_message,
+    target_config,
+)
+
+FAST = {"max_retries": 6}
+
+
+def test_delivers_valid_events_and_rejects_the_rest_with_reasons(fake, tmp_path):
+    good = [purchase(i) for i in range(40)]
+    bad = [
+        purchase(100, **{"$event_time": "2099-01-01T00:00:00Z"}),
+        {"$event_id": "no-id-1", "spotify_event_name": "PURCHASE", "amount": 5, "currency": "EUR"},
+        purchase(101, currency=None),
+        purchase(102, spotify_event_name="Serch"),
+        purchase(103, currency="ZZZ"),
+    ]
+    run = run_target(tmp_path / "run", target_config(fake.url), singer_lines(good + bad))
+
+    assert run.returncode == 0, run.stderr
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(40)}
+    assert run.count("records read") == 45
+    assert run.count("events delivered") == 40
+    assert run.count("records rejected") == 5
+    for reason in ("event_time_in_future", "no_identifier", "purchase_without_currency",
+                   "unknown_event_name", "invalid_currency"):
+        assert run.count(f"rejected {reason}") == 1, reason
+    rejects = {r["event_id"]: r for r in run.rejects()}
+    assert set(rejects) == {"ord-100", "no-id-1", "ord-101", "ord-102", "ord-103"}
+    assert rejects["ord-103"]["reasons"][0].startswith("invalid_currency")
+    assert rejects["ord-103"]["record"]["email"] == fake_digest("buyer.103@example.com")
+    event = fake.accepted["ord-7"]
+    assert event["event_name"] == "PURCHASE"
+    assert event["user_data"]["hashed_emails"] == [fake_digest("buyer.7@example.com")]
+    assert event["user_data"]["hashed_phone_number"] == fake_digest("+14155550007")
+    assert event["event_details"] == {"amount": 17.99, "currency": "USD"}
+
+
+def fake_digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_rerun_sends_the_same_event_ids_including_derived_ones(fake, tmp_path):
+    records = [purchase(i) for i in range(10)]
+    records += [{"event": "Product Viewed", "$device_id": f"d-{i}", "$event_time": 1762000000 + i}
+                for i in range(10)]
+    lines = singer_lines(records)
+    run_target(tmp_path / "first", target_config(fake.url), lines)
+    first = fake.accepted_ids()
+    first_count = fake.accepted_count
+    run_target(tmp_path / "second", target_config(fake.url), lines)
+
+    assert len(first) == 20
+    assert fake.accepted_ids() == first
+    assert fake.accepted_count == 2 * first_count
+
+
+def test_state_is_written_only_after_every_earlier_record_is_delivered(fake, tmp_path):
+    fake.configure(latency=0.05)
+    records = [purchase(i) for i in range(600)]
+    config = target_config(fake.url, events_per_request=50, max_concurrent_requests=3)
+    process = start_target(tmp_path / "run", config, singer_lines(records, state_every=50))
+    states = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        position = json.loads(line)["position"]
+        delivered = fake.accepted_ids()
+        missing = [i for i in range(position) if f"ord-{i}" not in delivered]
+        assert not missing, f"STATE {position} written before events {missing[:5]} arrived"
+        states.append(position)
+    assert process.wait(timeout=60) == 0
+    assert states == sorted(states)
+    assert states[-1] == 600
+    assert len(states) >= 6, "checkpoints are written while the run goes on, not only at the end"
+
+
+@pytest.mark.parametrize(
+    ("status", "cause"),
+    [(401, "auth_token"), (403, "capi_connection_id")],
+)
+def test_wrong_credentials_stop_the_run_at_once_naming_the_cause(fake, tmp_path, status, cause):
+    fake.always(status)
+    started = time.monotonic()
+    run = run_target(tmp_path / "run", target_config(fake.url, events_per_request=10),
+                     singer_lines([purchase(i) for i in range(100)], state_every=5))
+    assert run.returncode == 1
+    assert time.monotonic() - started < 15
+    assert f"HTTP {status}" in run.stderr
+    assert cause in run.stderr
+    assert run.states == [], "nothing was delivered, so no STATE may be written"
+    assert "Traceback" not in run.stderr
+
+
+def test_a_wrong_token_is_refused_by_the_strict_fake(fake, tmp_path):
+    config = target_config(fake.url, auth_token="not-the-token")
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)], state_every=1))
+    assert run.returncode == 1
+    assert "HTTP 401" in run.stderr and "auth_token" in run.stderr
+    assert run.states == []
+
+
+def test_other_client_errors_stop_the_run_with_status_and_message(tmp_path):
+    with FakeSpotify(token=TOKEN, connection_id=CONNECTION_ID) as server:
+        wrong_url = server.url.replace("/events/", "/evnts/")
+        run = run_target(tmp_path / "run", target_config(wrong_url), singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert "HTTP 404" in run.stderr and "api_url" in run.stderr
+    assert run.states == []
+
+
+def test_every_event_arrives_through_5xx_429_and_dropped_connections(fake, tmp_path):
+    fake.configure(p_5xx=0.12, p_429=0.08, p_drop=0.05, retry_after=0.2)
+    records = [purchase(i) for i in range(3000)]
+    config = target_config(fake.url, events_per_request=50, max_retries=10)
+    run = run_target(tmp_path / "run", config, singer_lines(records, state_every=100))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(3000)}
+    faults = [r for r in fake.requests if r.fault]
+    assert len(faults) >= 5, "the faults really happened"
+    assert run.count("events delivered") == 3000
+    assert run.states[-1] == {"position": 3000}
+
+
+def test_400_is_bisected_until_the_refused_events_are_isolated(fake, tmp_path):
+    fake.reject_events({"ord-13", "ord-77"})
+    records = [purchase(i) for i in range(100)]
+    run = run_target(tmp_path / "run", target_config(fake.url, events_per_request=100),
+                     singer_lines(records))
+    assert run.returncode == 0
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(100)} - {"ord-13", "ord-77"}
+    rejected = {r["event_id"]: r["reasons"] for r in run.rejects()}
+    assert set(rejected) == {"ord-13", "ord-77"}
+    assert all(reasons[0].startswith("api_rejected: HTTP 400") for reasons in rejected.values())
+    assert run.count("rejected api_rejected") == 2
+
+
+def test_413_halves_the_request_and_a_single_oversized_event_is_rejected(fake, tmp_path):
+    fake.configure(max_events=60)
+    records = [purchase(i) for i in range(200)]
+    records.append(purchase(999, content_name="x" * 20_000))
+    fake_limit = 15_000
+    fake.configure(max_events=60, max_body_bytes=fake_limit)
+    run = run_target(tmp_path / "run", target_config(fake.url, events_per_request=200),
+                     singer_lines(records))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(200)}
+    assert [r["event_id"] for r in run.rejects()] == ["ord-999"]
+    assert run.rejects()[0]["reasons"][0].startswith("api_too_large")
+
+
+def test_dry_run_writes_the_exact_bodies_and_sends_nothing(fake, tmp_path):
+    records = [purchase(i) for i in range(25)] + [purchase(50, currency="ZZZ")]
+    config = target_config(None, dry_run=True, events_per_request=10)
+    del config["auth_token"], config["capi_connection_id"]
+    run = run_target(tmp_path / "run", config, singer_lines(records, state_every=10))
+
+    assert run.returncode == 0
+    bodies = run.dry_run_bodies()
+    assert [len(b["conversion_events"]["events"]) for b in bodies] == [10, 10, 5]
+    assert fake.requests == []
+    assert run.states[-1] == {"position": 26}
+    assert [r["event_id"] for r in run.rejects()] == ["ord-50"]
+
+
+def test_dry_run_bodies_are_what_the_api_accepts(fake, tmp_path):
+    import requests
+
+    config = target_config(None, dry_run=True, capi_connection_id=fake.connection_id)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(i) for i in range(30)]))
+    for body in (tmp_path / "run" / "dry-run.jsonl").read_bytes().splitlines():
+        answer = requests.post(fake.url, data=body, timeout=10, headers={
+            "Authorization": f"Bearer {run.config['auth_token']}",
+            "Content-Type": "application/json"})
+        assert answer.status_code == 200, answer.text
+    assert len(fake.accepted_ids()) == 30
+
+
+def test_slow_answers_time_out_and_are_retried_until_the_api_recovers(fake, tmp_path):
+    fake.configure(latency=3.0)
+    threading.Timer(2.5, lambda: fake.configure(latency=0.0)).start()
+    config = target_config(fake.url, request_timeout=1, events_per_request=20, max_retries=8)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(i) for i in range(60)]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "no answer within 1 s" in run.stderr
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(60)}
+
+
+def test_on_invalid_fail_stops_at_the_first_invalid_record(fake, tmp_path):
+    records = [purchase(i) for i in range(5)] + [purchase(5, currency="ZZZ")]
+    records += [purchase(i) for i in range(6, 10)]
+    run = run_target(tmp_path / "run", target_config(fake.url, on_invalid="fail"),
+                     singer_lines(records, state_every=1))
+    assert run.returncode == 1
+    assert "on_invalid is 'fail'" in run.stderr and "ord-5" in run.stderr
+    assert all(state["position"] <= 5 for state in run.states)
+    assert [r["event_id"] for r in run.rejects()] == ["ord-5"]
+
+
+def test_unreadable_and_invalid_records_are_rejected_not_a_crash(fake, tmp_path):
+    schema = {"type": "object", "properties": {
+        "$event_id": {"type": "string"}, "email": {"type": "string"},
+        "$event_time": {"type": "string", "format": "date-time"},
+        "spotify_event_name": {"type": "string"}, "amount": {"type": "number"},
+        "currency": {"type": "string"}}}
+    lines = [
+        schema_message(schema=schema, key_properties=["$event_id"]),
+        record_message(purchase(1, phone=None, **{"$ip": None})),
+        '{"type": "RECORD", "stream": "conversions", "record": {"email": "leak@example.com"',
+        record_message(purchase(2, amount="a lot", phone=None, **{"$ip": None})),
+        record_message(purchase(3, phone=None, **{"$event_time": "yesterday-ish", "$ip": None})),
+        record_message({k: v for k, v in purchase(4).items() if k != "$event_id"}),
+        state_message({"position": 5}),
+    ]
+    run = run_target(tmp_path / "run", target_config(fake.url), lines)
+    assert run.returncode == 0, run.stderr
+    assert fake.accepted_ids() == {"ord-1"}
+    assert run.count("rejected unreadable_input_line") == 1
+    assert run.count("rejected schema_validation") == 1
+    assert run.count("rejected invalid_date_time") == 1
+    assert run.count("rejected missing_key_properties") == 1
+    assert "leak@example.com" not in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.states == [{"position": 5}]
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([record_message(purchase(1))], "before a corresponding schema"),
+        ([schema_message(), json.dumps({"type": "BATCH", "stream": "conversions",
+          "encoding": {"format": "jsonl"}, "manifest": ["file:///tmp/x.jsonl"]})],
+         "BATCH messages"),
+    ],
+)
+def test_input_the_target_cannot_take_ends_the_run_with_a_clear_error(fake, tmp_path, lines,
+                                                                       message):
+    run = run_target(tmp_path / "run", target_config(fake.url), lines)
+    assert run.returncode == 1
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"capi_connection_id": "not-a-uuid"}, "capi_connection_id must be a UUID"),
+        ({"auth_token": None}, "auth_token is required"),
+        ({"event_name_map": {"Search": "SEARCH"}}, "is not a Spotify event name"),
+        ({"default_event_name": "Conversion"}, "is not a Spotify event name"),
+        ({"events_per_request": 5000}, "events_per_request"),
+    ],
+)
+def test_bad_settings_are_refused_at_start_up(fake, tmp_path, change, message):
+    config = target_config(fake.url)
+    config.update(change)
+    config = {k: v for k, v in config.items() if v is not None}
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert message in run.stderr
+    assert fake.requests == []
