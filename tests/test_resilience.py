@@ -1,0 +1,177 @@
+"""At-least-once delivery under the faults a production pipeline meets (kill, outage, 429).
+
+Each test prints its measured outcome (events in, unique at the fake, re-sent, seconds);
+`pytest -s` shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+from tests.harness import (
+    Run,
+    assert_no_leaks,
+    purchase,
+    run_target,
+    singer_lines,
+    start_target,
+    target_config,
+)
+
+EVENTS = 20_000
+PER_REQUEST = 200
+CONCURRENCY = 2
+
+
+def _report(name: str, **numbers: object) -> None:
+    print(f"\n[{name}] " + ", ".join(f"{k}={v}" for k, v in numbers.items()))
+
+
+def _records(n: int) -> list[dict]:
+    return [purchase(i) for i in range(n)]
+
+
+def _interrupted_run(fake, tmp_path, sig: int) -> tuple[Run, float]:
+    """Start a 20k-event run, send `sig` once about 40% has arrived, return what it wrote."""
+    fake.configure(latency=0.03)
+    lines = singer_lines(_records(EVENTS), state_every=100)
+    config = target_config(fake.url, events_per_request=PER_REQUEST,
+                           max_concurrent_requests=CONCURRENCY)
+    started = time.monotonic()
+    process = start_target(tmp_path / "first", config, lines)
+    deadline = time.monotonic() + 60
+    while fake.unique_count < EVENTS * 0.4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=120)
+    run = Run(process.returncode, stdout, stderr, tmp_path / "first", config)
+    assert_no_leaks(run, lines)
+    return run, time.monotonic() - started
+
+
+def _resume(fake, tmp_path, first: Run) -> Run:
+    """Feed the input again from the last STATE the interrupted run wrote."""
+    position = first.states[-1]["position"] if first.states else 0
+    rest = _records(EVENTS)[position:]
+    config = target_config(fake.url, events_per_request=PER_REQUEST)
+    lines = singer_lines(rest, state_every=100)
+    return run_target(tmp_path / "second", config, lines)
+
+
+def _check_every_state_was_delivered(fake, run: Run) -> None:
+    delivered = fake.accepted_ids()
+    for state in run.states:
+        missing = [i for i in range(state["position"]) if f"ord-{i}" not in delivered]
+        assert not missing, f"STATE {state} covers undelivered events"
+
+
+def test_sigkill_mid_run_then_resume_loses_nothing(fake, tmp_path):
+    first, seconds = _interrupted_run(fake, tmp_path, signal.SIGKILL)
+    assert first.returncode == -signal.SIGKILL
+    assert first.states, "checkpoints were written before the kill"
+    _check_every_state_was_delivered(fake, first)
+    delivered_before = fake.accepted_count
+    second = _resume(fake, tmp_path, first)
+
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(EVENTS)}
+    resent = fake.accepted_count - EVENTS
+    bound = (2 * CONCURRENCY + 1) * PER_REQUEST + 100
+    _report("sigkill", events_in=EVENTS, unique_at_fake=fake.unique_count, resent=resent,
+            delivered_before_kill=delivered_before, last_state=first.states[-1]["position"],
+            seconds=round(seconds, 1))
+    assert resent <= bound, f"re-sent {resent}, more than the in-flight window {bound}"
+
+
+def test_sigterm_delivers_what_was_read_writes_state_and_exits_143(fake, tmp_path):
+    first, seconds = _interrupted_run(fake, tmp_path, signal.SIGTERM)
+    assert first.returncode == 128 + signal.SIGTERM, first.stderr[-2000:]
+    assert "stopped by signal 15" in first.stderr
+    _check_every_state_was_delivered(fake, first)
+    read = first.count("records read")
+    assert first.count("events delivered") == read, "everything read was delivered"
+    assert first.states[-1]["position"] >= read - 100, "the final STATE covers what was read"
+    second = _resume(fake, tmp_path, first)
+
+    assert second.returncode == 0
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(EVENTS)}
+    resent = fake.accepted_count - EVENTS
+    _report("sigterm", events_in=EVENTS, read_before_signal=read,
+            unique_at_fake=fake.unique_count, resent=resent, seconds=round(seconds, 1))
+    assert resent <= 100, "only records after the tap's last STATE are sent twice"
+
+
+def test_one_state_per_request_with_one_stream(fake, tmp_path):
+    records = _records(5000)
+    config = target_config(fake.url, events_per_request=250, max_concurrent_requests=4)
+    run = run_target(tmp_path / "run", config, singer_lines(records, state_every=50))
+    positions = [state["position"] for state in run.states]
+    gaps = [b - a for a, b in zip(positions, positions[1:])]
+    _report("checkpoints", events_in=5000, states=len(positions), largest_gap=max(gaps))
+    assert positions[-1] == 5000
+    assert max(gaps) <= 250 * 2 * 4, "a STATE follows each finished request, not only the end"
+    assert len(positions) >= 5000 // 250 // 2
+
+
+def test_a_30_second_outage_is_waited_out(fake, tmp_path):
+    fake.outage(30)
+    started = time.monotonic()
+    run = run_target(tmp_path / "run", target_config(fake.url, events_per_request=100),
+                     singer_lines(_records(1000), state_every=100), timeout=300)
+    seconds = time.monotonic() - started
+    _report("outage-30s", events_in=1000, unique_at_fake=fake.unique_count,
+            retries=run.summary().get("requests"), seconds=round(seconds, 1))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert seconds >= 30
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(1000)}
+    assert run.states[-1] == {"position": 1000}
+
+
+def test_an_outage_that_never_ends_fails_the_run_without_overstating_state(fake, tmp_path):
+    def break_after_some_delivery() -> None:
+        deadline = time.monotonic() + 30
+        while fake.unique_count < 1000 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        fake.always(503)
+
+    fake.configure(latency=0.02)
+    threading.Thread(target=break_after_some_delivery, daemon=True).start()
+    started = time.monotonic()
+    config = target_config(fake.url, events_per_request=100, max_retries=3)
+    run = run_target(tmp_path / "run", config, singer_lines(_records(5000), state_every=50),
+                     timeout=300)
+    seconds = time.monotonic() - started
+    _report("outage-forever", events_in=5000, unique_at_fake=fake.unique_count,
+            last_state=run.states[-1]["position"] if run.states else None,
+            seconds=round(seconds, 1))
+    assert run.returncode == 1
+    assert "gave up on a request" in run.stderr and "HTTP 503" in run.stderr
+    assert "Traceback" not in run.stderr
+    _check_every_state_was_delivered(fake, run)
+    assert fake.unique_count < 5000
+
+
+def test_a_429_storm_slows_every_request_down_until_retry_after(fake, tmp_path):
+    fake.configure(p_429=0.3, retry_after=1.0)
+    config = target_config(fake.url, events_per_request=50, max_concurrent_requests=4,
+                           max_retries=12)
+    started = time.monotonic()
+    run = run_target(tmp_path / "run", config, singer_lines(_records(2000)), timeout=300)
+    seconds = time.monotonic() - started
+    storms = sum(1 for request in fake.requests if request.status == 429)
+    _report("429-storm", events_in=2000, unique_at_fake=fake.unique_count, answered_429=storms,
+            early_requests=len(fake.retry_after_violations), seconds=round(seconds, 1))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert storms >= 5
+    assert fake.retry_after_violations == [], "a request came before the announced time"
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(2000)}
+
+
+def test_states_that_arrive_before_any_record_are_passed_on(fake, tmp_path):
+    lines = [json.dumps({"type": "STATE", "value": {"position": 0}}),
+             *singer_lines(_records(3), state_every=3)]
+    run = run_target(tmp_path / "run", target_config(fake.url), lines)
+    assert run.states == [{"position": 0}, {"position": 3}]
