@@ -29,6 +29,7 @@ ACTION_SOURCES = frozenset({"WEB", "APP", "OFFLINE"})
 CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
 _GENDERS = {"MALE": "MALE", "M": "MALE", "FEMALE": "FEMALE", "F": "FEMALE"}
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+_MAX_FLOAT = decimal.Decimal("1.7976931348623157E+308")
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,10 @@ def _boolean(value: object, _: MappingOptions) -> bool:
 
 def _url(value: object, _: MappingOptions) -> str:
     text = value.strip() if isinstance(value, str) else ""
-    if not text.lower().startswith(("http://", "https://")):
+    scheme, colon, rest = text.partition(":")
+    if scheme.lower() not in ("http", "https") or not rest.startswith("//"):
         raise Invalid("must start with http:// or https://")
-    return text
+    return scheme.lower() + colon + rest  # HTTPS://x is sent as https://x
 
 
 def _amount(value: object, _: MappingOptions) -> int | float:
@@ -120,7 +122,11 @@ def _amount(value: object, _: MappingOptions) -> int | float:
     if number is None:
         raise Invalid(f"{_show(value)} is not a number")
     whole = whole_number(number)
-    return whole if whole is not None else float(number)
+    if whole is not None:
+        return whole
+    if abs(number) > _MAX_FLOAT:  # float() would be inf, which JSON cannot carry
+        raise Invalid(f"{_show(value)} is too large")
+    return float(number)
 
 
 def _currency(value: object, _: MappingOptions) -> str:

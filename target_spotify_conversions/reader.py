@@ -7,6 +7,7 @@ and exception messages; this one names the line number only.
 from __future__ import annotations
 
 import decimal
+import sys
 import typing as t
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +27,11 @@ class StopReading(BaseException):
 class SafeReader(MsgSpecReader):
     """msgspec decoding (4x the default reader), value-free errors, signal-aware loop."""
 
+    @property
+    def default_input(self) -> t.IO[t.Any]:  # type: ignore[override]
+        """Bytes, not text: a line that is not UTF-8 is then one unreadable line, not a crash."""
+        return sys.stdin.buffer
+
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
@@ -33,12 +39,12 @@ class SafeReader(MsgSpecReader):
         self.stop_requested = False
         self.on_unreadable: Callable[[int, str], None] | None = None
 
-    def deserialize_json(self, line: str) -> dict[str, t.Any]:
+    def deserialize_json(self, line: str | bytes) -> dict[str, t.Any]:  # type: ignore[override]
         try:
             message = _DECODER.decode(line)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raise InvalidInputLine(
-                f"input line {self.line_number} is not valid JSON ({len(line)} characters)"
+                f"input line {self.line_number} is not valid UTF-8 JSON ({len(line)} bytes)"
             ) from None
         if not isinstance(message, dict):
             raise InvalidInputLine(f"input line {self.line_number} is not a JSON object")
@@ -96,7 +102,7 @@ class SafeReader(MsgSpecReader):
         else:
             callback(message)
 
-    def _read(self, line: str) -> dict[str, t.Any] | None:
+    def _read(self, line: str | bytes) -> dict[str, t.Any] | None:
         if not line.strip():
             return None
         try:

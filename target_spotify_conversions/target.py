@@ -30,7 +30,6 @@ RUN_ERRORS = (
     RejectedRecordError,
     RecordsWithoutSchemaException,
     InvalidInputLine,
-    ValueError,
 )
 
 

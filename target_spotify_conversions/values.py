@@ -16,13 +16,21 @@ def is_absent(value: object) -> bool:
     return False
 
 
+# No id, phone, epoch or amount has 1000 digits; int(Decimal("1E+999999999")) would take minutes
+# and str() of an int over 4300 digits raises, so such numbers are no whole number here.
+_MAX_WHOLE_DIGITS = 1000
+_WHOLE_LIMIT = 10**_MAX_WHOLE_DIGITS
+
+
 def whole_number(value: object) -> int | None:
-    """The integer a JSON number stands for, or None (bools, fractions, NaN, strings)."""
+    """The integer a JSON number stands for, or None (bools, fractions, NaN, strings, huge)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if -_WHOLE_LIMIT < value < _WHOLE_LIMIT else None
     if isinstance(value, (decimal.Decimal, float)):
+        if isinstance(value, decimal.Decimal) and value.adjusted() >= _MAX_WHOLE_DIGITS:
+            return None
         try:
             as_int = int(value)
         except (ValueError, OverflowError, decimal.InvalidOperation):

@@ -1,0 +1,123 @@
+"""Input a tap should never send, and sometimes does: a clear rejection or error, never a leak."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from tests.harness import (
+    TARGET_BIN,
+    assert_no_leaks,
+    purchase,
+    record_message,
+    run_target,
+    schema_message,
+    singer_lines,
+    target_config,
+)
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_megabyte_values_are_rejected_or_hashed_never_sent_or_logged(fake, tmp_path):
+    huge = "A" * 2_000_000
+    records = [
+        purchase(1, **{"$user_agent": huge}),
+        purchase(2, spotify_event_name=huge),
+        purchase(3, email=huge + "@example.com"),
+        purchase(4),
+    ]
+    run = run_target(tmp_path / "run", target_config(fake.url), singer_lines(records))
+    assert run.returncode == 0
+    assert fake.accepted_ids() == {"ord-3", "ord-4"}
+    assert fake.accepted["ord-3"]["user_data"]["hashed_emails"] == [sha(huge.lower() +
+                                                                        "@example.com")]
+    assert run.count("rejected event_too_large") == 1
+    assert run.count("rejected unknown_event_name") == 1
+    assert len(run.stderr) < 50_000, "no megabyte value was echoed into the log"
+
+
+def test_internationalised_and_quoted_emails_are_normalised_and_hashed(fake, tmp_path):
+    records = [
+        purchase(1, email="  Jöhn.Dœ@Exämple.COM "),
+        purchase(2, email='"John Doe"@Example.com'),
+        purchase(3, email=["A@EXAMPLE.COM", "a@example.com ", "", None, 42]),
+    ]
+    run = run_target(tmp_path / "run", target_config(fake.url), singer_lines(records))
+    assert run.returncode == 0, run.stderr
+    emails = {i: fake.accepted[f"ord-{i}"]["user_data"]["hashed_emails"] for i in (1, 2, 3)}
+    assert emails[1] == [sha("jöhn.dœ@exämple.com")]
+    assert emails[2] == [sha('"john doe"@example.com')]
+    assert emails[3] == [sha("a@example.com")]
+
+
+def test_nan_infinity_and_non_utf8_lines_are_unreadable_records(fake, tmp_path):
+    workdir = tmp_path / "run"
+    lines = [
+        schema_message(),
+        '{"type": "RECORD", "stream": "conversions", "record": {"amount": NaN}}',
+        '{"type": "RECORD", "stream": "conversions", "record": {"amount": Infinity}}',
+        record_message(purchase(1, amount="NaN")),
+        record_message(purchase(2)),
+    ]
+    run = run_target(workdir, target_config(fake.url), lines)
+    assert run.returncode == 0
+    assert run.count("rejected unreadable_input_line") == 2
+    assert run.count("rejected invalid_amount") == 1
+    assert fake.accepted_ids() == {"ord-2"}
+
+    import subprocess
+
+    raw = (schema_message() + "\n").encode() + b'{"type": "RECORD", "stream": "conversions", ' \
+        b'"record": {"email": "caf\xe9@example.com"}}\n' + (record_message(purchase(3)) +
+                                                           "\n").encode()
+    (tmp_path / "bin").mkdir()
+    config = tmp_path / "bin" / "config.json"
+    config.write_text(json.dumps(target_config(fake.url)))
+    done = subprocess.run([TARGET_BIN, "--config", str(config)], input=raw, capture_output=True,
+                          cwd=tmp_path / "bin", timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert b"unreadable_input_line" in done.stderr and b"not valid UTF-8" in done.stderr
+    assert b"caf" not in done.stderr
+    assert "ord-3" in fake.accepted_ids()
+
+
+def test_wrong_types_are_dropped_or_rejected_by_rule(fake, tmp_path):
+    records = [
+        purchase(1, email=12345, phone={"number": "+14155550100"}),       # dropped, ip remains
+        purchase(2, **{"$event_time": {"at": "now"}}),                     # rejected
+        purchase(3, amount=[1, 2]),                                        # rejected
+        purchase(4, **{"$event_id": {"id": 4}}),                           # fails the schema
+        purchase(5, opt_out_targeting="maybe"),                            # rejected
+        purchase(6, gender=5, age_group=30),                               # gender dropped
+        purchase(7, **{"$ip": 12345}),                                     # fails the schema
+    ]
+    run = run_target(tmp_path / "run", target_config(fake.url), singer_lines(records))
+    assert run.returncode == 0
+    assert fake.accepted_ids() == {"ord-1", "ord-6"}
+    assert "hashed_emails" not in fake.accepted["ord-1"]["user_data"]
+    assert fake.accepted["ord-6"]["user_data"]["age_group"] == "30"
+    assert "gender" not in fake.accepted["ord-6"]["user_data"]
+    assert run.count("rejected schema_validation") == 2
+    for reason in ("invalid_event_time", "invalid_amount", "invalid_opt_out_targeting"):
+        assert run.count(f"rejected {reason}") == 1, reason
+    assert run.count("warning invalid_email") == 1
+    assert run.count("warning invalid_phone") == 1
+    assert run.count("warning invalid_gender") == 1
+
+
+def test_a_schema_change_mid_stream_keeps_delivering(fake, tmp_path):
+    lines = singer_lines([purchase(i) for i in range(5)], state_every=5)
+    changed = {"type": "object", "properties": {"$event_id": {"type": "string"},
+                                                "$device_id": {"type": "string"},
+                                                "event": {"type": "string"}}}
+    lines += [schema_message(schema=changed),
+              record_message({"$event_id": "v-1", "$device_id": "d", "event": "Page Viewed"}),
+              json.dumps({"type": "STATE", "value": {"position": 6}})]
+    run = run_target(tmp_path / "run", target_config(fake.url), lines)
+    assert run.returncode == 0
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(5)} | {"v-1"}
+    assert run.states[-1] == {"position": 6}
+    assert_no_leaks(run, lines)
