@@ -23,8 +23,8 @@ def event_id_text(value: object) -> str:
     number = whole_number(value)
     if number is not None:
         return str(number)
-    if isinstance(value, decimal.Decimal) and value.is_finite():
-        return format(value, "f")
+    if isinstance(value, decimal.Decimal) and value.is_finite() and abs(value.adjusted()) < 1000:
+        return format(value, "f")  # bounded: 1E+999999999 written out is a gigabyte
     raise ValueError(f"$event_id must be a string or a number, got {type(value).__name__}")
 
 

@@ -56,8 +56,8 @@ def _looks_numeric(text: str) -> bool:
 def _from_epoch(number: decimal.Decimal | None) -> dt.datetime:
     if number is None:
         raise ValueError("not a time")
-    seconds = number / 1000 if abs(number) >= _MILLIS_THRESHOLD else number
     try:
+        seconds = number / 1000 if number.copy_abs() >= _MILLIS_THRESHOLD else number
         return dt.datetime.fromtimestamp(float(seconds), tz=UTC)
-    except (OverflowError, OSError, ValueError) as exc:
+    except (OverflowError, OSError, ValueError, decimal.DecimalException) as exc:
         raise ValueError("epoch value out of range") from exc

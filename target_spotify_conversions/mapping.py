@@ -121,12 +121,10 @@ def _amount(value: object, _: MappingOptions) -> int | float:
     number = finite_decimal(value)
     if number is None:
         raise Invalid(f"{_show(value)} is not a number")
-    whole = whole_number(number)
-    if whole is not None:
-        return whole
-    if abs(number) > _MAX_FLOAT:  # float() would be inf, which JSON cannot carry
+    if number.copy_abs() > _MAX_FLOAT:  # beyond a double: inf to JSON readers, and to float()
         raise Invalid(f"{_show(value)} is too large")
-    return float(number)
+    whole = whole_number(number)
+    return whole if whole is not None else float(number)
 
 
 def _currency(value: object, _: MappingOptions) -> str:
@@ -399,7 +397,10 @@ def _setting_name(value: str | None, setting: str) -> str | None:
 
 def _show(value: object, limit: int = 40) -> str:
     """Repr of a non-personal value for a message, cut short (inputs can be megabytes)."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4300 digits has no repr
+        return f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

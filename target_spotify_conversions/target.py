@@ -9,7 +9,12 @@ import traceback
 import typing as t
 
 from singer_sdk import Target
-from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
+from singer_sdk.exceptions import (
+    ConfigValidationError,
+    MapExpressionError,
+    RecordsWithoutSchemaException,
+    StreamMapConfigError,
+)
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
@@ -24,8 +29,10 @@ from .sinks import SpotifyConversionsSink
 if t.TYPE_CHECKING:
     from types import FrameType
 
-# Errors that end a run with a clear one-line message and no traceback.
+# Errors that end a run with a clear one-line message and no traceback; none quotes a record.
 RUN_ERRORS = (
+    StreamMapConfigError,
+    MapExpressionError,
     DeliveryError,
     RejectedRecordError,
     RecordsWithoutSchemaException,

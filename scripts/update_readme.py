@@ -1,0 +1,31 @@
+"""Write the settings table of `target-spotify-conversions --about --format=markdown` into
+README.md, between its settings markers, so the README always lists the real settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+
+def settings_table() -> str:
+    about = subprocess.run(
+        [str(Path(sys.executable).with_name("target-spotify-conversions")), "--about",
+         "--format=markdown"], capture_output=True, text=True, check=True,
+    ).stdout
+    lines = about.split("## Settings", 1)[1].splitlines()
+    return "\n".join(line for line in lines if line.startswith("|"))
+
+
+def main() -> None:
+    text = README.read_text()
+    before, rest = text.split(START, 1)
+    _, after = rest.split(END, 1)
+    README.write_text(f"{before}{START}\n{settings_table()}\n{END}{after}")
+
+
+if __name__ == "__main__":
+    main()
