@@ -26,11 +26,12 @@ MELTANO_STAMP := .meltano/.stamp-install
 OUTPUT := output
 RUN_LOG := $(OUTPUT)/run.log
 # Lines of output/run.log shown after `make run`: an extended regular expression matched
-# against the target's log lines. Empty: show the last RUN_TAIL lines of the log instead.
-SUMMARY_PATTERN ?=
+# against the log's lines (Meltano's plain format: the plugins' messages as they are). When
+# it is empty or matches nothing, the last RUN_TAIL lines of the log are shown instead.
+SUMMARY_PATTERN ?= ^summary:
 RUN_TAIL ?= 30
-# The dev demo re-reads the whole sample on every run: tap-jsonl bookmarks the file's
-# modification time, so without --full-refresh a second run would read nothing.
+# The dev demo reads the whole sample on every run. (tap-jsonl 0.3.1 does so anyway: it
+# stores a bookmark, the file's modification time, but never reads it back.)
 RUN_FLAGS ?= --full-refresh
 PYTEST_ARGS ?= -q
 
@@ -48,7 +49,6 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]' '$(MELTANO_SPEC)'
 	$(PY) -m pip check
 	touch $@
@@ -70,8 +70,8 @@ run: $(MELTANO_STAMP)
 	  echo "meltano run failed; the end of $(RUN_LOG):"; tail -n 40 $(RUN_LOG); exit 1; \
 	fi
 	@echo "---- run summary ----"
-	@if [ -n '$(SUMMARY_PATTERN)' ]; then grep -E -- '$(SUMMARY_PATTERN)' $(RUN_LOG) || true; \
-	  else tail -n $(RUN_TAIL) $(RUN_LOG); fi
+	@if [ -z '$(SUMMARY_PATTERN)' ] || ! grep -E -- '$(SUMMARY_PATTERN)' $(RUN_LOG); then \
+	  tail -n $(RUN_TAIL) $(RUN_LOG); fi
 	@echo "---- files in $(OUTPUT)/ ----"
 	@ls -l $(OUTPUT)/
 

@@ -67,31 +67,116 @@ KEYS = [
 START = datetime(2025, 1, 6, 8, 0, tzinfo=timezone.utc)
 END = datetime(2026, 11, 16, 20, 0, tzinfo=timezone.utc)
 
-FIRST = ["Jane", "Amara", "Oliver", "Priya", "Mateo", "Sofia", "Liam", "Hannah", "Kenji",
-         "Chloe", "Noah", "Fatima", "Lucas", "Isla", "Ethan", "Zara", "Aiden", "Maya",
-         "Samuel", "Elena", "Tom", "Grace", "Ravi", "Nora", "Felix", "Leah", "Omar", "Ruby",
-         "Daniel", "Ivy", "Jonas", "Mia", "Arjun", "Lena", "Theo", "Alice"]
-LAST = ["Doe", "Okafor", "Smith", "Patel", "Garcia", "Rossi", "Murphy", "Berg", "Tanaka",
-        "Martin", "Williams", "Haddad", "Silva", "Campbell", "Brown", "Khan", "Kelly",
-        "Cohen", "Adeyemi", "Novak", "Wright", "Evans", "Sharma", "Lind", "Weber", "Levi",
-        "Aziz", "Hughes", "Jones", "Chen", "Fischer", "Moreau", "Mehta", "Vogel", "Hall",
-        "Reed"]
+FIRST = [
+    "Jane",
+    "Amara",
+    "Oliver",
+    "Priya",
+    "Mateo",
+    "Sofia",
+    "Liam",
+    "Hannah",
+    "Kenji",
+    "Chloe",
+    "Noah",
+    "Fatima",
+    "Lucas",
+    "Isla",
+    "Ethan",
+    "Zara",
+    "Aiden",
+    "Maya",
+    "Samuel",
+    "Elena",
+    "Tom",
+    "Grace",
+    "Ravi",
+    "Nora",
+    "Felix",
+    "Leah",
+    "Omar",
+    "Ruby",
+    "Daniel",
+    "Ivy",
+    "Jonas",
+    "Mia",
+    "Arjun",
+    "Lena",
+    "Theo",
+    "Alice",
+]
+LAST = [
+    "Doe",
+    "Okafor",
+    "Smith",
+    "Patel",
+    "Garcia",
+    "Rossi",
+    "Murphy",
+    "Berg",
+    "Tanaka",
+    "Martin",
+    "Williams",
+    "Haddad",
+    "Silva",
+    "Campbell",
+    "Brown",
+    "Khan",
+    "Kelly",
+    "Cohen",
+    "Adeyemi",
+    "Novak",
+    "Wright",
+    "Evans",
+    "Sharma",
+    "Lind",
+    "Weber",
+    "Levi",
+    "Aziz",
+    "Hughes",
+    "Jones",
+    "Chen",
+    "Fischer",
+    "Moreau",
+    "Mehta",
+    "Vogel",
+    "Hall",
+    "Reed",
+]
 
 # Phone numbers in the forms people type them. GB national numbers rely on
 # phone_default_country GB; US numbers always carry +1 (written national, a US number would
 # be read as a GB one under that default).
 PHONES = [
-    "+1 (415) 555-0132", "+1 415.555.0199", "+1-646-555-0178", "+1 312 555 0114",
-    "+12065550161", "020 7946 0958", "+44 20 7946 0958", "020 7946 0321",
-    "07700 900123", "+44 7700 900456", "07700900871", "0161 496 0321",
-    "+44 161 496 0755", "(020) 7946 0412",
+    "+1 (415) 555-0132",
+    "+1 415.555.0199",
+    "+1-646-555-0178",
+    "+1 312 555 0114",
+    "+12065550161",
+    "020 7946 0958",
+    "+44 20 7946 0958",
+    "020 7946 0321",
+    "07700 900123",
+    "+44 7700 900456",
+    "07700900871",
+    "0161 496 0321",
+    "+44 161 496 0755",
+    "(020) 7946 0412",
 ]
 
-IPV4 = [f"192.0.2.{i}" for i in (14, 27, 33, 58, 91, 120, 177, 203)] + \
-       [f"198.51.100.{i}" for i in (7, 42, 66, 99, 150, 231)] + \
-       [f"203.0.113.{i}" for i in (5, 19, 64, 88, 142, 250)]
-IPV6 = ["2001:db8:85a3::8a2e:370:7334", "2001:db8:4f2a::17", "2001:db8:0:1::a1",
-        "2001:db8:cafe:12::5", "2001:db8:1234:5678::beef", "2001:db8::2:1"]
+IPV4 = (
+    [f"192.0.2.{i}" for i in (14, 27, 33, 58, 91, 120, 177, 203)]
+    + [f"198.51.100.{i}" for i in (7, 42, 66, 99, 150, 231)]
+    + [f"203.0.113.{i}" for i in (5, 19, 64, 88, 142, 250)]
+)
+IPV6 = [
+    "2001:db8:85a3::8a2e:370:7334",
+    "2001:db8:4f2a::17",
+    "2001:db8:0:1::a1",
+    "2001:db8:cafe:12::5",
+    "2001:db8:1234:5678::beef",
+    "2001:db8::2:1",
+]
 
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -104,25 +189,44 @@ USER_AGENTS = [
     "Chrome/131.0.6778.81 Mobile Safari/537.36",
     "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
 ]
-APP_USER_AGENTS = ["LinenLane/4.12.0 (iPhone; iOS 18.1; Scale/3.00)",
-                   "LinenLane/4.12.1 (Android 14; Pixel 8)"]
+APP_USER_AGENTS = [
+    "LinenLane/4.12.0 (iPhone; iOS 18.1; Scale/3.00)",
+    "LinenLane/4.12.1 (Android 14; Pixel 8)",
+]
 
 # (content_name, price, category as id string, id number, or taxonomy path)
 PRODUCTS = [
-    ("Linen Wrap Dress", "89.00", ["2271", 2271, "Apparel & Accessories > Clothing > Dresses",
-                                   "apparel & accessories > clothing > dresses"]),
+    (
+        "Linen Wrap Dress",
+        "89.00",
+        [
+            "2271",
+            2271,
+            "Apparel & Accessories > Clothing > Dresses",
+            "apparel & accessories > clothing > dresses",
+        ],
+    ),
     ("Silk Slip Dress", "129.00", ["2271", "Apparel & Accessories > Clothing > Dresses"]),
     ("Organic Cotton Tee", "24.50", ["212", "Apparel & Accessories > Clothing > Shirts & Tops"]),
     ("Oxford Shirt", "49.99", ["212", 212]),
-    ("Wool Overcoat", "249.00", ["5598",
-                                 "Apparel & Accessories > Clothing > Outerwear > Coats & Jackets"]),
+    (
+        "Wool Overcoat",
+        "249.00",
+        ["5598", "Apparel & Accessories > Clothing > Outerwear > Coats & Jackets"],
+    ),
     ("Pleated Midi Skirt", "64.00", ["1581", "Apparel & Accessories > Clothing > Skirts"]),
-    ("Leather Tote", "175.00", ["3032",
-                                "Apparel & Accessories > Handbags, Wallets & Cases > Handbags"]),
+    (
+        "Leather Tote",
+        "175.00",
+        ["3032", "Apparel & Accessories > Handbags, Wallets & Cases > Handbags"],
+    ),
     ("Gold Pendant Necklace", "58.00", ["196", "Apparel & Accessories > Jewelry > Necklaces"]),
     ("Canvas Sneakers", "72.00", ["187", "Apparel & Accessories > Shoes", 187]),
-    ("Hydrating Face Cream", "32.00", ["567",
-                                       "Health & Beauty > Personal Care > Cosmetics > Skin Care"]),
+    (
+        "Hydrating Face Cream",
+        "32.00",
+        ["567", "Health & Beauty > Personal Care > Cosmetics > Skin Care"],
+    ),
     ("Gift Card", "50.00", ["Gift Cards", None]),  # free text: left out with a warning
     ("Summer Bundle", "99.00", ["Summer Sale"]),  # free text: left out with a warning
 ]
@@ -136,14 +240,35 @@ GENDERS = ["female", "F", "f", "FEMALE", "male", "M", "m", "Male"]
 SPELLINGS = {
     "VIEW": ["VIEW", "page_view", "Page_View", "view", "Page Viewed", "Page Views"],
     "PRODUCT": ["PRODUCT", "View_Product", "view_item", "product", "Product Viewed"],
-    "ADD_TO_CART": ["ADD_TO_CART", "add_to_cart", "Add_Cart", "addtocart", "Product Added",
-                    "Add to Cart", "ADDTOCART"],
-    "CHECK_OUT": ["CHECK_OUT", "begin_checkout", "Start_Checkout", "checkout",
-                  "Checkout Started", "Check Out", "CHECKOUT"],
+    "ADD_TO_CART": [
+        "ADD_TO_CART",
+        "add_to_cart",
+        "Add_Cart",
+        "addtocart",
+        "Product Added",
+        "Add to Cart",
+        "ADDTOCART",
+    ],
+    "CHECK_OUT": [
+        "CHECK_OUT",
+        "begin_checkout",
+        "Start_Checkout",
+        "checkout",
+        "Checkout Started",
+        "Check Out",
+        "CHECKOUT",
+    ],
     "PURCHASE": ["PURCHASE", "Purchase", "purchase", "Order Completed"],
     "LEAD": ["LEAD", "Lead", "generate_lead", "lead"],
-    "SIGN_UP": ["SIGN_UP", "Sign_Up", "sign_up", "signup", "Signed Up", "Complete Registration",
-                "Subscribe"],
+    "SIGN_UP": [
+        "SIGN_UP",
+        "Sign_Up",
+        "sign_up",
+        "signup",
+        "Signed Up",
+        "Complete Registration",
+        "Subscribe",
+    ],
     "ALIAS": ["ALIAS", "Alias", "alias"],
     "CUSTOM_EVENT_1": ["Custom_Event_1", "CUSTOM_EVENT_1"],
     "CUSTOM_EVENT_2": ["CUSTOM_EVENT_2", "custom_event_2"],
@@ -176,13 +301,25 @@ ANALYTICS_NAME = {
     "CUSTOM_EVENT_4": ["Video Lookbook Played"],
     "CUSTOM_EVENT_5": ["Gift Wrap Selected"],
 }
-ID_PREFIX = {"VIEW": "pv", "PRODUCT": "prd", "ADD_TO_CART": "atc", "CHECK_OUT": "chk",
-             "PURCHASE": "ord", "LEAD": "lead", "SIGN_UP": "su", "ALIAS": "alias",
-             "SEARCH": "srch"}
-PAGES = {"VIEW": ["/", "/new-in", "/dresses", "/sale", "/journal/autumn-edit"],
-         "LEAD": ["/stylist", "/newsletter"], "SIGN_UP": ["/account/register"],
-         "CHECK_OUT": ["/checkout"], "PURCHASE": ["/checkout/thank-you"],
-         "ADD_TO_CART": ["/cart"]}
+ID_PREFIX = {
+    "VIEW": "pv",
+    "PRODUCT": "prd",
+    "ADD_TO_CART": "atc",
+    "CHECK_OUT": "chk",
+    "PURCHASE": "ord",
+    "LEAD": "lead",
+    "SIGN_UP": "su",
+    "ALIAS": "alias",
+    "SEARCH": "srch",
+}
+PAGES = {
+    "VIEW": ["/", "/new-in", "/dresses", "/sale", "/journal/autumn-edit"],
+    "LEAD": ["/stylist", "/newsletter"],
+    "SIGN_UP": ["/account/register"],
+    "CHECK_OUT": ["/checkout"],
+    "PURCHASE": ["/checkout/thank-you"],
+    "ADD_TO_CART": ["/cart"],
+}
 SHOP = "https://shop.example.com"
 
 
@@ -247,12 +384,21 @@ class Generator:
         self.personas = [Persona(self.rng, i) for i in range(36)]
         self.counters: dict[str, int] = {}
         self.records: list[tuple[datetime, dict[str, Any]]] = []
+        self.spelling_queue: dict[str, list[str]] = {}
 
     def next_id(self, kind: str) -> str:
         base = 10000 if kind == "PURCHASE" else 500
         self.counters[kind] = self.counters.get(kind, 0) + 1
         prefix = ID_PREFIX.get(kind) or "ce" + kind.rsplit("_", 1)[-1]
         return f"{prefix}-{base + 17 + self.counters[kind] * 3}"
+
+    def spelling(self, name: str) -> str:
+        """Each spelling of a name in turn (reshuffled each round), so all of them occur."""
+        queue = self.spelling_queue.setdefault(name, [])
+        if not queue:
+            queue.extend(SPELLINGS[name])
+            self.rng.shuffle(queue)
+        return queue.pop()
 
     def spclid(self) -> str:
         alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -278,7 +424,7 @@ class Generator:
             del rec["spotify_event_name"]
             rec["event"] = analytics or EVENT_ONLY[name]
         else:
-            rec["spotify_event_name"] = rng.choice(SPELLINGS[name])
+            rec["spotify_event_name"] = self.spelling(name)
             rec["event"] = analytics or rng.choice(ANALYTICS_NAME[name])
         if keep_id:
             rec["$event_id"] = self.next_id(kind)
@@ -344,11 +490,12 @@ class Generator:
 
     def random_moment(self) -> datetime:
         span = (END - START).total_seconds()
-        return START + timedelta(seconds=self.rng.uniform(0, span),
-                                 microseconds=self.rng.randrange(1_000_000))
+        return START + timedelta(
+            seconds=self.rng.uniform(0, span), microseconds=self.rng.randrange(1_000_000)
+        )
 
     def journeys(self, count: int) -> None:
-        """Shopping sessions: VIEW, PRODUCT, ADD_TO_CART, CHECK_OUT, PURCHASE (as deep as it goes)."""
+        """Shopper sessions: VIEW, PRODUCT, ADD_TO_CART, CHECK_OUT, PURCHASE, as far as it gets."""
         rng = self.rng
         steps = ["VIEW", "PRODUCT", "ADD_TO_CART", "CHECK_OUT", "PURCHASE"]
         for _ in range(count):
@@ -360,23 +507,38 @@ class Generator:
             for name in steps[:depth]:
                 event_only = name in EVENT_ONLY and rng.random() < 0.2
                 keep_id = name == "PURCHASE" or rng.random() > 0.12
-                rec = self.event(name, persona, moment, product if name != "VIEW" else None,
-                                 event_only=event_only, keep_id=keep_id, quantity=quantity)
+                rec = self.event(
+                    name,
+                    persona,
+                    moment,
+                    product if name != "VIEW" else None,
+                    event_only=event_only,
+                    keep_id=keep_id,
+                    quantity=quantity,
+                )
                 self.add(moment, rec)
                 moment += timedelta(seconds=rng.randint(20, 900), milliseconds=rng.randint(0, 999))
 
     def build(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         rng = self.rng
         self.journeys(50)
-        for name, count in [("LEAD", 12), ("SIGN_UP", 14), ("ALIAS", 5), ("CUSTOM_EVENT_1", 3),
-                            ("CUSTOM_EVENT_2", 3), ("CUSTOM_EVENT_3", 3), ("CUSTOM_EVENT_4", 3),
-                            ("CUSTOM_EVENT_5", 3)]:
+        for name, count in [
+            ("LEAD", 12),
+            ("SIGN_UP", 14),
+            ("ALIAS", 5),
+            ("CUSTOM_EVENT_1", 3),
+            ("CUSTOM_EVENT_2", 3),
+            ("CUSTOM_EVENT_3", 3),
+            ("CUSTOM_EVENT_4", 3),
+            ("CUSTOM_EVENT_5", 3),
+        ]:
             for _ in range(count):
                 persona = rng.choice(self.personas)
                 moment = self.random_moment()
                 event_only = name in EVENT_ONLY and rng.random() < 0.25
-                rec = self.event(name, persona, moment, None, event_only=event_only,
-                                 keep_id=rng.random() > 0.1)
+                rec = self.event(
+                    name, persona, moment, None, event_only=event_only, keep_id=rng.random() > 0.1
+                )
                 if name == "ALIAS":  # identifiers only: the shop links a loyalty card
                     rec["opt_out_targeting"] = True
                 self.add(moment, rec)
@@ -384,9 +546,15 @@ class Generator:
         for _ in range(8):
             persona = rng.choice(self.personas)
             moment = self.random_moment()
-            rec = self.event("PURCHASE", persona, moment, rng.choice(PRODUCTS[:10]),
-                             event_only=rng.random() < 0.25, channel="offline",
-                             quantity=rng.choice([1, 1, 2, 3]))
+            rec = self.event(
+                "PURCHASE",
+                persona,
+                moment,
+                rng.choice(PRODUCTS[:10]),
+                event_only=rng.random() < 0.25,
+                channel="offline",
+                quantity=rng.choice([1, 1, 2, 3]),
+            )
             self.add(moment, rec)
         # Standalone page views and product views (ads landing traffic).
         for name, count in [("VIEW", 14), ("PRODUCT", 8)]:
@@ -394,15 +562,22 @@ class Generator:
                 persona = rng.choice(self.personas)
                 moment = self.random_moment()
                 product = rng.choice(PRODUCTS) if name == "PRODUCT" else None
-                rec = self.event(name, persona, moment, product,
-                                 event_only=rng.random() < 0.2, keep_id=rng.random() > 0.15)
+                rec = self.event(
+                    name,
+                    persona,
+                    moment,
+                    product,
+                    event_only=rng.random() < 0.2,
+                    keep_id=rng.random() > 0.15,
+                )
                 self.add(moment, rec)
         # Searches: no Spotify counterpart, resolved through event_name_map to CUSTOM_EVENT_1.
         for _ in range(4):
             persona = rng.choice(self.personas)
             moment = self.random_moment()
-            rec = self.event("CUSTOM_EVENT_1", persona, moment, None, event_only=True,
-                             analytics="Search")
+            rec = self.event(
+                "CUSTOM_EVENT_1", persona, moment, None, event_only=True, analytics="Search"
+            )
             rec["content_name"] = rng.choice(["linen dress", "wool coat", "gift card"])
             self.add(moment, rec)
         # A few warnings that do not reject: an IP that is no IP, a phone that cannot be a
@@ -421,8 +596,9 @@ class Generator:
         for i, rec in enumerate(records):
             while nxt is not None and nxt[0] == i:
                 out.append(nxt[1][0])
-                reject_lines.append({"line": len(out), "event_id": nxt[1][0].get("$event_id"),
-                                     "reason": nxt[1][1]})
+                reject_lines.append(
+                    {"line": len(out), "event_id": nxt[1][0].get("$event_id"), "reason": nxt[1][1]}
+                )
                 nxt = next(it, None)
             out.append(rec)
         accepted_ids = [r["$event_id"] for r in records if r.get("$event_id")]
@@ -435,8 +611,11 @@ class Generator:
             "accepted_without_event_id": sum(1 for r in records if not r.get("$event_id")),
             "accepted_event_ids": sorted(accepted_ids),
             "rejects": reject_lines,
-            "assumes": {"phone_default_country": "GB", "default_event_name": None,
-                        "event_name_map": {"Search": "CUSTOM_EVENT_1"}},
+            "assumes": {
+                "phone_default_country": "GB",
+                "default_event_name": None,
+                "event_name_map": {"Search": "CUSTOM_EVENT_1"},
+            },
         }
         return out, expected
 
@@ -465,11 +644,19 @@ class Generator:
         product = PRODUCTS[0]
         out: list[tuple[dict[str, Any], str]] = []
 
-        def make(name: str, persona: Persona, reason: str, override: dict[str, Any],
-                 *, event_only: bool = False, with_product: bool = True) -> None:
+        def make(
+            name: str,
+            persona: Persona,
+            reason: str,
+            override: dict[str, Any],
+            *,
+            event_only: bool = False,
+            with_product: bool = True,
+        ) -> None:
             moment = self.random_moment()
-            rec = self.event(name, persona, moment, product if with_product else None,
-                             event_only=event_only)
+            rec = self.event(
+                name, persona, moment, product if with_product else None, event_only=event_only
+            )
             if rec["email"] is None:
                 rec["email"] = "reject.demo@example.com"
             for key, value in override.items():
@@ -481,33 +668,57 @@ class Generator:
             out.append((rec, reason))
 
         no_ids = {"email": None, "phone": None, "$ip": None, "$device_id": None}
-        make("PURCHASE", p[2], "event_time in the future",
-             {"$event_time": "2099-03-14T09:26:53Z"})
-        make("ADD_TO_CART", p[7], "event_time in the future",
-             {"$event_time": int(datetime(2099, 6, 1, 12, tzinfo=timezone.utc).timestamp())})
+        make("PURCHASE", p[2], "event_time in the future", {"$event_time": "2099-03-14T09:26:53Z"})
+        make(
+            "ADD_TO_CART",
+            p[7],
+            "event_time in the future",
+            {"$event_time": int(datetime(2099, 6, 1, 12, tzinfo=timezone.utc).timestamp())},
+        )
         make("VIEW", p[8], "no identifier", no_ids, with_product=False)
-        make("LEAD", p[12], "no identifier",
-             {**no_ids, "email": "", "phone": "   ", "$ip": ""}, with_product=False)
+        make(
+            "LEAD",
+            p[12],
+            "no identifier",
+            {**no_ids, "email": "", "phone": "   ", "$ip": ""},
+            with_product=False,
+        )
         make("PRODUCT", p[13], "no identifier", {**no_ids, "$ip": "unknown"})
         make("PURCHASE", p[14], "PURCHASE without currency", {"currency": None})
-        make("PURCHASE", p[15], "PURCHASE without currency", {"currency": _DELETE},
-             event_only=True)
+        make("PURCHASE", p[15], "PURCHASE without currency", {"currency": _DELETE}, event_only=True)
         make("PURCHASE", p[16], "PURCHASE without amount", {"amount": None})
         make("PRODUCT", p[17], "unknown event name", {"spotify_event_name": "Serch"})
-        make("ADD_TO_CART", p[18], "unknown event name", {"event": "Wishlist Added"},
-             event_only=True)
-        make("ADD_TO_CART", p[19], "unknown event name",
-             {"spotify_event_name": "Wishlist Added"})
+        make(
+            "ADD_TO_CART", p[18], "unknown event name", {"event": "Wishlist Added"}, event_only=True
+        )
+        make("ADD_TO_CART", p[19], "unknown event name", {"spotify_event_name": "Wishlist Added"})
         make("PURCHASE", p[20], "invalid currency", {"currency": "ZZZ"})
         make("CHECK_OUT", p[21], "invalid currency", {"currency": "ZZZ"})
-        make("VIEW", p[22], "invalid action_source",
-             {"$action_source": "kiosk", "$ip": p[22].ip}, with_product=False)
-        make("CHECK_OUT", p[23], "invalid event_source_url",
-             {"$action_source": "web", "$ip": p[23].ip,
-              "event_source_url": "www.example.com/checkout"})
+        make(
+            "VIEW",
+            p[22],
+            "invalid action_source",
+            {"$action_source": "kiosk", "$ip": p[22].ip},
+            with_product=False,
+        )
+        make(
+            "CHECK_OUT",
+            p[23],
+            "invalid event_source_url",
+            {
+                "$action_source": "web",
+                "$ip": p[23].ip,
+                "event_source_url": "www.example.com/checkout",
+            },
+        )
         make("PURCHASE", p[24], "invalid amount", {"amount": "N/A"})
-        make("LEAD", p[25], "invalid opt_out_targeting", {"opt_out_targeting": "maybe"},
-             with_product=False)
+        make(
+            "LEAD",
+            p[25],
+            "invalid opt_out_targeting",
+            {"opt_out_targeting": "maybe"},
+            with_product=False,
+        )
         rng.shuffle(out)
         return out
 
@@ -521,21 +732,28 @@ def render(records: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="verify the committed files match what the generator writes")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="verify the committed files match what the generator writes",
+    )
     args = parser.parse_args(argv)
     records, expected = Generator().build()
     events_text = render(records)
     expected_text = json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
     if args.check:
-        ok = (EVENTS_FILE.read_text(encoding="utf-8") == events_text
-              and EXPECTED_FILE.read_text(encoding="utf-8") == expected_text)
+        ok = (
+            EVENTS_FILE.read_text(encoding="utf-8") == events_text
+            and EXPECTED_FILE.read_text(encoding="utf-8") == expected_text
+        )
         print("sample is up to date" if ok else "sample differs from the generator's output")
         return 0 if ok else 1
     EVENTS_FILE.write_text(events_text, encoding="utf-8")
     EXPECTED_FILE.write_text(expected_text, encoding="utf-8")
-    print(f"wrote {len(records)} records to {EVENTS_FILE.name} "
-          f"({expected['accepted']} to accept, {expected['rejected']} to reject)")
+    print(
+        f"wrote {len(records)} records to {EVENTS_FILE.name} "
+        f"({expected['accepted']} to accept, {expected['rejected']} to reject)"
+    )
     return 0
 
 

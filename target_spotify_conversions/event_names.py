@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 SPOTIFY_EVENT_NAMES: tuple[str, ...] = (
     "VIEW",
@@ -85,10 +86,14 @@ class EventNameResolver:
 
     def resolve(self, candidate: object) -> str | None:
         """Return the Spotify name for one candidate, or None when it does not resolve."""
-        if not isinstance(candidate, str) or not candidate.strip():
+        if not isinstance(candidate, str):
             return None
         if candidate in self._exact:
             return self._exact[candidate]
+        return self._by_spelling(candidate)
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one resolver per run; spellings repeat per record
+    def _by_spelling(self, candidate: str) -> str | None:
         key = name_key(candidate)
         return self._by_key.get(key) or BUILTIN_NAMES.get(key)
 

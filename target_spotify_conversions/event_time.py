@@ -34,8 +34,9 @@ def parse_event_time(value: object) -> dt.datetime:
 
 def format_event_time(moment: dt.datetime) -> str:
     """RFC 3339 in UTC with milliseconds and `Z`, as in Spotify's examples."""
-    naive_utc = moment.astimezone(UTC).replace(tzinfo=None)
-    return naive_utc.isoformat(timespec="milliseconds") + "Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 def _as_utc(moment: dt.datetime) -> dt.datetime:

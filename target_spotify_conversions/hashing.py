@@ -14,6 +14,7 @@ import phonenumbers
 from .values import whole_number
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
 
 
 def sha256_hex(text: str) -> str:
@@ -58,7 +59,6 @@ def e164(phone: str, default_country: str | None) -> str | None:
     return _e164(phone.strip(), default_country)
 
 
-@lru_cache(maxsize=65536)
 def _e164(phone: str, default_country: str | None) -> str | None:
     international = phone.startswith("+")
     if not international and default_country is None:
@@ -67,7 +67,8 @@ def _e164(phone: str, default_country: str | None) -> str | None:
         number = phonenumbers.parse(phone, None if international else default_country)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(number):
+    # IS_POSSIBLE only: "IS_POSSIBLE_LOCAL_ONLY" numbers (no area code) cannot be matched.
+    if phonenumbers.is_possible_number_with_reason(number) != _POSSIBLE:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -77,14 +78,18 @@ def hash_phone(value: object, default_country: str | None) -> str | None:
     items = value if isinstance(value, list) else [value]
     for item in items:
         text = _phone_text(item)
-        if text is None:
-            continue
-        if is_sha256_hex(text):
-            return text.lower()
-        number = e164(text, default_country)
-        if number is not None:
-            return sha256_hex(number)
+        digest = None if text is None else _phone_digest(text, default_country)
+        if digest is not None:
+            return digest
     return None
+
+
+@lru_cache(maxsize=65536)
+def _phone_digest(text: str, default_country: str | None) -> str | None:
+    if is_sha256_hex(text):
+        return text.lower()
+    number = _e164(text, default_country)
+    return None if number is None else sha256_hex(number)
 
 
 def redact_phone(value: object, default_country: str | None) -> object:

@@ -354,7 +354,7 @@ class EventMapper:
     ) -> None:
         for key, value in record.items():
             rule = RULES_BY_SOURCE.get(key)
-            if rule is None or is_absent(value):
+            if rule is None or value is None or is_absent(value):
                 continue
             try:
                 sections[rule.section][rule.target] = rule.convert(value, self.options)

@@ -10,7 +10,7 @@ def is_absent(value: object) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
-        return not value.strip()
+        return not value or value.isspace()
     if isinstance(value, (list, dict)):
         return not value
     return False
