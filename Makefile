@@ -35,13 +35,14 @@ RUN_TAIL ?= 30
 RUN_FLAGS ?= --full-refresh
 PYTEST_ARGS ?= -q
 
-.PHONY: help install run test lint bench clean distclean
+.PHONY: help install run test lint bench readme clean distclean
 
 help:
 	@echo "make run        build the environment, dry-run sample/events.jsonl through Meltano into $(OUTPUT)/"
 	@echo "make test       run the test suite"
 	@echo "make lint       ruff check and mypy"
 	@echo "make bench      run benchmarks/run.py"
+	@echo "make readme     refresh the settings table in README.md from --about"
 	@echo "make install    only build .venv and install the Meltano plugins"
 	@echo "make clean      remove $(OUTPUT)/ and caches; make distclean also removes .venv and .meltano"
 
@@ -84,6 +85,9 @@ lint: $(VENV_STAMP)
 
 bench: $(VENV_STAMP)
 	$(PY) benchmarks/run.py
+
+readme: $(VENV_STAMP)
+	$(PY) scripts/update_readme.py
 
 clean:
 	rm -rf $(OUTPUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -58,7 +58,7 @@ class DryRunFile:
         self.requests_made = 0
         self.retries = 0
 
-    def post(self, body: bytes, events: int) -> Answer:  # noqa: ARG002
+    def post(self, body: bytes, events: int) -> Answer:
         with self._lock:
             self._file.write(body + b"\n")
             self.requests_made += 1

@@ -55,7 +55,7 @@ ALIASES: Mapping[str, str] = {
 }
 # GA4's page_view/add_to_cart/purchase/sign_up, the Pixel's view/product/lead, the Ads API
 # diagnostics' CHECKOUT/ADDTOCART/SIGNUP, GTM's Purchase/Lead/Sign_Up/Alias/Custom_Event_n and
-# Tealium's Add to Cart/Check Out/Purchase/Lead all reduce to a key above or to a Spotify name itself.
+# Tealium's Add to Cart/Check Out/Purchase/Lead reduce to a key above or to a Spotify name.
 
 _SEPARATORS = re.compile(r"[\s_-]+")
 
@@ -92,7 +92,8 @@ class EventNameResolver:
             return self._exact[candidate]
         return self._by_spelling(candidate)
 
-    @lru_cache(maxsize=4096)  # noqa: B019 - one resolver per run; spellings repeat per record
+    # One resolver per run, and spellings repeat on every record: caching on self is fine.
+    @lru_cache(maxsize=4096)  # noqa: B019
     def _by_spelling(self, candidate: str) -> str | None:
         key = name_key(candidate)
         return self._by_key.get(key) or BUILTIN_NAMES.get(key)
@@ -101,5 +102,6 @@ class EventNameResolver:
 def _checked(value: str) -> str:
     name = spotify_name(value) if isinstance(value, str) else None
     if name is None:
-        raise ValueError(f"{value!r} is not a Spotify event name ({', '.join(SPOTIFY_EVENT_NAMES)})")
+        names = ", ".join(SPOTIFY_EVENT_NAMES)
+        raise ValueError(f"{value!r} is not a Spotify event name ({names})")
     return name

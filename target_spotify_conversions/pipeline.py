@@ -74,7 +74,7 @@ class Pipeline:
         self.delivery.add(seq, item)
 
     def unreadable(self, line_number: int, why: str) -> None:
-        """An input line that is no Singer message may have been a record: never drop it silently."""
+        """A line that is no Singer message may have been a record: never lose it silently."""
         self.delivery.checkpoints.record()
         self.report.records_read += 1
         problem = Problem("unreadable_input_line", why)

@@ -39,7 +39,7 @@ class SafeReader(MsgSpecReader):
         self.stop_requested = False
         self.on_unreadable: Callable[[int, str], None] | None = None
 
-    def deserialize_json(self, line: str | bytes) -> dict[str, t.Any]:  # type: ignore[override]
+    def deserialize_json(self, line: str | bytes) -> dict[str, t.Any]:
         try:
             message = _DECODER.decode(line)
         except (msgspec.DecodeError, UnicodeDecodeError):

@@ -103,7 +103,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "request_timeout",
-        th.NumberType(minimum=0.1),
+        th.NumberType(exclusive_minimum=0),
         default=30,
         description="Seconds to wait for one request.",
     ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
@@ -136,7 +135,7 @@ class TargetSpotifyConversions(Target):
             target.listen(file_input)
         except RUN_ERRORS as exc:
             target.pipeline.fail(f"failed: {type(exc).__name__}")
-            cls.logger.error("Run failed: %s", exc)  # noqa: TRY400 - the message says it all
+            cls.logger.error("Run failed: %s", exc)
             sys.exit(1)
         except Exception as exc:
             target.pipeline.fail(f"failed: {type(exc).__name__}")

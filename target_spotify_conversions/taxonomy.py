@@ -18,7 +18,7 @@ TAXONOMY_FILE = "google-product-taxonomy-with-ids.en-US.txt"
 def _taxonomy() -> tuple[frozenset[str], dict[str, str]]:
     ids: set[str] = set()
     by_path: dict[str, str] = {}
-    text = resources.files(__package__).joinpath("data", TAXONOMY_FILE).read_text("utf-8")
+    text = resources.files(__package__).joinpath("data").joinpath(TAXONOMY_FILE).read_text("utf-8")
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue

@@ -116,7 +116,8 @@ def test_a_wrong_token_is_refused_by_the_strict_fake(fake, tmp_path):
     config = target_config(fake.url, auth_token="not-the-token")
     run = run_target(tmp_path / "run", config, singer_lines([purchase(1)], state_every=1))
     assert run.returncode == 1
-    assert "HTTP 401" in run.stderr and "auth_token" in run.stderr
+    assert "HTTP 401" in run.stderr
+    assert "auth_token" in run.stderr
     assert run.states == []
 
 
@@ -125,7 +126,8 @@ def test_other_client_errors_stop_the_run_with_status_and_message(tmp_path):
         wrong_url = server.url.replace("/events/", "/evnts/")
         run = run_target(tmp_path / "run", target_config(wrong_url), singer_lines([purchase(1)]))
     assert run.returncode == 1
-    assert "HTTP 404" in run.stderr and "api_url" in run.stderr
+    assert "HTTP 404" in run.stderr
+    assert "api_url" in run.stderr
     assert run.states == []
 
 
@@ -213,7 +215,8 @@ def test_on_invalid_fail_stops_at_the_first_invalid_record(fake, tmp_path):
     run = run_target(tmp_path / "run", target_config(fake.url, on_invalid="fail"),
                      singer_lines(records, state_every=1))
     assert run.returncode == 1
-    assert "on_invalid is 'fail'" in run.stderr and "ord-5" in run.stderr
+    assert "on_invalid is 'fail'" in run.stderr
+    assert "ord-5" in run.stderr
     assert all(state["position"] <= 5 for state in run.states)
     assert [r["event_id"] for r in run.rejects()] == ["ord-5"]
 
