@@ -177,3 +177,24 @@ def test_states_that_arrive_before_any_record_are_passed_on(fake, tmp_path):
              *singer_lines(_records(3), state_every=3)]
     run = run_target(tmp_path / "run", target_config(fake.url), lines)
     assert run.states == [{"position": 0}, {"position": 3}]
+
+
+def test_sigterm_while_the_tap_is_idle_stops_at_once_with_a_final_state(fake, tmp_path):
+    """The target waits on a silent tap; SIGTERM must not wait for more input."""
+    config = target_config(fake.url, events_per_request=500)
+    process = start_target(tmp_path / "run", config)
+    assert process.stdin is not None
+    for line in singer_lines(_records(30), state_every=10):
+        process.stdin.write(line + "\n")
+    process.stdin.flush()
+    time.sleep(1.0)  # everything read; the 30 events wait for a fuller request
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    seconds = time.monotonic() - started
+    _report("sigterm-idle", events_in=30, unique_at_fake=fake.unique_count,
+            seconds_to_exit=round(seconds, 2))
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert seconds < 5
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(30)}
+    assert [json.loads(line) for line in stdout.splitlines()][-1] == {"position": 30}
