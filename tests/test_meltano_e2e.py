@@ -132,7 +132,7 @@ class Meltano:
 def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
     executable = _meltano_executable()
     if executable is None:
-        pytest.skip("the meltano CLI is not installed (`make test` installs it in .venv)")
+        pytest.fail("the meltano CLI is not installed: `make test` installs it in .venv")
     work_dir = tmp_path_factory.mktemp("meltano-e2e")
     sys_dir = work_dir / "sys"
     sys_dir.mkdir()

@@ -1,0 +1,223 @@
+"""Normalising and hashing emails and phone numbers (SPEC section 2, user data)."""
+
+from __future__ import annotations
+
+import decimal
+import hashlib
+
+import pytest
+
+from target_spotify_conversions.hashing import (
+    e164,
+    hash_email,
+    hash_emails,
+    hash_phone,
+    is_sha256_hex,
+    redact_emails,
+    redact_phone,
+    sha256_hex,
+)
+
+
+def digest(text: str) -> str:
+    """The expected value, computed independently of the package."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+JANE = digest("jane.doe@example.com")
+JOHN = digest("john@example.org")
+LONDON = digest("+442079460958")
+US_FICTIONAL = digest("+15550102030")
+PRE_HASHED = "a" * 32 + "0123456789abcdef" * 2
+
+
+# --- sha256_hex / is_sha256_hex -----------------------------------------------------------------
+
+
+def test_sha256_hex_known_vectors():
+    # Published SHA-256 test vectors.
+    assert sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_sha256_hex_hashes_utf8_bytes():
+    assert sha256_hex("zoë@exämple.com") == hashlib.sha256("zoë@exämple.com".encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (PRE_HASHED, True),
+        (PRE_HASHED.upper(), True),
+        ("0" * 64, True),
+        ("0" * 63, False),
+        ("0" * 65, False),
+        ("g" * 64, False),
+        ("0" * 63 + " ", False),
+        ("", False),
+        ("jane.doe@example.com", False),
+    ],
+)
+def test_is_sha256_hex(text, expected):
+    assert is_sha256_hex(text) is expected
+
+
+# --- emails -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "jane.doe@example.com",
+        "Jane.Doe@Example.COM",
+        "  jane.doe@example.com  ",
+        "\tJANE.DOE@EXAMPLE.COM\n",
+    ],
+)
+def test_hash_email_trims_and_lower_cases(raw):
+    assert hash_email(raw) == JANE
+
+
+@pytest.mark.parametrize("raw", ["", " ", "\t\n"])
+def test_hash_email_empty_is_none(raw):
+    assert hash_email(raw) is None
+
+
+def test_pre_hashed_email_is_kept():
+    assert hash_email(PRE_HASHED) == PRE_HASHED
+    assert hash_email(f"  {PRE_HASHED} ") == PRE_HASHED
+
+
+def test_upper_case_pre_hashed_email_is_only_lower_cased():
+    assert hash_email(PRE_HASHED.upper()) == PRE_HASHED
+    assert hash_email(JANE.upper()) == JANE
+
+
+def test_hashing_twice_changes_nothing():
+    once = hash_email("Jane.Doe@example.com")
+    assert once == JANE
+    assert hash_email(once) == once
+
+
+def test_hash_emails_single_string_is_a_list():
+    assert hash_emails("jane.doe@example.com") == [JANE]
+
+
+def test_hash_emails_list_keeps_order_drops_duplicates_and_empties():
+    value = [
+        "john@example.org",
+        "",
+        "  ",
+        "JANE.DOE@example.com",
+        "jane.doe@example.com ",
+        JANE.upper(),
+        None,
+        42,
+        "John@Example.org",
+    ]
+    assert hash_emails(value) == [JOHN, JANE]
+
+
+@pytest.mark.parametrize("value", [None, "", [], ["", "  "], 5, {"email": "jane@example.com"}])
+def test_hash_emails_nothing_usable(value):
+    assert hash_emails(value) == []
+
+
+def test_redact_emails_keeps_shape_and_hashes_every_string():
+    assert redact_emails("Jane.Doe@example.com") == JANE
+    assert redact_emails(["jane.doe@example.com", ["john@example.org"], 3]) == [
+        JANE,
+        [JOHN],
+        None,
+    ]
+    assert redact_emails({"raw": "jane.doe@example.com"}) is None
+
+
+# --- phones -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        ("+44 20 7946 0958", None, "+442079460958"),
+        ("+44 (0)20 7946 0958", None, "+442079460958"),
+        ("+442079460958", "US", "+442079460958"),
+        ("020 7946 0958", "GB", "+442079460958"),
+        ("020-7946-0958", "GB", "+442079460958"),
+        ("+1 555 010 2030", None, "+15550102030"),
+        ("(555) 010-2030", "US", "+15550102030"),
+        ("555.010.2030", "US", "+15550102030"),
+        ("  +1 555 010 2030  ", None, "+15550102030"),
+        ("030 901820", "DE", "+4930901820"),
+    ],
+)
+def test_e164(raw, country, expected):
+    assert e164(raw, country) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "country"),
+    [
+        ("020 7946 0958", None),  # national number, no default country
+        ("5550102030", None),
+        ("+1 555", None),  # too short for its country
+        ("+44 20 7946 0958 1234 5678", None),  # too long
+        ("not a phone", "GB"),
+        ("", "GB"),
+        ("+", None),
+    ],
+)
+def test_e164_unusable(raw, country):
+    assert e164(raw, country) is None
+
+
+def test_hash_phone_digest_of_e164():
+    assert hash_phone("+44 20 7946 0958", None) == LONDON
+    assert hash_phone("020 7946 0958", "GB") == LONDON
+    assert hash_phone("+1 555 010 2030", None) == US_FICTIONAL
+
+
+def test_hash_phone_national_without_country_is_unusable():
+    assert hash_phone("020 7946 0958", None) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "country", "expected"),
+    [
+        (2079460958, "GB", LONDON),
+        (decimal.Decimal("2079460958"), "GB", LONDON),
+        (decimal.Decimal("2079460958.0"), "GB", LONDON),
+        (5550102030, "US", US_FICTIONAL),
+        (2079460958, None, None),  # a number has no '+', so it needs a default country
+        (decimal.Decimal("207946.0958"), "GB", None),  # a fraction is no phone number
+        (True, "GB", None),
+    ],
+)
+def test_hash_phone_numbers(value, country, expected):
+    assert hash_phone(value, country) == expected
+
+
+def test_hash_phone_list_takes_first_usable():
+    value = ["", "not a phone", "020 7946 0958", "+1 555 010 2030"]
+    assert hash_phone(value, None) == US_FICTIONAL
+    assert hash_phone(value, "GB") == LONDON
+
+
+@pytest.mark.parametrize("value", [[], [None, ""], ["12"], None, "", "  ", {"n": "+442079460958"}])
+def test_hash_phone_nothing_usable(value):
+    assert hash_phone(value, "GB") is None
+
+
+def test_pre_hashed_phone_is_only_lower_cased():
+    assert hash_phone(LONDON, None) == LONDON
+    assert hash_phone(LONDON.upper(), None) == LONDON
+    assert hash_phone(f" {LONDON.upper()} ", "GB") == LONDON
+
+
+def test_redact_phone_never_keeps_the_raw_number():
+    assert redact_phone("+44 20 7946 0958", None) == LONDON
+    # Unusable numbers are still hashed (as written), never kept.
+    assert redact_phone("020 7946 0958", None) == digest("020 7946 0958")
+    assert redact_phone(["+1 555 010 2030", 2079460958], "GB") == [US_FICTIONAL, LONDON]
+    assert redact_phone(LONDON.upper(), None) == LONDON
+    assert redact_phone(None, None) is None
