@@ -17,6 +17,7 @@ from target_spotify_conversions.mapping import (
     MappingOptions,
     Rejected,
 )
+from tests.spec import SPEC_INPUTS
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -40,36 +41,6 @@ BASE = {
     "$ip": "203.0.113.7",
 }
 
-# SPEC section 2, both tables, plus the name/id/time inputs, written down by hand.
-SPEC_INPUTS = {
-    "spotify_event_name",
-    "event",
-    "$event_id",
-    "$event_time",
-    "$action_source",
-    "opt_out_targeting",
-    "event_source_url",
-    "amount",
-    "currency",
-    "content_name",
-    "content_category",
-    "email",
-    "phone",
-    "$ip",
-    "$device_id",
-    "$user_agent",
-    "gender",
-    "request_ip_address",
-    "event_ip_address",
-    "platform_id",
-    "session_id",
-    "alias_id",
-    "cookie1",
-    "page_id",
-    "connection_type",
-    "age_group",
-    "$spclid",
-}
 ALLOWED_EVENT_KEYS = {
     "event_name",
     "event_id",

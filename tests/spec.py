@@ -1,0 +1,32 @@
+"""Tables written by hand from SPEC.md, shared by the tests (never read from the package)."""
+
+# SPEC section 2, both tables, plus the name/id/time inputs.
+SPEC_INPUTS = {
+    "spotify_event_name",
+    "event",
+    "$event_id",
+    "$event_time",
+    "$action_source",
+    "opt_out_targeting",
+    "event_source_url",
+    "amount",
+    "currency",
+    "content_name",
+    "content_category",
+    "email",
+    "phone",
+    "$ip",
+    "$device_id",
+    "$user_agent",
+    "gender",
+    "request_ip_address",
+    "event_ip_address",
+    "platform_id",
+    "session_id",
+    "alias_id",
+    "cookie1",
+    "page_id",
+    "connection_type",
+    "age_group",
+    "$spclid",
+}
