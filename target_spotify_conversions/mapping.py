@@ -19,7 +19,7 @@ import pycountry
 from . import event_id as ids
 from .event_names import EventNameResolver, spotify_name
 from .event_time import UTC, format_event_time, parse_event_time
-from .hashing import hash_emails, hash_phone, redact_emails, redact_phone
+from .hashing import hash_email, hash_emails, hash_phone, redact_emails, redact_phone
 from .taxonomy import category_id
 from .values import finite_decimal, is_absent, whole_number
 
@@ -142,6 +142,10 @@ def _content_category(value: object, _: MappingOptions) -> str:
 
 
 def _emails(value: object, _: MappingOptions) -> list[str]:
+    if isinstance(value, str):  # the common case, without building a list first
+        digest = hash_email(value)
+        if digest is not None:
+            return [digest]
     digests = hash_emails(value)
     if not digests:
         raise Invalid("no usable email")
@@ -181,7 +185,7 @@ Section = Literal["event", "event_details", "user_data"]
 OnInvalid = Literal["reject", "drop"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One row of SPEC section 2: where a property goes and what an invalid value does."""
 
@@ -352,12 +356,13 @@ class EventMapper:
         problems: list[Problem],
         warnings: list[str],
     ) -> None:
+        options = self.options
         for key, value in record.items():
             rule = RULES_BY_SOURCE.get(key)
             if rule is None or value is None or is_absent(value):
                 continue
             try:
-                sections[rule.section][rule.target] = rule.convert(value, self.options)
+                sections[rule.section][rule.target] = rule.convert(value, options)
             except Invalid as exc:
                 code = "invalid_" + rule.source.lstrip("$")
                 if rule.on_invalid == "reject":
@@ -369,7 +374,7 @@ class EventMapper:
         self, event: dict[str, Any], sections: dict[str, dict[str, Any]], problems: list[Problem]
     ) -> None:
         user_data, details = sections["user_data"], sections["event_details"]
-        if not any(key in user_data for key in IDENTIFIERS):
+        if user_data.keys().isdisjoint(IDENTIFIERS):
             problems.append(
                 Problem("no_identifier", "no ip_address, device_id, email or phone survives")
             )
