@@ -1,0 +1,571 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: the real target CLI against the local fake API, and the SDK's floor.
+
+    .venv/bin/python benchmarks/run.py [--events 200000] [--latency 0.05] [--repeats 3]
+                                       [--skip-noop] [--users N] [--set KEY=VALUE]
+                                       [--json results.json]
+
+1. Generates N Freshpaint-style events once (benchmarks/make_events.py, in a subprocess).
+2. Checks that the fake API is not what is measured: POSTs pre-built 500-event bodies to a
+   count-only fake from 4 threads and reports what it sustains, and the fake's own CPU time per
+   request.
+3. Runs both targets once on an input with no record: their start-up cost.
+4. For each repeat, alternately runs
+   - the real target CLI (api_url = a fresh count-only fake in its own process, SDK and target
+     defaults otherwise: validate_records on, events_per_request 500, 4 requests in flight),
+   - the do-nothing singer-sdk target (benchmarks/noop_target.py, all SDK defaults),
+   each fed the same file on stdin, stdout to /dev/null, stderr to a log file. Wall time is
+   measured from spawn to exit, peak RSS is the child's own ru_maxrss (os.wait4).
+5. Checks every target run: exit code 0, the fake received exactly the valid events (unique
+   ids, no re-sends, only 200s, no contract violation), and the target's summary agrees.
+6. Prints every run and the medians, and the ratio target/noop of the median rates.
+
+Exits 1 if a run failed (the work directory with the logs is then kept), 0 otherwise; goals
+that are missed are reported, not turned into a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import resource
+import selectors
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = REPO / "benchmarks"
+sys.path.insert(0, str(REPO))
+
+from tests.harness import CONNECTION_ID, TOKEN  # noqa: E402
+
+PY = sys.executable
+TARGET_BIN = Path(PY).with_name("target-spotify-conversions")
+if not TARGET_BIN.exists():
+    TARGET_BIN = REPO / ".venv" / "bin" / "target-spotify-conversions"
+EVENTS_PER_BODY = 500  # the target's default events_per_request
+MB = 1024.0  # ru_maxrss is in kB on Linux
+
+# Goals of the performance issue (200k events, 2-core machine).
+GOAL_RATIO = 3.5
+GOAL_RATE_NO_LATENCY = 20_000
+GOAL_RATE_LATENCY = 15_000
+GOAL_RSS_MB = 150
+
+
+class BenchError(Exception):
+    """A run that did not do what it must: the benchmark stops and says why."""
+
+
+@dataclass
+class RunResult:
+    repeat: int
+    what: str  # "target" or "noop"
+    seconds: float
+    events_per_s: float
+    peak_rss_mb: float
+    requests: int | None = None
+    unique_ids: int | None = None
+    fake_cpu_pct: float | None = None
+    log: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# The fake API, in its own process
+# --------------------------------------------------------------------------------------------
+
+
+class FakeProcess:
+    """`python -m tests.fake_spotify --count-only` in a separate process (its own GIL)."""
+
+    def __init__(self, latency: float, log: Path) -> None:
+        self.latency = latency
+        self.log = log
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.final_stats: dict[str, Any] | None = None
+
+    def __enter__(self) -> FakeProcess:
+        cmd = [PY, "-m", "tests.fake_spotify", "--port", "0", "--token", TOKEN,
+               "--connection-id", CONNECTION_ID, "--count-only", "--latency", str(self.latency)]
+        with self.log.open("w") as err:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=err,
+                                         text=True)
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        ready = sel.select(timeout=30)
+        sel.close()
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("URL "):
+            self._kill()
+            raise BenchError(f"the fake API did not start (expected 'URL ...', got {line!r}); "
+                             f"see {self.log}")
+        self.url = line.split()[1]
+        return self
+
+    @property
+    def address(self) -> tuple[str, int, str]:
+        parts = urllib.parse.urlsplit(self.url)
+        return parts.hostname or "127.0.0.1", parts.port or 80, parts.path
+
+    def stats(self) -> dict[str, Any]:
+        host, port, _ = self.address
+        with urllib.request.urlopen(f"http://{host}:{port}/_stats", timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            return
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        if lines:
+            self.final_stats = json.loads(lines[-1])
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# Does the fake keep up?
+# --------------------------------------------------------------------------------------------
+
+
+def prebuilt_bodies(count: int) -> list[bytes]:
+    """Request bodies shaped like the target's (about 580 bytes an event), unique ids each."""
+    digest = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+    bodies = []
+    for b in range(count):
+        events = []
+        for j in range(EVENTS_PER_BODY):
+            events.append({
+                "event_name": "PURCHASE",
+                "event_id": f"cap-{b}-{j}",
+                "event_time": "2026-11-01T10:00:00.123Z",
+                "user_data": {
+                    "hashed_emails": [digest],
+                    "hashed_phone_number": digest,
+                    "ip_address": "203.0.113.7",
+                    "device_id": "442e3d43-7204-452d-b222-1a58008a05a6",
+                    "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) "
+                                  "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1",
+                    "clickID": "c65ed6c5115317a149162750",
+                },
+                "event_details": {"amount": 64.0, "currency": "USD",
+                                  "content_name": "Leather Tote", "content_category": "3032"},
+                "action_source": "WEB",
+                "event_source_url": "https://shop.example.com/products/leather-tote",
+                "opt_out_targeting": False,
+            })
+        body = {"conversion_events": {"capi_connection_id": CONNECTION_ID, "events": events}}
+        bodies.append(json.dumps(body, separators=(",", ":")).encode())
+    return bodies
+
+
+def capacity_check(fake: FakeProcess, bodies: list[bytes], threads: int,
+                   per_thread: int) -> dict[str, Any]:
+    """POST `per_thread` bodies from each of `threads` threads; requests/s the fake sustains."""
+    host, port, path = fake.address
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    errors: list[str] = []
+    barrier = threading.Barrier(threads + 1)
+
+    def worker(n: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        barrier.wait()
+        try:
+            for i in range(per_thread):
+                conn.request("POST", path, bodies[(n + i) % len(bodies)], headers)
+                answer = conn.getresponse()
+                answer.read()
+                if answer.status != 200:
+                    errors.append(f"HTTP {answer.status}")
+                    return
+        except OSError as exc:
+            errors.append(type(exc).__name__)
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    cpu0 = fake.cpu_seconds()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for w in workers:
+        w.join()
+    seconds = time.perf_counter() - t0
+    cpu = fake.cpu_seconds() - cpu0
+    if errors:
+        raise BenchError(f"capacity check against the fake failed: {errors[:3]}")
+    requests = threads * per_thread
+    return {
+        "threads": threads,
+        "requests": requests,
+        "seconds": round(seconds, 3),
+        "requests_per_s": requests / seconds,
+        "events_per_s": requests * EVENTS_PER_BODY / seconds,
+        "fake_cpu_ms_per_request": 1000 * cpu / requests,
+        "latency": fake.latency,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Running one child
+# --------------------------------------------------------------------------------------------
+
+
+def run_child(cmd: list[str], stdin: Path, log: Path, cwd: Path,
+              timeout: float) -> tuple[int, float, float]:
+    """Exit code, wall seconds (spawn to exit) and peak RSS in MB of one child process."""
+    with stdin.open("rb") as fin, log.open("wb") as ferr:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=fin, stdout=subprocess.DEVNULL, stderr=ferr, cwd=cwd)
+        watchdog = threading.Timer(timeout, _kill_pid, args=(proc.pid,))
+        watchdog.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            watchdog.cancel()
+        seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
+    return proc.returncode, seconds, usage.ru_maxrss / MB
+
+
+def _kill_pid(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def tail(path: Path, lines: int = 12) -> str:
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+def summary_counts(log: Path) -> dict[str, str]:
+    """The target's closing 'summary: key: value' lines."""
+    found = {}
+    for line in log.read_text(errors="replace").splitlines():
+        _, marker, fact = line.partition("summary: ")
+        if marker:
+            key, _, value = fact.strip().partition(": ")
+            found[key] = value
+    return found
+
+
+def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
+               latency: float, timeout: float, settings: dict[str, Any]) -> RunResult:
+    rundir = workdir / f"target-{n}" if n else workdir / "target-empty"
+    rundir.mkdir()
+    log = rundir / "stderr.log"
+    with FakeProcess(latency, rundir / "fake.log") as fake:
+        config = {"api_url": fake.url, "auth_token": TOKEN, "capi_connection_id": CONNECTION_ID,
+                  **settings}
+        (rundir / "config.json").write_text(json.dumps(config))
+        before = fake.stats()
+        cpu0 = fake.cpu_seconds()
+        code, seconds, rss = run_child([str(TARGET_BIN), "--config", "config.json"],
+                                       input_path, log, rundir, timeout)
+        cpu = fake.cpu_seconds() - cpu0
+        after = fake.stats()
+    requests = after["requests"] - before["requests"]
+    unique = after["unique_count"] - before["unique_count"]
+    accepted = after["accepted_count"] - before["accepted_count"]
+    where = f"target run {n} (log: {log})"
+    if code != 0:
+        raise BenchError(f"{where} exited {code}; the end of its log:\n{tail(log)}")
+    statuses = {k: v for k, v in after["statuses"].items() if k != "200"}
+    problems = []
+    if unique != meta["valid"]:
+        problems.append(f"the fake received {unique} unique event ids, the input has "
+                        f"{meta['valid']} valid events")
+    if accepted != unique:
+        problems.append(f"{accepted - unique} events were sent more than once")
+    if statuses or after["contract_violations"] or after["internal_errors"]:
+        problems.append(f"the fake answered {statuses} with {after['contract_violations']} "
+                        f"contract violations and {after['internal_errors']} internal errors")
+    summary = summary_counts(log)
+    expected = {"records read": meta["events"], "events delivered": meta["valid"],
+                "records rejected": meta["invalid"]}
+    for key, value in expected.items():
+        got = summary.get(key, "?").split()[0]
+        if got != str(value):
+            problems.append(f"the target's summary says '{key}: {got}', expected {value}")
+    if problems:
+        raise BenchError(f"{where}: " + "; ".join(problems))
+    return RunResult(n, "target", seconds, meta["events"] / seconds, rss, requests, unique,
+                     100 * cpu / seconds, str(log))
+
+
+def run_noop(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
+             timeout: float) -> RunResult:
+    rundir = workdir / f"noop-{n}" if n else workdir / "noop-empty"
+    rundir.mkdir()
+    log = rundir / "stderr.log"
+    config = {"api_url": "http://127.0.0.1:9/unused/", "auth_token": TOKEN,
+              "capi_connection_id": CONNECTION_ID}
+    (rundir / "config.json").write_text(json.dumps(config))
+    code, seconds, rss = run_child([PY, str(HERE / "noop_target.py"), "--config", "config.json"],
+                                   input_path, log, rundir, timeout)
+    where = f"noop run {n} (log: {log})"
+    if code != 0:
+        raise BenchError(f"{where} exited {code}; the end of its log:\n{tail(log)}")
+    counted = 0
+    for line in log.read_text(errors="replace").splitlines():
+        if '"metric":"record_count"' in line:
+            counted += json.loads(line.split("METRIC: ", 1)[1])["value"]
+    if counted != meta["events"]:
+        raise BenchError(f"{where} counted {counted} records, the input has {meta['events']}")
+    return RunResult(n, "noop", seconds, meta["events"] / seconds, rss, log=str(log))
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(results: list[RunResult]) -> list[str]:
+    head = (f"{'run':<8}{'what':<8}{'seconds':>9}{'events/s':>11}{'peak RSS MB':>13}"
+            f"{'requests':>10}{'unique ids':>12}{'fake CPU':>10}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(
+            f"{r.repeat:<8}{r.what:<8}{r.seconds:>9.2f}{r.events_per_s:>11,.0f}"
+            f"{r.peak_rss_mb:>13.1f}{fmt(r.requests, ','):>10}{fmt(r.unique_ids, ','):>12}"
+            f"{fmt(r.fake_cpu_pct, '.0f') + ('%' if r.fake_cpu_pct is not None else ''):>10}"
+        )
+    lines.append("-" * len(head))
+    for what in ("target", "noop"):
+        mine = [r for r in results if r.what == what]
+        if not mine:
+            continue
+        reqs = [r.requests for r in mine if r.requests is not None]
+        cpu = [r.fake_cpu_pct for r in mine if r.fake_cpu_pct is not None]
+        lines.append(
+            f"{'median':<8}{what:<8}{statistics.median(r.seconds for r in mine):>9.2f}"
+            f"{statistics.median(r.events_per_s for r in mine):>11,.0f}"
+            f"{statistics.median(r.peak_rss_mb for r in mine):>13.1f}"
+            f"{fmt(statistics.median(reqs) if reqs else None, ',.0f'):>10}"
+            f"{'':>12}"
+            f"{(format(statistics.median(cpu), '.0f') + '%') if cpu else '-':>10}"
+        )
+    return lines
+
+
+def medians(results: list[RunResult], what: str) -> dict[str, float] | None:
+    mine = [r for r in results if r.what == what]
+    if not mine:
+        return None
+    return {"events_per_s": statistics.median(r.events_per_s for r in mine),
+            "peak_rss_mb": statistics.median(r.peak_rss_mb for r in mine),
+            "seconds": statistics.median(r.seconds for r in mine)}
+
+
+def setting(text: str) -> tuple[str, Any]:
+    """KEY=VALUE, the value read as JSON when it is JSON (8, false, "x"), else as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError("expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds the fake API sleeps before every answer")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-noop", action="store_true", help="run the real target only")
+    parser.add_argument("--users", type=int, default=None,
+                        help="user pool of the generated events (default: events/8)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=1200,
+                        help="seconds after which one run is killed")
+    parser.add_argument("--capacity-requests", type=int, default=160,
+                        help="requests of the fake's capacity check (4 threads)")
+    parser.add_argument("--set", dest="settings", action="append", default=[],
+                        metavar="KEY=JSON", type=setting,
+                        help="extra target setting, e.g. --set max_concurrent_requests=8 "
+                             "(repeatable; the default is the target's own defaults)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    if args.events < 1 or args.repeats < 1:
+        parser.error("--events and --repeats must be at least 1")
+
+    workdir = Path(tempfile.mkdtemp(prefix="spotify-bench-"))
+    failed = False
+    try:
+        report = bench(args, workdir)
+    except BenchError as exc:
+        print(f"\nBENCHMARK FAILED: {exc}\n(work directory kept: {workdir})", flush=True)
+        failed = True
+    except KeyboardInterrupt:
+        print(f"\ninterrupted (work directory kept: {workdir})", flush=True)
+        return 130
+    else:
+        if args.json is not None:
+            args.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if not failed and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elif args.keep:
+        print(f"work directory: {workdir}")
+    return 1 if failed else 0
+
+
+def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    say = lambda text="": print(text, flush=True)  # noqa: E731
+    input_path = workdir / "events.jsonl"
+    meta_path = workdir / "events.meta.json"
+    gen = [PY, str(HERE / "make_events.py"), "--events", str(args.events), "--seed",
+           str(args.seed), "--out", str(input_path), "--meta", str(meta_path)]
+    if args.users is not None:
+        gen += ["--users", str(args.users)]
+    subprocess.run(gen, check=True, stdout=subprocess.DEVNULL)
+    meta = json.loads(meta_path.read_text())
+    cpus = os.cpu_count()
+    say(f"machine: {cpus} CPUs, load average {os.getloadavg()[0]:.2f} at start; python "
+        f"{sys.version.split()[0]}")
+    say(f"input: {meta['events']:,} events ({meta['valid']:,} valid, {meta['invalid']:,} "
+        f"invalid: {meta['invalid_by_kind']}), {meta['properties_per_record']} properties a "
+        f"record, user pool {meta['user_pool']:,} ({meta['users_seen']:,} seen), "
+        f"{meta['bytes'] / 1e6:.1f} MB, seed {meta['seed']}, generated in {meta['seconds']} s")
+
+    # Is the fake fast enough not to be what is measured?
+    bodies = prebuilt_bodies(8)
+    per_thread = max(1, args.capacity_requests // 4)
+    with FakeProcess(0.0, workdir / "fake-capacity.log") as fake:
+        capacity = capacity_check(fake, bodies, 4, per_thread)
+    say(f"fake API capacity (count-only, no latency, 4 threads x {per_thread} bodies of "
+        f"{EVENTS_PER_BODY} events, {len(bodies[0]) / 1e3:.0f} kB each): "
+        f"{capacity['requests_per_s']:,.0f} requests/s = {capacity['events_per_s']:,.0f} "
+        f"events/s; fake CPU {capacity['fake_cpu_ms_per_request']:.1f} ms a request "
+        f"(~{1000 / max(capacity['fake_cpu_ms_per_request'], 1e-6) * EVENTS_PER_BODY:,.0f} "
+        f"events per CPU-second)")
+    ceiling = None
+    if args.latency > 0:
+        with FakeProcess(args.latency, workdir / "fake-ceiling.log") as fake:
+            ceiling = capacity_check(fake, bodies, 4, max(1, min(per_thread, 12)))
+        say(f"with {args.latency * 1000:.0f} ms latency, 4 requests in flight (the target's "
+            f"default max_concurrent_requests) allow at most {ceiling['events_per_s']:,.0f} "
+            f"events/s ({ceiling['requests_per_s']:.1f} requests/s)")
+    del bodies
+    settings = dict(args.settings)
+    say(f"target: {TARGET_BIN} (defaults: validate_records on, events_per_request 500, "
+        f"max_concurrent_requests 4){'; settings ' + json.dumps(settings) if settings else ''}"
+        f"; fake latency {args.latency * 1000:.0f} ms")
+    say()
+
+    # Start-up and shut-down cost: the same programs on an input with no record.
+    empty = workdir / "empty.jsonl"
+    empty.write_text(input_path.open().readline())
+    none = {"events": 0, "valid": 0, "invalid": 0}
+    idle = [run_target(0, workdir, empty, none, args.latency, args.timeout, settings)]
+    if not args.skip_noop:
+        idle.append(run_noop(0, workdir, empty, none, args.timeout))
+    say("start-up (input with a SCHEMA and no record): "
+        + ", ".join(f"{r.what} {r.seconds:.2f} s, {r.peak_rss_mb:.1f} MB" for r in idle))
+
+    results: list[RunResult] = []
+    for n in range(1, args.repeats + 1):
+        runs = [("target", lambda n=n: run_target(n, workdir, input_path, meta, args.latency,
+                                                   args.timeout, settings))]
+        if not args.skip_noop:
+            runs.append(("noop", lambda n=n: run_noop(n, workdir, input_path, meta,
+                                                      args.timeout)))
+        for what, fn in runs:
+            result = fn()
+            results.append(result)
+            say(f"  repeat {n} {what:<6} {result.seconds:7.2f} s  "
+                f"{result.events_per_s:9,.0f} events/s  peak RSS {result.peak_rss_mb:6.1f} MB"
+                + (f"  {result.requests} requests, fake CPU {result.fake_cpu_pct:.0f}%"
+                   if result.requests is not None else ""))
+
+    say()
+    for line in table(results):
+        say(line)
+    say()
+    target_m = medians(results, "target")
+    noop_m = medians(results, "noop")
+    assert target_m is not None
+    ratio = target_m["events_per_s"] / noop_m["events_per_s"] if noop_m else None
+    if ratio is not None:
+        say(f"ratio target/noop (median events/s): {ratio:.2f}x")
+    driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MB
+    say(f"driver peak RSS {driver_rss:.1f} MB (Linux carries a parent's peak RSS into its "
+        "child's ru_maxrss: no child can show less)")
+    fake_rate = capacity["events_per_s"]
+    keeps_up = fake_rate >= 2 * target_m["events_per_s"]
+    max_cpu = max(r.fake_cpu_pct or 0 for r in results)
+    say(f"fake keeps up: capacity {fake_rate:,.0f} events/s = "
+        f"{fake_rate / target_m['events_per_s']:.1f}x the target's median rate, fake CPU at "
+        f"most {max_cpu:.0f}% of one core during target runs"
+        + ("" if keeps_up else "  WARNING: the fake may be limiting the target"))
+
+    say()
+    say(f"goals ({args.events:,} events, {cpus} CPUs; the issue states them for 200,000 on 2):")
+    rate_goal = GOAL_RATE_LATENCY if args.latency > 0 else GOAL_RATE_NO_LATENCY
+    say(f"  target >= {rate_goal:,} events/s: {target_m['events_per_s']:,.0f} -> "
+        f"{verdict(target_m['events_per_s'] >= rate_goal)}")
+    if ratio is not None and args.latency == 0:
+        say(f"  target >= {GOAL_RATIO}x noop: {ratio:.2f}x -> {verdict(ratio >= GOAL_RATIO)}")
+    say(f"  peak RSS < {GOAL_RSS_MB} MB: {target_m['peak_rss_mb']:.1f} MB -> "
+        f"{verdict(target_m['peak_rss_mb'] < GOAL_RSS_MB)}")
+    say("  peak RSS within 10% between 20k and 200k events: compare the median peak RSS of "
+        "a --events 20000 run with this one")
+    return {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "input": meta,
+        "capacity": capacity,
+        "latency_ceiling": ceiling,
+        "startup": [asdict(r) for r in idle],
+        "runs": [asdict(r) for r in results],
+        "median_target": target_m,
+        "median_noop": noop_m,
+        "ratio": ratio,
+        "driver_peak_rss_mb": driver_rss,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
