@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import phonenumbers
 
-from .values import whole_number
+from .values import CACHE_ENTRIES, whole_number
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
@@ -27,7 +27,7 @@ def is_sha256_hex(text: str) -> bool:
     return _SHA256_HEX.fullmatch(text) is not None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_ENTRIES)
 def hash_email(email: str) -> str | None:
     """Trim, lower-case and hash one email; None for an empty value (cached: users repeat)."""
     cleaned = email.strip().lower()
@@ -84,7 +84,7 @@ def hash_phone(value: object, default_country: str | None) -> str | None:
     return None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_ENTRIES)
 def _phone_digest(text: str, default_country: str | None) -> str | None:
     if is_sha256_hex(text):
         return text.lower()

@@ -21,7 +21,7 @@ from .event_names import EventNameResolver, spotify_name
 from .event_time import UTC, format_event_time, parse_event_time
 from .hashing import hash_email, hash_emails, hash_phone, redact_emails, redact_phone
 from .taxonomy import category_id
-from .values import finite_decimal, is_absent, whole_number
+from .values import CACHE_ENTRIES, finite_decimal, is_absent, whole_number
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 IDENTIFIERS = ("ip_address", "device_id", "hashed_emails", "hashed_phone_number")
@@ -166,7 +166,7 @@ def _ip(value: object, _: MappingOptions) -> str:
     return address
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_ENTRIES)
 def _normal_ip(text: str) -> str | None:
     try:
         return str(ipaddress.ip_address(text))
