@@ -27,9 +27,8 @@ def is_sha256_hex(text: str) -> bool:
     return _SHA256_HEX.fullmatch(text) is not None
 
 
-@lru_cache(maxsize=CACHE_ENTRIES)
 def hash_email(email: str) -> str | None:
-    """Trim, lower-case and hash one email; None for an empty value (cached: users repeat)."""
+    """Trim, lower-case and hash one email; None for an empty value."""
     cleaned = email.strip().lower()
     if not cleaned:
         return None
@@ -84,6 +83,7 @@ def hash_phone(value: object, default_country: str | None) -> str | None:
     return None
 
 
+# Parsing a phone number costs about 30 us; users repeat, so digests are cached (bounded).
 @lru_cache(maxsize=CACHE_ENTRIES)
 def _phone_digest(text: str, default_country: str | None) -> str | None:
     if is_sha256_hex(text):
