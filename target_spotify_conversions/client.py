@@ -109,7 +109,11 @@ class CapiClient:
                 self.retries += 1
                 logger.warning(
                     "Request of %d events: %s; retry %d of %d in %.1f s",
-                    events, exc, attempt + 1, self._max_retries, wait,
+                    events,
+                    exc,
+                    attempt + 1,
+                    self._max_retries,
+                    wait,
                 )
                 if self._stop.wait(wait):
                     raise Aborted("stopped retrying: the run is failing") from None
@@ -225,4 +229,3 @@ def body_of(connection_id: str, events: Sequence[bytes]) -> bytes:
 def envelope_size(connection_id: str) -> int:
     """Bytes a body takes besides its events and the commas between them."""
     return len(body_of(connection_id, []))
-

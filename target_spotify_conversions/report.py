@@ -43,7 +43,10 @@ class RunReport:
             self._last_progress = now
             self._logger.info(
                 "Progress: %d records read, %d events delivered, %d rejected, %.0f events/s",
-                self.records_read, self.delivered, self.rejected, self.rate(),
+                self.records_read,
+                self.delivered,
+                self.rejected,
+                self.rate(),
             )
 
     def rate(self) -> float:

@@ -72,7 +72,6 @@ class TargetSpotifyConversions(Target):
             "configure the tap to send RECORD messages"
         )
 
-
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
         outcome = "completed"
@@ -145,8 +144,9 @@ class TargetSpotifyConversions(Target):
             target.pipeline.fail(f"failed: {type(exc).__name__}")
             # Messages of unexpected errors may quote input values: show only where it happened.
             where = "".join(traceback.format_tb(exc.__traceback__))
-            cls.logger.error("Internal error %s; no STATE written past it.\n%s",
-                             type(exc).__name__, where)
+            cls.logger.error(
+                "Internal error %s; no STATE written past it.\n%s", type(exc).__name__, where
+            )
             sys.exit(1)
         if target.stopped_by is not None:
             sys.exit(128 + target.stopped_by)
