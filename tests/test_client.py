@@ -1,0 +1,154 @@
+"""The HTTP client against the strict fake: what is retried, what is final, what is fatal."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import threading
+import time
+
+import pytest
+import requests
+
+from target_spotify_conversions.client import (
+    Aborted,
+    AuthError,
+    CapiClient,
+    DeliveryError,
+    api_message,
+    body_of,
+    retry_after,
+)
+from tests.fake_spotify import FakeSpotify
+from tests.harness import CONNECTION_ID, TOKEN
+
+EVENT = json.dumps({
+    "event_name": "VIEW", "event_id": "e-1", "event_time": "2026-01-01T00:00:00.000Z",
+    "user_data": {"ip_address": "203.0.113.1"}, "opt_out_targeting": True,
+}).encode()
+
+
+def client(fake: FakeSpotify, **options) -> CapiClient:
+    options.setdefault("backoff_factor", 0.05)
+    return CapiClient(fake.url, TOKEN, **options)
+
+
+def test_a_valid_body_is_delivered(fake):
+    answer = client(fake).post(body_of(CONNECTION_ID, [EVENT]), 1)
+    assert answer.ok
+    assert fake.accepted_ids() == {"e-1"}
+
+
+def test_transient_answers_are_retried_with_the_identical_body(fake):
+    fake.fail_next(1, 503)
+    fake.fail_next(1, 429, retry_after=0.3)
+    fake.fail_next(1, FakeSpotify.DROP)
+    capi = client(fake)
+    answer = capi.post(body_of(CONNECTION_ID, [EVENT]), 1)
+    assert answer.ok
+    assert capi.retries == 3
+    sizes = {request.body_size for request in fake.requests}
+    assert len(sizes) == 1, "every attempt sent the same bytes"
+    assert fake.retry_after_violations == []
+
+
+def test_retries_run_out_with_a_message_that_says_so(fake):
+    fake.always(502)
+    with pytest.raises(DeliveryError, match=r"after 3 attempts; last answer: HTTP 502"):
+        client(fake, max_retries=2).post(body_of(CONNECTION_ID, [EVENT]), 1)
+    assert len(fake.requests) == 3
+
+
+def test_retry_after_holds_back_every_thread(fake):
+    fake.fail_next(1, 429, retry_after=1.0)
+    capi = client(fake)
+    started = time.monotonic()
+    first = threading.Thread(target=capi.post, args=(body_of(CONNECTION_ID, [EVENT]), 1))
+    first.start()
+    time.sleep(0.2)  # the 429 has been answered; another thread now sends
+    capi.post(body_of(CONNECTION_ID, [EVENT]), 1)
+    first.join()
+    assert time.monotonic() - started >= 1.0
+    assert fake.retry_after_violations == []
+
+
+@pytest.mark.parametrize(("status", "cause"), [(401, "auth_token"), (403, "capi_connection_id")])
+def test_credentials_errors_are_fatal_and_name_the_cause(fake, status, cause):
+    fake.always(status)
+    with pytest.raises(AuthError, match=cause):
+        client(fake).post(body_of(CONNECTION_ID, [EVENT]), 1)
+    assert len(fake.requests) == 1
+
+
+def test_400_and_413_are_answers_for_the_caller_to_split(fake):
+    fake.reject_events({"e-1"})
+    answer = client(fake).post(body_of(CONNECTION_ID, [EVENT]), 1)
+    assert answer.status == 400
+    assert "sp_trace_id" in answer.message
+
+
+def test_a_redirect_is_not_followed(tmp_path):
+    import http.server
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(308)
+            self.send_header("Location", "http://127.0.0.1:9/elsewhere/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/capi-direct/events/"
+        with pytest.raises(DeliveryError, match="308 redirect"):
+            CapiClient(url, TOKEN).post(b"{}", 1)
+    finally:
+        server.shutdown()
+
+
+def test_abort_stops_a_request_waiting_to_retry(fake):
+    fake.always(503)
+    capi = client(fake, backoff_factor=30)
+    errors = []
+
+    def post():
+        try:
+            capi.post(body_of(CONNECTION_ID, [EVENT]), 1)
+        except DeliveryError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=post)
+    worker.start()
+    time.sleep(0.3)
+    capi.abort()
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    assert len(errors) == 1
+    assert isinstance(errors[0], Aborted)
+
+
+def response(status: int, body: str, **headers: str) -> requests.Response:
+    answer = requests.Response()
+    answer.status_code = status
+    answer._content = body.encode()
+    answer.headers.update(headers)
+    return answer
+
+
+def test_retry_after_reads_seconds_and_http_dates_and_caps_them():
+    assert retry_after(response(429, "", **{"Retry-After": "7"})) == 7
+    soon = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= (retry_after(response(429, "", **{"Retry-After": soon})) or 0) <= 31
+    assert retry_after(response(429, "", **{"Retry-After": "86400"})) == 600
+    assert retry_after(response(429, "", **{"Retry-After": "soon"})) is None
+    assert retry_after(response(429, "")) is None
+
+
+def test_api_message_keeps_the_api_words_and_trace_id_short():
+    body = json.dumps({"sp_trace_id": "abc123", "messages": ["bad event_time"], "error_codes": [1]})
+    assert api_message(response(400, body)) == "bad event_time (sp_trace_id abc123)"
+    assert api_message(response(500, "<html>" + "x" * 5000)) == ("<html>" + "x" * 294)

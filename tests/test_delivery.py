@@ -1,0 +1,95 @@
+"""Batching, request limits and 400/413 splitting, with the real client against the fake."""
+
+from __future__ import annotations
+
+import json
+
+from target_spotify_conversions.client import CapiClient
+from target_spotify_conversions.delivery import Delivery, DryRunFile, Outcome, Pending
+from tests.harness import CONNECTION_ID, TOKEN
+
+
+def pending(i: int, padding: int = 0) -> Pending:
+    event = {
+        "event_name": "VIEW", "event_id": f"e-{i}", "event_time": "2026-01-01T00:00:00.000Z",
+        "user_data": {"ip_address": "203.0.113.1", "device_id": "d" * (1 + padding)},
+        "opt_out_targeting": True,
+    }
+    return Pending("s", f"e-{i}", json.dumps(event).encode(), {"$event_id": f"e-{i}"})
+
+
+def delivery(transport, outcomes: list[Outcome], states: list, per_request: int = 10) -> Delivery:
+    return Delivery(transport, CONNECTION_ID, events_per_request=per_request,
+                    max_concurrent_requests=2, on_outcome=outcomes.append,
+                    write_state=states.append)
+
+
+def test_requests_hold_at_most_events_per_request(fake):
+    outcomes, states = [], []
+    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, states, per_request=10)
+    for i in range(25):
+        sender.add(sender.checkpoints.record(), pending(i))
+    sender.drain()
+    sender.close()
+    assert [len(r.event_ids) for r in fake.requests] == [10, 10, 5]
+    assert sum(o.delivered for o in outcomes) == 25
+
+
+def test_requests_stay_under_one_megabyte(fake):
+    outcomes, states = [], []
+    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, states, per_request=1000)
+    for i in range(30):
+        sender.add(sender.checkpoints.record(), pending(i, padding=100_000))
+    sender.drain()
+    sender.close()
+    assert all(r.body_size <= 1_000_000 for r in fake.requests)
+    assert len(fake.requests) == 4
+    assert len(fake.accepted_ids()) == 30
+
+
+def test_an_event_over_the_limit_does_not_fit():
+    sender = delivery(DryRunFile("/dev/null"), [], [])
+    assert sender.fits(pending(1, padding=10_000))
+    assert not sender.fits(pending(1, padding=1_000_000))
+    sender.close()
+
+
+def test_400_bisection_isolates_each_refused_event(fake):
+    fake.reject_events({"e-3", "e-17"})
+    outcomes, states = [], []
+    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, states, per_request=20)
+    for i in range(20):
+        sender.add(sender.checkpoints.record(), pending(i))
+    sender.drain()
+    sender.close()
+    refused = [(item.event_id, problem.code) for o in outcomes for item, problem in o.refused]
+    assert sorted(refused) == [("e-17", "api_rejected"), ("e-3", "api_rejected")]
+    assert len(fake.accepted_ids()) == 18
+    assert len(fake.requests) < 20, "bisection, not one request per event"
+
+
+def test_state_waits_for_the_request_before_it(fake):
+    fake.configure(latency=0.2)
+    outcomes, states = [], []
+    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, states, per_request=5)
+    for i in range(5):
+        sender.add(sender.checkpoints.record(), pending(i))
+    sender.state({"at": 5})
+    assert states == [], "the request with records 0-4 is still in flight"
+    sender.drain()
+    sender.close()
+    assert states == [{"at": 5}]
+
+
+def test_dry_run_writes_each_body_as_one_line(tmp_path):
+    path = tmp_path / "out" / "dry.jsonl"
+    transport = DryRunFile(str(path))
+    sender = delivery(transport, [], [], per_request=4)
+    for i in range(6):
+        sender.add(sender.checkpoints.record(), pending(i))
+    sender.drain()
+    sender.close()
+    transport.close()
+    bodies = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [len(b["conversion_events"]["events"]) for b in bodies] == [4, 2]
+    assert bodies[0]["conversion_events"]["capi_connection_id"] == CONNECTION_ID
