@@ -15,7 +15,7 @@
      defaults otherwise: validate_records on, events_per_request 500, 4 requests in flight),
    - the do-nothing singer-sdk target (benchmarks/noop_target.py, all SDK defaults),
    each fed the same file on stdin, stdout to /dev/null, stderr to a log file. Wall time is
-   measured from spawn to exit, peak RSS is the child's own ru_maxrss (os.wait4).
+   measured from spawn to exit, peak RSS is that of the child and its own children.
 5. Checks every target run: exit code 0, the fake received exactly the valid events (unique
    ids, no re-sends, only 200s, no contract violation), and the target's summary agrees.
 6. Prints every run and the medians, and the ratio target/noop of the median rates.
@@ -246,19 +246,43 @@ def capacity_check(fake: FakeProcess, bodies: list[bytes], threads: int,
 
 def run_child(cmd: list[str], stdin: Path, log: Path, cwd: Path,
               timeout: float) -> tuple[int, float, float]:
-    """Exit code, wall seconds (spawn to exit) and peak RSS in MB of one child process."""
+    """Exit code, wall seconds (spawn to exit) and peak RSS in MB of one child process.
+
+    The peak is the larger of the child's own ru_maxrss and the sampled sum of the RSS of the
+    child and its own children (the target maps records in a child process of its own).
+    """
     with stdin.open("rb") as fin, log.open("wb") as ferr:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdin=fin, stdout=subprocess.DEVNULL, stderr=ferr, cwd=cwd)
         watchdog = threading.Timer(timeout, _kill_pid, args=(proc.pid,))
         watchdog.start()
+        tree_peak = [0.0]
+        sampler = threading.Thread(target=_sample_tree_rss, args=(proc.pid, tree_peak),
+                                   daemon=True)
+        sampler.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             watchdog.cancel()
         seconds = time.perf_counter() - t0
+        sampler.join(timeout=1)
     proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
-    return proc.returncode, seconds, usage.ru_maxrss / MB
+    return proc.returncode, seconds, max(usage.ru_maxrss / MB, tree_peak[0])
+
+
+def _sample_tree_rss(pid: int, peak: list[float]) -> None:
+    """Every 20 ms: the RSS of the process and its children, in MB, summed."""
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    while True:
+        try:
+            total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+        except psutil.NoSuchProcess:
+            return
+        peak[0] = max(peak[0], total / (1024 * 1024))
+        time.sleep(0.02)
 
 
 def _kill_pid(pid: int) -> None:

@@ -7,19 +7,21 @@ The SDK sink calls `process` for each record and `drain` when it drains; the tar
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
-
-import msgspec
 
 from .client import CapiClient
 from .delivery import Delivery, DryRunFile, Outcome, Pending, Transport
-from .mapping import EventMapper, Problem, Rejected
+from .mapping import EventMapper, Problem
+from .mapping_process import MappedRecord, MappingProcess
 from .rejects import Rejects
 from .report import RunReport
 from .settings import Settings
 
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
+# Chunks sent to the mapping process and not yet handed on: enough to keep it busy.
+MAX_CHUNKS_OUT = 2
 
 
 class Pipeline:
@@ -50,23 +52,53 @@ class Pipeline:
             on_outcome=self._on_outcome,
             write_state=self._checkpoint(write_state),
         )
+        self.mapping = MappingProcess(settings.mapping)
+        self._chunk_size = settings.events_per_request
+        self._chunk: list[tuple[int, str, Mapping[str, Any]]] = []
+        self._mapping: deque[tuple[list[tuple[int, str, Mapping[str, Any]]], Future[Any]]] = deque()
 
     def process(
         self, record: Mapping[str, Any], stream: str, problems: Sequence[Problem] = ()
     ) -> None:
-        """Map one record and queue its event, or reject it; `problems` come from the SDK side."""
+        """Queue one record for mapping, or reject it; `problems` come from the SDK side."""
         seq = self.delivery.checkpoints.record()
         self.report.records_read += 1
         if problems:
             self.rejects.reject(stream, self.mapper.event_id(record, stream), problems, record)
             return
-        result = self.mapper.map(record, stream)
-        if result.warnings:
-            self.report.warn(result.warnings)
-        if isinstance(result, Rejected):
-            self.rejects.reject(stream, result.event_id, result.reasons, record)
+        if not self._chunk:
+            self.delivery.checkpoints.hold(seq)
+        self._chunk.append((seq, stream, record))
+        if len(self._chunk) >= self._chunk_size:
+            self._send_chunk()
+
+    def _send_chunk(self) -> None:
+        """Records go to the mapping process in chunks; at most a few chunks are out at once."""
+        chunk, self._chunk = self._chunk, []
+        future = self.mapping.submit([(stream, record) for _, stream, record in chunk])
+        self._mapping.append((chunk, future))
+        while len(self._mapping) > MAX_CHUNKS_OUT:
+            self._take_mapped(wait=True)
+        self._take_mapped(wait=False)
+
+    def _take_mapped(self, *, wait: bool) -> None:
+        """Hand mapped chunks, in the order they were sent, to delivery and rejects."""
+        while self._mapping and (wait or self._mapping[0][1].done()):
+            chunk, future = self._mapping.popleft()
+            for (seq, stream, record), mapped in zip(chunk, future.result(), strict=True):
+                self._mapped(seq, stream, record, mapped)
+            self.delivery.checkpoints.release(chunk[0][0])
+            wait = False
+
+    def _mapped(
+        self, seq: int, stream: str, record: Mapping[str, Any], mapped: MappedRecord
+    ) -> None:
+        if mapped.warnings:
+            self.report.warn(mapped.warnings)
+        if mapped.body is None:
+            self.rejects.reject(stream, mapped.event_id, mapped.reasons, record)
             return
-        item = Pending(stream, result.event_id, _ENCODER.encode(result.event), record)
+        item = Pending(stream, mapped.event_id, mapped.body, record)
         if not self.delivery.fits(item):
             too_big = Problem("event_too_large", "the event alone exceeds the 1 MB request limit")
             self.rejects.reject(stream, item.event_id, [too_big], record)
@@ -81,14 +113,20 @@ class Pipeline:
         self.rejects.reject("(input)", f"line-{line_number}", [problem], {})
 
     def state(self, value: Any) -> None:
+        self._take_mapped(wait=False)
         self.delivery.state(value)
 
     def drain(self) -> None:
+        """Map, send and settle everything read so far."""
+        if self._chunk:
+            self._send_chunk()
+        while self._mapping:
+            self._take_mapped(wait=True)
         self.delivery.drain()
 
     def finish(self, outcome: str = "completed") -> None:
         """Deliver what is left, close files, and print the summary."""
-        self.delivery.drain()
+        self.drain()
         self._close(abandon=False)
         self._summary(outcome)
 
@@ -110,6 +148,7 @@ class Pipeline:
         return write
 
     def _close(self, *, abandon: bool) -> None:
+        self.mapping.close(abandon=abandon)
         self.delivery.close(abandon=abandon)
         if isinstance(self.transport, DryRunFile):
             self.transport.close()

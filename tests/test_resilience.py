@@ -12,6 +12,8 @@ import signal
 import threading
 import time
 
+import psutil
+
 from tests.harness import (
     Run,
     assert_no_leaks,
@@ -46,8 +48,12 @@ def _interrupted_run(fake, tmp_path, sig: int) -> tuple[Run, float]:
     deadline = time.monotonic() + 60
     while fake.unique_count < EVENTS * 0.4 and time.monotonic() < deadline:
         time.sleep(0.01)
+    workers = psutil.Process(process.pid).children()
+    assert workers, "the mapping runs in a child process"
     process.send_signal(sig)
     stdout, stderr = process.communicate(timeout=120)
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert alive == [], "the mapping process outlived the target"
     run = Run(process.returncode, stdout, stderr, tmp_path / "first", config)
     assert_no_leaks(run, lines)
     return run, time.monotonic() - started
@@ -120,8 +126,11 @@ def test_one_state_per_request_with_one_stream(fake, tmp_path):
 def test_a_30_second_outage_is_waited_out(fake, tmp_path):
     fake.outage(30)
     started = time.monotonic()
-    run = run_target(tmp_path / "run", target_config(fake.url, events_per_request=100),
-                     singer_lines(_records(1000), state_every=100), timeout=300)
+    # 12 retries: with full jitter, the 8 default retries wait 91 s on average but can by
+    # chance add up to less than 30 s (a few runs in a hundred).
+    config = target_config(fake.url, events_per_request=100, max_retries=12)
+    run = run_target(tmp_path / "run", config, singer_lines(_records(1000), state_every=100),
+                     timeout=400)
     seconds = time.monotonic() - started
     _report("outage-30s", events_in=1000, unique_at_fake=fake.unique_count,
             retries=run.summary().get("requests"), seconds=round(seconds, 1))
