@@ -22,6 +22,8 @@ from .settings import Settings
 
 # Chunks sent to the mapping process and not yet handed on: enough to keep it busy.
 MAX_CHUNKS_OUT = 2
+# A record waiting for the mapping process: its number, its stream, the record itself.
+Queued = tuple[int, str, Mapping[str, Any]]
 
 
 class Pipeline:
@@ -34,6 +36,11 @@ class Pipeline:
         write_state: Callable[[Any], None],
     ) -> None:
         self.settings = settings
+        # First, while this process has one thread and no open file: the worker is a fork.
+        self.mapping = MappingProcess(settings.mapping)
+        self._chunk_size = settings.events_per_request
+        self._chunk: list[Queued] = []
+        self._mapping: deque[tuple[list[Queued], Future[list[MappedRecord]]]] = deque()
         self.report = RunReport(logger)
         self.mapper = EventMapper(settings.mapping)
         self.rejects = Rejects(
@@ -52,10 +59,6 @@ class Pipeline:
             on_outcome=self._on_outcome,
             write_state=self._checkpoint(write_state),
         )
-        self.mapping = MappingProcess(settings.mapping)
-        self._chunk_size = settings.events_per_request
-        self._chunk: list[tuple[int, str, Mapping[str, Any]]] = []
-        self._mapping: deque[tuple[list[tuple[int, str, Mapping[str, Any]]], Future[Any]]] = deque()
 
     def process(
         self, record: Mapping[str, Any], stream: str, problems: Sequence[Problem] = ()
