@@ -31,7 +31,7 @@ def test_requests_hold_at_most_events_per_request(fake):
         sender.add(sender.checkpoints.record(), pending(i))
     sender.drain()
     sender.close()
-    assert [len(r.event_ids) for r in fake.requests] == [10, 10, 5]
+    assert sorted(len(r.event_ids) for r in fake.requests) == [5, 10, 10]  # concurrent
     assert sum(o.delivered for o in outcomes) == 25
 
 
@@ -91,5 +91,5 @@ def test_dry_run_writes_each_body_as_one_line(tmp_path):
     sender.close()
     transport.close()
     bodies = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [len(b["conversion_events"]["events"]) for b in bodies] == [4, 2]
+    assert sorted(len(b["conversion_events"]["events"]) for b in bodies) == [2, 4]
     assert bodies[0]["conversion_events"]["capi_connection_id"] == CONNECTION_ID

@@ -746,22 +746,21 @@ def test_count_only_counts_unique_ids_without_keeping_events() -> None:
         assert server.unique_count == 4
 
 
-def test_count_only_takes_well_over_50_requests_per_second() -> None:
+def test_count_only_counts_every_event_of_full_size_requests() -> None:
+    # How fast it counts is the benchmark's business (benchmarks/run.py measures it).
     with FakeSpotify(token=TOKEN, connection_id=CID, count_only=True) as server:
         session = requests.Session()
         bodies = [
             json.dumps(make_body([make_event(n * 500 + k) for k in range(500)])).encode()
             for n in range(50)
         ]
-        start = time.perf_counter()
         for body in bodies:
             response = post(
                 server, data=body, session=session, headers={"Content-Type": "application/json"}
             )
             assert response.status_code == 200
-        rate = len(bodies) / (time.perf_counter() - start)
         assert server.unique_count == 25_000
-        assert rate > 75, f"{rate:.0f} requests/s"  # ~190/s measured on a 2-CPU machine
+        assert server.accepted == {}, "count-only keeps no events"
 
 
 # ---- stand-alone process -----------------------------------------------------------------------

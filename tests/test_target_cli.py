@@ -180,7 +180,7 @@ def test_dry_run_writes_the_exact_bodies_and_sends_nothing(fake, tmp_path):
 
     assert run.returncode == 0
     bodies = run.dry_run_bodies()
-    assert [len(b["conversion_events"]["events"]) for b in bodies] == [10, 10, 5]
+    assert sorted(len(b["conversion_events"]["events"]) for b in bodies) == [5, 10, 10]
     assert fake.requests == []
     assert run.states[-1] == {"position": 26}
     assert [r["event_id"] for r in run.rejects()] == ["ord-50"]
