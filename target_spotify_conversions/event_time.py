@@ -24,7 +24,7 @@ def parse_event_time(value: object) -> dt.datetime:
         text = value.strip()
         if text[-1:].isdigit() and _looks_numeric(text):
             return _from_epoch(finite_decimal(text))
-        return _as_utc(dt.datetime.fromisoformat(_fix_zulu(text)))
+        return _as_utc(from_iso(text))
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, bool):
@@ -45,9 +45,9 @@ def _as_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(UTC)
 
 
-def _fix_zulu(text: str) -> str:
-    # Python 3.10's fromisoformat does not read a trailing Z.
-    return text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
+def from_iso(text: str) -> dt.datetime:
+    """datetime.fromisoformat, also on Python 3.10, whose version does not read a trailing Z."""
+    return dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
 
 
 def _looks_numeric(text: str) -> bool:

@@ -38,7 +38,7 @@ class MappingProcess:
 
     def __init__(self, options: MappingOptions) -> None:
         # fork, not spawn: the child starts in milliseconds with the modules already imported.
-        # It is forked here, before any thread of this process exists (see `start`).
+        # The pipeline builds this first, before this process has started any thread.
         self._pool = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("fork"),

@@ -6,7 +6,6 @@ the run or passes the record on. Here the message names the field and the rule o
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import fastjsonschema
@@ -14,6 +13,7 @@ import jsonschema
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
+from .event_time import from_iso
 from .mapping import Problem
 
 
@@ -75,9 +75,8 @@ def unreadable_datetimes(record: dict[str, Any], keys: tuple[str, ...]) -> list[
     for key in keys:
         value = record.get(key)
         if isinstance(value, str):
-            text = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
             try:
-                dt.datetime.fromisoformat(text)
+                from_iso(value)
             except ValueError:
                 problems.append(Problem("invalid_date_time", f"{key} is not a date-time"))
     return problems
