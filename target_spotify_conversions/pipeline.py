@@ -57,7 +57,7 @@ class Pipeline:
             events_per_request=settings.events_per_request,
             max_concurrent_requests=settings.max_concurrent_requests,
             on_outcome=self._on_outcome,
-            write_state=self._checkpoint(write_state),
+            write_state=write_state,
         )
 
     def process(
@@ -142,13 +142,6 @@ class Pipeline:
         self.report.deliver(outcome.delivered)
         for item, problem in outcome.refused:
             self.rejects.reject(item.stream, item.event_id, [problem], item.record)
-
-    def _checkpoint(self, write_state: Callable[[Any], None]) -> Callable[[Any], None]:
-        def write(state: Any) -> None:
-            self.rejects.flush()
-            write_state(state)
-
-        return write
 
     def _close(self, *, abandon: bool) -> None:
         self.mapping.close(abandon=abandon)

@@ -87,7 +87,7 @@ class TargetSpotifyConversions(Target):
         self._emit_state(state)
 
     def _emit_state(self, state: t.Any) -> None:
-        self.pipeline.rejects.flush()
+        self.pipeline.rejects.flush()  # a STATE never covers a reject not yet on disk
         text = serialize_json(state)  # the SDK's json.dumps fails on Decimal in 0.54
         if text == self._last_state:
             return
