@@ -116,6 +116,12 @@ CONFIG_SCHEMA = th.PropertiesList(
 ).to_dict()
 
 
+# The schema's defaults: the SDK fills them into its config; a plain dict gets them here.
+_DEFAULTS = {
+    name: spec["default"] for name, spec in CONFIG_SCHEMA["properties"].items() if "default" in spec
+}
+
+
 class SettingsError(ValueError):
     """A configuration the target cannot run with; the message says which setting and why."""
 
@@ -140,19 +146,20 @@ class Settings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
         """Check what JSON schema cannot: cross-field rules and Spotify's own vocabularies."""
-        dry_run = bool(config.get("dry_run", False))
+        config = {**_DEFAULTS, **{k: v for k, v in config.items() if v not in (None, "")}}
+        dry_run = bool(config["dry_run"])
         return cls(
             connection_id=_connection_id(config.get("capi_connection_id"), dry_run),
             auth_token=_token(config.get("auth_token"), dry_run),
-            api_url=_api_url(config.get("api_url") or DEFAULT_API_URL),
+            api_url=_api_url(config["api_url"]),
             dry_run=dry_run,
-            dry_run_file=config.get("dry_run_file") or "spotify-conversions-dry-run.jsonl",
+            dry_run_file=config["dry_run_file"],
             rejects_file=config.get("rejects_file") or None,
-            fail_on_invalid=config.get("on_invalid", "skip") == "fail",
-            events_per_request=int(config.get("events_per_request", 500)),
-            max_concurrent_requests=int(config.get("max_concurrent_requests", 4)),
-            request_timeout=float(config.get("request_timeout", 30)),
-            max_retries=int(config.get("max_retries", 8)),
+            fail_on_invalid=config["on_invalid"] == "fail",
+            events_per_request=int(config["events_per_request"]),
+            max_concurrent_requests=int(config["max_concurrent_requests"]),
+            request_timeout=float(config["request_timeout"]),
+            max_retries=int(config["max_retries"]),
             mapping=_mapping_options(config),
         )
 
@@ -210,6 +217,6 @@ def _mapping_options(config: Mapping[str, Any]) -> MappingOptions:
         event_name_map=event_name_map,
         default_event_name=default_name,
         default_action_source=config.get("default_action_source") or None,
-        default_opt_out_targeting=bool(config.get("default_opt_out_targeting", True)),
+        default_opt_out_targeting=bool(config["default_opt_out_targeting"]),
         phone_default_country=country,
     )

@@ -32,7 +32,7 @@ class SpotifyConversionsSink(BatchSink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self._pipeline = target.pipeline
-        self._datetime_keys = datetime_properties(self.schema)
+        self._datelike = datetime_properties(self.schema)
         self._problems: list[Problem] = []
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
@@ -50,8 +50,8 @@ class SpotifyConversionsSink(BatchSink):
                 self._validator.validate(record)
             except InvalidRecord as exc:
                 self._problems.append(Problem("schema_validation", str(exc)))
-        if self._datetime_keys:
-            self._problems += unreadable_datetimes(record, self._datetime_keys)
+        if self._datelike:
+            self._problems += unreadable_datetimes(record, self._datelike)
         return record
 
     def _singer_validate_message(self, record: dict[str, t.Any]) -> None:

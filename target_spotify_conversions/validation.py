@@ -6,11 +6,14 @@ the run or passes the record on. Here the message names the field and the rule o
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import fastjsonschema
 import jsonschema
 from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.helpers._typing import get_datelike_property_type
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
 from .event_time import from_iso
@@ -59,27 +62,42 @@ def validator_for(schema: dict[str, Any]) -> BaseJSONSchemaValidator:
         return SafeSDKValidator(schema)
 
 
-def datetime_properties(schema: dict[str, Any]) -> tuple[str, ...]:
-    """Top-level properties the SDK would parse as date-times: found once per stream."""
+def datetime_properties(schema: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(property, format) of the top-level properties the SDK would parse: found once per stream.
+
+    The SDK's own rule decides which ones (a string with format date-time, date or time).
+    """
     found = []
     for name, spec in (schema.get("properties") or {}).items():
-        options = spec.get("anyOf", [spec]) if isinstance(spec, dict) else []
-        if any(isinstance(o, dict) and o.get("format") == "date-time" for o in options):
-            found.append(name)
+        kind = get_datelike_property_type(spec) if isinstance(spec, dict) else None
+        if kind in _PARSERS:
+            found.append((name, kind))
     return tuple(found)
 
 
-def unreadable_datetimes(record: dict[str, Any], keys: tuple[str, ...]) -> list[Problem]:
-    """Date-time fields whose value is no date: the SDK would crash the run on them."""
+def unreadable_datetimes(
+    record: dict[str, Any], fields: tuple[tuple[str, str], ...]
+) -> list[Problem]:
+    """Date-like fields whose value is no date: the SDK would crash the run on them.
+
+    They are checked, not converted: the mapping reads strings.
+    """
     problems = []
-    for key in keys:
+    for key, kind in fields:
         value = record.get(key)
         if isinstance(value, str):
             try:
-                from_iso(value)
+                _PARSERS[kind](value)
             except ValueError:
-                problems.append(Problem("invalid_date_time", f"{key} is not a date-time"))
+                problems.append(Problem("invalid_date_time", f"{key} is not a {kind}"))
     return problems
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "date-time": from_iso,
+    "date": dt.date.fromisoformat,
+    "time": dt.time.fromisoformat,
+}
 
 
 def _path(parts: Any) -> str:
