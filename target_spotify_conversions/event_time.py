@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 
 from .values import finite_decimal
 
@@ -37,6 +38,21 @@ def format_event_time(moment: dt.datetime) -> str:
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
+
+
+# JavaScript's Date.toISOString() form, which analytics tools write: exactly Spotify's form.
+_SPOTIFY_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
+def event_time_text(value: object, moment: dt.datetime) -> str:
+    """`moment` (parsed from `value`) as Spotify's string.
+
+    A value already in that form is passed on as it is: formatting a datetime costs more than
+    parsing it, and most events arrive in this form.
+    """
+    if isinstance(value, str) and _SPOTIFY_FORM.fullmatch(value):
+        return value
+    return format_event_time(moment)
 
 
 def _as_utc(moment: dt.datetime) -> dt.datetime:

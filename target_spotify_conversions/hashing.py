@@ -30,8 +30,12 @@ def is_sha256_hex(text: str) -> bool:
 def hash_email(email: str) -> str | None:
     """Trim, lower-case and hash one email; None for an empty value."""
     cleaned = email.strip().lower()
-    if not cleaned:
-        return None
+    return _email_digest(cleaned) if cleaned else None
+
+
+# A user's events repeat their email, in a few spellings: digests are cached (bounded).
+@lru_cache(maxsize=CACHE_ENTRIES)
+def _email_digest(cleaned: str) -> str:
     return cleaned if is_sha256_hex(cleaned) else sha256_hex(cleaned)
 
 
@@ -83,11 +87,30 @@ def hash_phone(value: object, default_country: str | None) -> str | None:
     return None
 
 
-# Parsing a phone number costs about 30 us; users repeat, so digests are cached (bounded).
+# Parsing a phone number costs about 30 us, and users repeat: digests are cached (bounded),
+# by spelling, and by the number's key, so that spellings differing only in spaces, dots,
+# dashes and brackets ("+1 (512) 555-0193", "+1.512.555.0193") are parsed once.
 @lru_cache(maxsize=CACHE_ENTRIES)
 def _phone_digest(text: str, default_country: str | None) -> str | None:
     if is_sha256_hex(text):
         return text.lower()
+    return _number_digest(number_key(text), default_country)
+
+
+_PLAIN = re.compile(r"\+?[0-9 ().-]+")
+_PUNCTUATION = re.compile(r"[ ().-]")
+
+
+def number_key(text: str) -> str:
+    """The text without the punctuation phonenumbers skips anyway, if that is all it holds.
+
+    Anything else (letters, "ext", "#", a "+" further in) is kept as it is.
+    """
+    return _PUNCTUATION.sub("", text) if _PLAIN.fullmatch(text) else text
+
+
+@lru_cache(maxsize=CACHE_ENTRIES)
+def _number_digest(text: str, default_country: str | None) -> str | None:
     number = _e164(text, default_country)
     return None if number is None else sha256_hex(number)
 

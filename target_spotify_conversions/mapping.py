@@ -11,16 +11,17 @@ import decimal
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import pycountry
 
 from . import event_id as ids
 from .event_names import EventNameResolver, spotify_name
-from .event_time import UTC, format_event_time, parse_event_time
+from .event_time import UTC, event_time_text, format_event_time, parse_event_time
 from .hashing import hash_email, hash_emails, hash_phone, redact_emails, redact_phone
 from .taxonomy import category_id
-from .values import finite_decimal, is_absent, whole_number
+from .values import CACHE_ENTRIES, finite_decimal, is_absent, whole_number
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 IDENTIFIERS = ("ip_address", "device_id", "hashed_emails", "hashed_phone_number")
@@ -165,6 +166,7 @@ def _ip(value: object, _: MappingOptions) -> str:
     return address
 
 
+@lru_cache(maxsize=CACHE_ENTRIES)  # a user's events repeat their address
 def normal_ip(text: str) -> str | None:
     """The address in its standard form (IPv6 compressed, lower case), or None.
 
@@ -351,8 +353,8 @@ class EventMapper:
             return None
         if moment > now:
             warnings.append("event_time_clamped")
-            moment = now
-        return format_event_time(moment)
+            return format_event_time(now)
+        return event_time_text(value, moment)
 
     def _apply_rules(
         self,

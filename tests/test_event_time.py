@@ -7,8 +7,14 @@ import decimal
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from target_spotify_conversions.event_time import format_event_time, parse_event_time
+from target_spotify_conversions.event_time import (
+    event_time_text,
+    format_event_time,
+    parse_event_time,
+)
 
 UTC = dt.timezone.utc
 RFC3339_Z_MILLIS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -127,3 +133,27 @@ def test_format_drops_sub_millisecond_digits():
     text = format_event_time(dt.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC))
     assert RFC3339_Z_MILLIS.fullmatch(text)
     assert text.startswith("2024-01-02T03:04:05.12")
+
+
+# --- event_time_text: a value already in Spotify's form is passed on --------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), ACCEPTED)
+def test_event_time_text_agrees_with_formatting(value, expected):
+    assert event_time_text(value, parse_event_time(value)) == expected
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_a_value_in_spotify_form_is_exactly_what_formatting_gives(moment):
+    text = format_event_time(moment)
+    assert event_time_text(text, parse_event_time(text)) == text
+    assert format_event_time(parse_event_time(text)) == text
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2024-03-10T12:34:56.789z", "2024-03-10 12:34:56.789Z", "2024-03-10T12:34:56,789Z",
+     " 2024-03-10T12:34:56.789Z", "2024-03-10T12:34:56.7890Z"],
+)
+def test_near_misses_of_spotify_form_are_formatted(value):
+    assert event_time_text(value, parse_event_time(value)) == "2024-03-10T12:34:56.789Z"

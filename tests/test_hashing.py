@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import decimal
 import hashlib
+import random
 
+import phonenumbers
 import pytest
 
 from target_spotify_conversions.hashing import (
@@ -13,6 +15,7 @@ from target_spotify_conversions.hashing import (
     hash_emails,
     hash_phone,
     is_sha256_hex,
+    number_key,
     redact_emails,
     redact_phone,
     sha256_hex,
@@ -221,3 +224,55 @@ def test_redact_phone_never_keeps_the_raw_number():
     assert redact_phone(["+1 555 010 2030", 2079460958], "GB") == [US_FICTIONAL, LONDON]
     assert redact_phone(LONDON.upper(), None) == LONDON
     assert redact_phone(None, None) is None
+
+
+# --- number_key: the phone cache's key ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("+1 (512) 555-0193", "+15125550193"),
+        ("+1.512.555.0193", "+15125550193"),
+        ("(512) 555-0193", "5125550193"),
+        ("+44 (0)20 7946 0958", "+4402079460958"),
+        ("+1 512 555 0193 ext 12", "+1 512 555 0193 ext 12"),  # letters: kept as written
+        ("+1 800 FLOWERS", "+1 800 FLOWERS"),
+        ("00 44 20 7946 0958", "00442079460958"),
+        ("(+44) 20 7946 0958", "(+44) 20 7946 0958"),  # a '+' further in: kept
+    ],
+)
+def test_number_key_drops_only_punctuation(text, key):
+    assert number_key(text) == key
+
+
+def spellings(number: str, rng: random.Random) -> list[str]:
+    """The same digits with spaces, dots, dashes and brackets put in at random."""
+    out = []
+    for _ in range(4):
+        text = "+" if number.startswith("+") else ""
+        for char in number.lstrip("+"):
+            text += char
+            if rng.random() < 0.3:
+                text += rng.choice([" ", "-", ".", "(", ")", " (", ") "])
+        out.append(text.strip())
+    return out
+
+
+def test_spellings_that_share_a_key_parse_to_the_same_number():
+    """Every region's example numbers, in international and national form, as people type them."""
+    rng = random.Random(7)
+    parsed = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number(region)
+        if example is None:
+            continue
+        national = phonenumbers.national_significant_number(example)
+        international = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        for number in (international, "0" + national, national):
+            for text in spellings(number, rng):
+                for country in (None, region):
+                    expected = e164(text, country)
+                    assert e164(number_key(text), country) == expected, (text, country)
+                    parsed += expected is not None
+    assert parsed > 1000  # the check compared real numbers, not only refusals

@@ -1,0 +1,91 @@
+"""The mapping process: records mapped in the worker come back as mapped in-process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import msgspec
+import pytest
+
+from target_spotify_conversions.mapping import EventMapper, Mapped, MappingOptions
+from target_spotify_conversions.mapping_process import MappingProcess
+
+OPTIONS = MappingOptions(phone_default_country="US", default_action_source="WEB")
+UTC = dt.timezone.utc
+
+
+def records() -> list[dict[str, object]]:
+    base = {
+        "spotify_event_name": "purchase",
+        "$event_time": "2024-05-01T12:00:00.250Z",
+        "email": " Jane.Doe@Example.com ",
+        "phone": "(512) 555-0193",
+        "$ip": "2001:DB8::1",
+        "amount": decimal.Decimal("1234.50"),
+        "currency": "usd",
+        "content_category": "Apparel & Accessories > Clothing",
+    }
+    return [
+        {**base, "$event_id": "a-1"},
+        {**base, "$event_id": 10**25},  # a number id: its digits
+        {**base, "$event_time": "2024-05-01T14:00:00+02:00"},  # no id: derived from content
+        {**base, "$event_id": "a-4", "amount": decimal.Decimal("1E+2"), "gender": "f"},
+        {**base, "$event_id": "a-5", "currency": "ZZZ"},  # rejected
+        {**base, "$event_id": "a-6", "email": ["x@example.com", "", "X@example.com"]},
+        {**base, "$event_id": "a-7", "phone": "call me"},  # dropped, with a warning
+        {"$event_id": "a-8", "event": "Signed Up", "$event_time": 1714564800, "$device_id": "d-8"},
+    ]
+
+
+def in_process(chunk: list[tuple[str, dict[str, object]]]) -> list[tuple[object, ...]]:
+    mapper = EventMapper(OPTIONS)
+    out = []
+    for stream, record in chunk:
+        result = mapper.map(record, stream)
+        if isinstance(result, Mapped):
+            # What the request body will hold: the event as JSON.
+            event = msgspec.json.decode(msgspec.json.encode(result.event))
+            out.append((result.event_id, event, result.warnings, []))
+        else:
+            out.append((result.event_id, None, result.warnings, result.reasons))
+    return out
+
+
+def in_worker(chunk: list[tuple[str, dict[str, object]]]) -> list[tuple[object, ...]]:
+    process = MappingProcess(OPTIONS)
+    try:
+        mapped = MappingProcess.results(process.submit(chunk))
+    finally:
+        process.close()
+    return [
+        (m.event_id, None if m.body is None else msgspec.json.decode(m.body), m.warnings, m.reasons)
+        for m in mapped
+    ]
+
+
+def test_the_worker_maps_as_the_process_itself_would():
+    chunk = [("orders", record) for record in records()]
+    expected = in_process(chunk)
+    assert [row[1] is None for row in expected] == [False] * 4 + [True] + [False] * 3
+    assert in_worker(chunk) == expected
+
+
+def test_a_value_json_cannot_carry_still_maps():
+    # A stream map can make any Python value; such a chunk is pickled instead of encoded.
+    chunk = [("orders", {**records()[0], "extra": {1, 2}}), ("orders", records()[3])]
+    assert in_worker(chunk) == in_process(chunk)
+
+
+def test_a_datetime_made_by_a_stream_map_maps_as_its_string():
+    moment = dt.datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)
+    chunk = [("orders", {**records()[0], "$event_time": moment})]
+    [(_, event, _, _)] = in_worker(chunk)
+    assert event["event_time"] == "2024-05-01T12:00:00.250Z"
+    assert in_worker(chunk) == in_process(chunk)
+
+
+@pytest.mark.parametrize("size", [1, 500, 1201])
+def test_results_keep_the_order_of_the_chunk(size):
+    chunk = [("orders", {**records()[0], "$event_id": f"id-{n}"}) for n in range(size)]
+    assert [row[0] for row in in_worker(chunk)] == [f"id-{n}" for n in range(size)]

@@ -1,0 +1,76 @@
+"""Record validation: the verdict of the stream's schema, reasons that name no value."""
+
+from __future__ import annotations
+
+import decimal
+
+import pytest
+from singer_sdk.exceptions import InvalidRecord
+
+from target_spotify_conversions.validation import (
+    FastValidator,
+    SafeSDKValidator,
+    datetime_properties,
+    unreadable_datetimes,
+    validator_for,
+)
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "email": {"type": ["null", "string"]},
+        "amount": {"type": ["null", "number"]},
+        "quantity": {"type": "integer"},
+        "$event_time": {"type": ["null", "string"], "format": "date-time"},
+    },
+}
+SECRET = "jane.doe@example.com"
+
+
+def reason(validator, record):
+    with pytest.raises(InvalidRecord) as caught:
+        validator.validate(record)
+    return str(caught.value)
+
+
+def test_valid_records_pass():
+    validator = validator_for(SCHEMA)
+    assert isinstance(validator, FastValidator)
+    validator.validate({"email": SECRET, "amount": decimal.Decimal("9.5"), "quantity": 2})
+    validator.validate({"email": None, "unknown": object()})
+
+
+def test_a_wrong_type_names_the_field_and_rule_but_not_the_value():
+    validator = validator_for(SCHEMA)
+    message = reason(validator, {"email": [SECRET]})
+    assert "email" in message
+    assert "type" in message
+    assert SECRET not in message
+
+
+def test_what_the_fast_check_refuses_the_schema_still_decides():
+    validator = validator_for(SCHEMA)
+    validator.validate({"quantity": 2.0})  # an integer to JSON Schema, not to msgspec
+    assert "quantity" in reason(validator, {"quantity": 2.5})
+
+
+def test_keywords_beyond_types_are_enforced():
+    schema = {"type": "object", "properties": {"currency": {"type": "string", "enum": ["EUR"]}}}
+    validator = validator_for(schema)
+    validator.validate({"currency": "EUR"})
+    assert "enum" in reason(validator, {"currency": "USD"})
+
+
+def test_a_schema_fastjsonschema_cannot_compile_falls_back_to_the_sdk_validator():
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/definitions/missing"}}}
+    validator = validator_for(schema)
+    assert isinstance(validator, SafeSDKValidator)
+    validator.validate({"b": 1})
+
+
+def test_date_like_fields_are_found_once_and_checked_per_record():
+    fields = datetime_properties(SCHEMA)
+    assert fields == (("$event_time", "date-time"),)
+    assert unreadable_datetimes({"$event_time": "2024-05-01T12:00:00Z"}, fields) == []
+    problems = unreadable_datetimes({"$event_time": "yesterday"}, fields)
+    assert [problem.code for problem in problems] == ["invalid_date_time"]
