@@ -164,6 +164,13 @@ class CapiClient:
             session.headers.update(
                 {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
             )
+            # Proxies and CA bundle from the environment (HTTPS_PROXY, NO_PROXY,
+            # REQUESTS_CA_BUNDLE, ...) are read once, not on every request: that lookup walks
+            # the whole environment and cost more CPU than sending the body. trust_env off also
+            # keeps a ~/.netrc entry from replacing the Bearer token.
+            found = session.merge_environment_settings(self.api_url, {}, None, None, None)
+            session.proxies, session.verify = found["proxies"], found["verify"]
+            session.trust_env = False
             self._local.session = session
         return session
 

@@ -30,12 +30,8 @@ def is_sha256_hex(text: str) -> bool:
 def hash_email(email: str) -> str | None:
     """Trim, lower-case and hash one email; None for an empty value."""
     cleaned = email.strip().lower()
-    return _email_digest(cleaned) if cleaned else None
-
-
-# A user's events repeat their email, in a few spellings: digests are cached (bounded).
-@lru_cache(maxsize=CACHE_ENTRIES)
-def _email_digest(cleaned: str) -> str:
+    if not cleaned:
+        return None
     return cleaned if is_sha256_hex(cleaned) else sha256_hex(cleaned)
 
 
@@ -87,10 +83,6 @@ def hash_phone(value: object, default_country: str | None) -> str | None:
     return None
 
 
-# Parsing a phone number costs about 30 us, and users repeat: digests are cached (bounded),
-# by spelling, and by the number's key, so that spellings differing only in spaces, dots,
-# dashes and brackets ("+1 (512) 555-0193", "+1.512.555.0193") are parsed once.
-@lru_cache(maxsize=CACHE_ENTRIES)
 def _phone_digest(text: str, default_country: str | None) -> str | None:
     if is_sha256_hex(text):
         return text.lower()
@@ -109,6 +101,9 @@ def number_key(text: str) -> str:
     return _PUNCTUATION.sub("", text) if _PLAIN.fullmatch(text) else text
 
 
+# Parsing a phone number costs about 30 us, and users repeat: digests are cached (bounded) by
+# the number's key, so that spellings differing only in spaces, dots, dashes and brackets
+# ("+1 (512) 555-0193", "+1.512.555.0193") share an entry and are parsed once.
 @lru_cache(maxsize=CACHE_ENTRIES)
 def _number_digest(text: str, default_country: str | None) -> str | None:
     number = _e164(text, default_country)

@@ -11,7 +11,6 @@ import decimal
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 
 import pycountry
@@ -21,7 +20,7 @@ from .event_names import EventNameResolver, spotify_name
 from .event_time import UTC, event_time_text, format_event_time, parse_event_time
 from .hashing import hash_email, hash_emails, hash_phone, redact_emails, redact_phone
 from .taxonomy import category_id
-from .values import CACHE_ENTRIES, finite_decimal, is_absent, whole_number
+from .values import finite_decimal, is_absent, whole_number
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 IDENTIFIERS = ("ip_address", "device_id", "hashed_emails", "hashed_phone_number")
@@ -166,19 +165,17 @@ def _ip(value: object, _: MappingOptions) -> str:
     return address
 
 
-@lru_cache(maxsize=CACHE_ENTRIES)  # a user's events repeat their address
 def normal_ip(text: str) -> str | None:
     """The address in its standard form (IPv6 compressed, lower case), or None.
 
     The C library's inet_pton/inet_ntop: as strict as the ipaddress module (no leading zeros,
     no short forms) at a tenth of its cost; IPv6 scope ids (fe80::1%eth0) are refused.
     """
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            return socket.inet_ntop(family, socket.inet_pton(family, text))
-        except (OSError, ValueError):
-            continue
-    return None
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
+    try:
+        return socket.inet_ntop(family, socket.inet_pton(family, text))
+    except (OSError, ValueError):
+        return None
 
 
 def _gender(value: object, _: MappingOptions) -> str:

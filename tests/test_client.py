@@ -152,3 +152,58 @@ def test_api_message_keeps_the_api_words_and_trace_id_short():
     body = json.dumps({"sp_trace_id": "abc123", "messages": ["bad event_time"], "error_codes": [1]})
     assert api_message(response(400, body)) == "bad event_time (sp_trace_id abc123)"
     assert api_message(response(500, "<html>" + "x" * 5000)) == ("<html>" + "x" * 294)
+
+
+# --- the environment: read once per session, still honoured -----------------------------------
+
+
+class _Proxy(threading.Thread):
+    """A forward proxy that answers every request itself and remembers its first line."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        import socket
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.request_lines: list[str] = []
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            connection, _ = self.server.accept()
+            with connection:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += connection.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(next(
+                    line.split(b":")[1] for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                ))
+                while len(body) < length:
+                    body += connection.recv(65536)
+                self.request_lines.append(head.split(b"\r\n")[0].decode())
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                   b"Connection: close\r\n\r\n{}")
+
+
+def test_a_proxy_from_the_environment_is_used(monkeypatch):
+    proxy = _Proxy()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    capi = CapiClient("http://capi.example.invalid/capi-direct/events/", TOKEN)
+    for _ in range(2):  # the second request reuses the session built by the first
+        assert capi.post(body_of(CONNECTION_ID, [EVENT]), 1).ok
+    line = "POST http://capi.example.invalid/capi-direct/events/ HTTP/1.1"
+    assert proxy.request_lines == [line, line]
+
+
+def test_a_netrc_entry_does_not_replace_the_bearer_token(fake, monkeypatch, tmp_path):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert client(fake).post(body_of(CONNECTION_ID, [EVENT]), 1).ok  # the fake checks the token
+    assert fake.accepted_ids() == {"e-1"}
