@@ -63,7 +63,12 @@ def _as_utc(moment: dt.datetime) -> dt.datetime:
 
 def from_iso(text: str) -> dt.datetime:
     """datetime.fromisoformat, also on Python 3.10, whose version does not read a trailing Z."""
-    return dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        if text[-1:] not in ("Z", "z"):
+            raise
+    return dt.datetime.fromisoformat(text[:-1] + "+00:00")
 
 
 def _looks_numeric(text: str) -> bool:

@@ -24,7 +24,7 @@ def sha256_hex(text: str) -> str:
 
 def is_sha256_hex(text: str) -> bool:
     """A value that already looks hashed is passed through, never hashed twice."""
-    return _SHA256_HEX.fullmatch(text) is not None
+    return len(text) == 64 and _SHA256_HEX.fullmatch(text) is not None
 
 
 def hash_email(email: str) -> str | None:
