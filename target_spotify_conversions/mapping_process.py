@@ -4,26 +4,34 @@ One Python thread cannot read, validate and map more than about 15,000 records a
 mapping is the larger half and needs nothing from the SDK, so chunks of records go to a worker
 process and come back as encoded events or rejection reasons, in order.
 
-Both ways the chunk crosses as one msgspec-encoded `bytes`, not as pickled objects: pickling
-500 records and their results cost about 17 us a record, more than mapping them. Records go as
-JSON, which is what a Singer record is (decimals keep their digits; a datetime that a stream map
-made arrives as its RFC 3339 string, and a float NaN, which no Singer line can carry, as null).
-A chunk holding a value JSON cannot carry at all is pickled instead.
+Two plain pipes, no helper threads and no pickling on the way: a process pool's feeder and
+result threads took the GIL from the main thread hundreds of times a second, and pickling 500
+records and their results cost more than mapping them. Records go as JSON, which is what a
+Singer record is (decimals keep their digits; a datetime that a stream map made arrives as its
+RFC 3339 string, and a float NaN, which no Singer line can carry, as null); a chunk holding a
+value JSON cannot carry at all is pickled instead. Results come back as msgpack.
+
+Neither side can block the other for good: the main thread writes without blocking and, when
+the task pipe is full, reads results meanwhile (the worker may be waiting to hand one over).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
+import fcntl
 import gc
-import multiprocessing
 import os
+import pickle
+import select
 import signal
-import threading
-import time
+import struct
+import sys
+import traceback
+from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
 
 import msgspec
 
@@ -32,10 +40,15 @@ from .mapping import EventMapper, Mapped, MappingOptions, Problem
 
 Chunk = Sequence[tuple[str, Mapping[str, Any]]]
 
+# A message: 8-byte length, 1-byte kind, payload.
+_HEADER = struct.Struct("!Qc")
+_JSON, _PICKLE, _RESULTS, _ERROR = b"J", b"P", b"R", b"E"
+# Pipes hold this much (Linux; elsewhere the system's default), so a chunk or two fit in them.
+PIPE_BYTES = 1 << 20
+
 _EVENT_ENCODER = msgspec.json.Encoder(decimal_format="number")
 _CHUNK_ENCODER = msgspec.json.Encoder(decimal_format="number")
 _CHUNK_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
-_MAPPER: EventMapper | None = None
 
 
 class MappedRecord(msgspec.Struct, array_like=True):
@@ -51,65 +64,192 @@ _RESULT_ENCODER = msgspec.msgpack.Encoder()
 _RESULT_DECODER = msgspec.msgpack.Decoder(list[MappedRecord])
 
 
+class MappingProcessError(RuntimeError):
+    """The worker failed or died; what it was mapping is lost, so the run must stop."""
+
+
 class MappingProcess:
-    """A one-worker process pool holding an EventMapper (and its caches) for the whole run."""
+    """A worker process holding an EventMapper (and its caches) for the whole run."""
 
     def __init__(self, options: MappingOptions) -> None:
-        # fork, not spawn: the child starts in milliseconds with the modules already imported.
-        # The pipeline builds this first, before this process has started any thread.
-        self._pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_start_worker,
-            initargs=(options, os.getpid()),
-        )
-        self._pool.submit(int).result()  # fork now, while this process has a single thread
+        task_read, self._tasks = os.pipe()
+        self._results, result_write = os.pipe()
+        for fd in (self._tasks, result_write):
+            _widen(fd)
+        # A plain fork, first thing in the run while this process has a single thread: the
+        # child starts in milliseconds with the modules already imported, and (unlike a
+        # multiprocessing.Process) nothing at exit waits for it.
+        self._pid = os.fork()
+        if self._pid == 0:
+            _worker_main(options, task_read, result_write, (self._tasks, self._results))
+        os.close(task_read)
+        os.close(result_write)
+        os.set_blocking(self._tasks, False)
+        self._exit_code: int | None = None
+        self._inbox = bytearray()  # bytes from the worker, not yet a whole message
+        self._ready: deque[tuple[bytes, bytes]] = deque()  # whole messages, in order
 
-    def submit(self, chunk: Chunk) -> Future[bytes]:
-        """Map (stream, record) pairs in the worker; `results` reads what the future holds."""
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def submit(self, chunk: Chunk) -> None:
+        """Send (stream, record) pairs to the worker; `take` returns their results in order."""
         try:
-            payload: bytes | Chunk = _CHUNK_ENCODER.encode(chunk)
+            kind, payload = _JSON, _CHUNK_ENCODER.encode(chunk)
         except TypeError:  # a value JSON cannot carry (a stream map may make one)
-            payload = chunk
-        return self._pool.submit(_map_chunk, payload)
+            kind, payload = _PICKLE, pickle.dumps(list(chunk), protocol=pickle.HIGHEST_PROTOCOL)
+        self._write(_HEADER.pack(len(payload), kind) + payload)
 
-    @staticmethod
-    def results(done: Future[bytes]) -> list[MappedRecord]:
-        """The mapped records of a finished chunk, in the order they were submitted."""
-        return _RESULT_DECODER.decode(done.result())
+    def ready(self) -> bool:
+        """Whether `take` would return without waiting."""
+        if not self._ready:
+            self._receive(timeout=0)
+        return bool(self._ready)
+
+    def take(self) -> list[MappedRecord]:
+        """The results of the oldest chunk not yet taken; waits for them."""
+        while not self._ready:
+            self._receive(timeout=None)
+        kind, payload = self._ready.popleft()
+        if kind == _ERROR:
+            raise MappingProcessError(payload.decode("utf-8", "replace"))
+        return _RESULT_DECODER.decode(payload)
 
     def close(self, *, abandon: bool = False) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=abandon)
+        """Let the worker finish and exit, or (`abandon`) stop it at once."""
+        if abandon and self._exit_code is None:
+            os.kill(self._pid, signal.SIGKILL)
+        os.close(self._tasks)  # the worker reads to the end, then exits
+        self._reap()
+        os.close(self._results)
+
+    def _died(self) -> MappingProcessError:
+        return MappingProcessError(
+            f"the mapping process ended unexpectedly (exit code {self._reap()})"
+        )
+
+    def _reap(self) -> int:
+        if self._exit_code is None:
+            _, status = os.waitpid(self._pid, 0)
+            self._exit_code = os.waitstatus_to_exitcode(status)
+        return self._exit_code
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._tasks, view) :]
+            except BrokenPipeError:
+                raise self._died() from None
+            except BlockingIOError:
+                # The pipe is full: the worker may be waiting for its last result to be read.
+                readable, _, _ = select.select([self._results], [self._tasks], [])
+                if readable:
+                    self._receive(timeout=0)
+
+    def _receive(self, timeout: float | None) -> None:
+        """Read what the worker has sent, and keep each whole message."""
+        readable, _, _ = select.select([self._results], [], [], timeout)
+        if not readable:
+            return
+        data = os.read(self._results, PIPE_BYTES)
+        if not data:
+            raise self._died()
+        self._inbox += data
+        while len(self._inbox) >= _HEADER.size:
+            size, kind = _HEADER.unpack_from(self._inbox)
+            end = _HEADER.size + size
+            if len(self._inbox) < end:
+                break
+            self._ready.append((kind, bytes(self._inbox[_HEADER.size : end])))
+            del self._inbox[:end]
 
 
-def _start_worker(options: MappingOptions, parent: int) -> None:
-    # Signals are the parent's to handle: it drains, writes STATE, then closes this pool.
+def _widen(fd: int) -> None:
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+    if set_size is not None:
+        # Above the system's limit the default size is kept: it works, more slowly.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, set_size, PIPE_BYTES)
+
+
+def _worker_main(
+    options: MappingOptions, task_read: int, result_write: int, parent_ends: tuple[int, int]
+) -> NoReturn:
+    """The forked child: serve, then exit without running anything of the parent's."""
+    # Signals are the parent's to handle: it drains, writes STATE, then closes the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    global _MAPPER
-    _MAPPER = EventMapper(options)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    # What the fork inherited lives as long as the worker: keep the collector off it.
-    gc.freeze()
+    code = 1
+    try:
+        for fd in parent_ends:
+            os.close(fd)  # so the parent's death ends the task pipe for this process
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)  # the tap's pipe is the parent's to read and to close
+        os.close(devnull)
+        _serve(options, task_read, result_write)
+        code = 0
+    except BaseException as exc:
+        _describe(exc)
+    finally:
+        os._exit(code)
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A parent killed with SIGKILL cannot stop its pool: the worker notices and leaves."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
+def _serve(options: MappingOptions, task_read: int, result_write: int) -> None:
+    """Map chunks until the task pipe ends (the parent closed it, or died)."""
+    mapper = EventMapper(options)
+    gc.freeze()  # what the fork inherited lives as long as the worker: keep the collector off it
+    tasks = os.fdopen(task_read, "rb", buffering=PIPE_BYTES)
+    while (message := _read_message(tasks)) is not None:
+        kind, payload = message
+        try:
+            reply, answer = _RESULTS, map_chunk(mapper, _chunk(kind, payload))
+        except Exception as exc:  # reported to the parent, which stops the run
+            reply, answer = _ERROR, _describe(exc).encode()
+        try:
+            _write_all(result_write, _HEADER.pack(len(answer), reply) + answer)
+        except BrokenPipeError:  # the parent is gone
+            return
 
 
-def _map_chunk(payload: bytes | Chunk) -> bytes:
-    assert _MAPPER is not None
-    chunk = _CHUNK_DECODER.decode(payload) if isinstance(payload, bytes) else payload
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_message(stream: BinaryIO) -> tuple[bytes, bytes] | None:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    size, kind = _HEADER.unpack(header)
+    return kind, stream.read(size)
+
+
+def _chunk(kind: bytes, payload: bytes) -> Chunk:
+    if kind == _PICKLE:
+        chunk: Chunk = pickle.loads(payload)  # noqa: S301 - our own process wrote it
+        return chunk
+    return _CHUNK_DECODER.decode(payload)  # type: ignore[no-any-return]
+
+
+def map_chunk(mapper: EventMapper, chunk: Chunk) -> bytes:
+    """Map a chunk and encode the results, in the chunk's order."""
     now = dt.datetime.now(UTC)  # one clock reading a chunk: its records arrived together
     out = []
     for stream, record in chunk:
-        result = _MAPPER.map(record, stream, now)
+        result = mapper.map(record, stream, now)
         if isinstance(result, Mapped):
             body = _EVENT_ENCODER.encode(result.event)
             out.append(MappedRecord(result.event_id, body, result.warnings, []))
         else:
             out.append(MappedRecord(result.event_id, None, result.warnings, result.reasons))
     return _RESULT_ENCODER.encode(out)
+
+
+def _describe(exc: BaseException) -> str:
+    """Where the worker failed, without the message (it may quote a record's value)."""
+    where = "".join(traceback.format_tb(exc.__traceback__))
+    print(f"Internal error {type(exc).__name__} in the mapping process\n{where}", file=sys.stderr)
+    return f"the mapping process failed with {type(exc).__name__} (see its traceback above)"

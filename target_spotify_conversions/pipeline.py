@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from typing import Any
 
 from .client import CapiClient
@@ -40,7 +39,7 @@ class Pipeline:
         self.mapping = MappingProcess(settings.mapping)
         self._chunk_size = settings.events_per_request
         self._chunk: list[Queued] = []
-        self._mapping: deque[tuple[list[Queued], Future[bytes]]] = deque()
+        self._mapping: deque[list[Queued]] = deque()  # chunks sent, results not taken
         self.report = RunReport(logger)
         self.mapper = EventMapper(settings.mapping)
         self.rejects = Rejects(
@@ -78,18 +77,17 @@ class Pipeline:
     def _send_chunk(self) -> None:
         """Records go to the mapping process in chunks; at most a few chunks are out at once."""
         chunk, self._chunk = self._chunk, []
-        future = self.mapping.submit([(stream, record) for _, stream, record in chunk])
-        self._mapping.append((chunk, future))
+        self.mapping.submit([(stream, record) for _, stream, record in chunk])
+        self._mapping.append(chunk)
         while len(self._mapping) > MAX_CHUNKS_OUT:
             self._take_mapped(wait=True)
         self._take_mapped(wait=False)
 
     def _take_mapped(self, *, wait: bool) -> None:
         """Hand mapped chunks, in the order they were sent, to delivery and rejects."""
-        while self._mapping and (wait or self._mapping[0][1].done()):
-            chunk, future = self._mapping.popleft()
-            mapped_records = self.mapping.results(future)
-            for (seq, stream, record), mapped in zip(chunk, mapped_records, strict=True):
+        while self._mapping and (wait or self.mapping.ready()):
+            chunk = self._mapping.popleft()
+            for (seq, stream, record), mapped in zip(chunk, self.mapping.take(), strict=True):
                 self._mapped(seq, stream, record, mapped)
             self.delivery.checkpoints.release(chunk[0][0])
             wait = False

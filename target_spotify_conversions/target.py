@@ -19,6 +19,7 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
 
 from .client import DeliveryError
+from .mapping_process import MappingProcessError
 from .pipeline import Pipeline
 from .reader import SafeReader, StopReading
 from .rejects import RejectedRecordError
@@ -36,6 +37,7 @@ RUN_ERRORS = (
     RejectedRecordError,
     RecordsWithoutSchemaException,
     InvalidInputLine,
+    MappingProcessError,
 )
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import os
+import signal
+import time
 
 import msgspec
+import psutil
 import pytest
 
 from target_spotify_conversions.mapping import EventMapper, Mapped, MappingOptions
-from target_spotify_conversions.mapping_process import MappingProcess
+from target_spotify_conversions.mapping_process import MappingProcess, MappingProcessError
 
 OPTIONS = MappingOptions(phone_default_country="US", default_action_source="WEB")
 UTC = dt.timezone.utc
@@ -55,7 +59,8 @@ def in_process(chunk: list[tuple[str, dict[str, object]]]) -> list[tuple[object,
 def in_worker(chunk: list[tuple[str, dict[str, object]]]) -> list[tuple[object, ...]]:
     process = MappingProcess(OPTIONS)
     try:
-        mapped = MappingProcess.results(process.submit(chunk))
+        process.submit(chunk)
+        mapped = process.take()
     finally:
         process.close()
     return [
@@ -89,3 +94,58 @@ def test_a_datetime_made_by_a_stream_map_maps_as_its_string():
 def test_results_keep_the_order_of_the_chunk(size):
     chunk = [("orders", {**records()[0], "$event_id": f"id-{n}"}) for n in range(size)]
     assert [row[0] for row in in_worker(chunk)] == [f"id-{n}" for n in range(size)]
+
+
+def test_chunks_larger_than_the_pipes_do_not_deadlock():
+    # Megabyte values (a hostile input) fill both pipes: the main side must read results
+    # while it writes, or each side waits for the other forever.
+    big = [("orders", {**records()[0], "$event_id": f"big-{n}", "$user_agent": "x" * 3_000_000})
+           for n in range(4)]
+    process = MappingProcess(OPTIONS)
+    try:
+        for item in big:
+            process.submit([item])
+        ids = [process.take()[0].event_id for _ in big]
+    finally:
+        process.close()
+    assert ids == ["big-0", "big-1", "big-2", "big-3"]
+
+
+def test_a_failure_in_the_worker_stops_the_run_without_quoting_the_record(capfd):
+    process = MappingProcess(OPTIONS)
+    try:
+        process.submit([("orders", ["jane.doe@example.com"])])  # not a record: map() fails
+        with pytest.raises(MappingProcessError, match="failed with AttributeError"):
+            process.take()
+        process.submit([("orders", records()[0])])  # the worker goes on with the next chunk
+        assert process.take()[0].event_id == "a-1"
+    finally:
+        process.close()
+    err = capfd.readouterr().err
+    assert "Internal error AttributeError in the mapping process" in err
+    assert "jane.doe" not in err
+
+
+def test_a_worker_that_dies_is_reported():
+    process = MappingProcess(OPTIONS)
+    process.submit([("orders", records()[0])])
+    process.take()
+    os.kill(process.pid, signal.SIGKILL)
+    while psutil.Process(process.pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.01)
+    with pytest.raises(MappingProcessError, match=r"ended unexpectedly \(exit code -9\)"):
+        process.submit([("orders", records()[0])])  # nobody reads the pipe any more
+    process.close()
+
+
+def test_the_worker_exits_when_its_pipe_is_closed_and_ignores_terminal_signals():
+    process = MappingProcess(OPTIONS)
+    process.submit([("orders", records()[0])])
+    process.take()  # the worker is up
+    os.kill(process.pid, signal.SIGTERM)  # ignored: the parent drains first, then closes
+    os.kill(process.pid, signal.SIGINT)
+    process.submit([("orders", records()[0])])
+    assert process.take()[0].event_id == "a-1"
+    process.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(process.pid, 0)  # reaped: gone
