@@ -278,9 +278,13 @@ def _sample_tree_rss(pid: int, peak: list[float]) -> None:
         return
     while True:
         try:
-            total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+            tree = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
+        total = 0
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):  # a child may end meanwhile
+                total += process.memory_info().rss
         peak[0] = max(peak[0], total / (1024 * 1024))
         time.sleep(0.02)
 
