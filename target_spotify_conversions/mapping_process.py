@@ -251,5 +251,6 @@ def map_chunk(mapper: EventMapper, chunk: Chunk) -> bytes:
 def _describe(exc: BaseException) -> str:
     """Where the worker failed, without the message (it may quote a record's value)."""
     where = "".join(traceback.format_tb(exc.__traceback__))
-    print(f"Internal error {type(exc).__name__} in the mapping process\n{where}", file=sys.stderr)
+    sys.stderr.write(f"Internal error {type(exc).__name__} in the mapping process\n{where}")
+    sys.stderr.flush()
     return f"the mapping process failed with {type(exc).__name__} (see its traceback above)"

@@ -28,6 +28,8 @@ class StopReading(BaseException):
 class SafeReader(MsgSpecReader):
     """msgspec decoding (4x the default reader), value-free errors, signal-aware loop."""
 
+    _stdin: t.IO[bytes] | None
+
     @property
     def default_input(self) -> t.IO[t.Any]:  # type: ignore[override]
         """Bytes, not text: a line that is not UTF-8 is then one unreadable line, not a crash.
@@ -35,7 +37,11 @@ class SafeReader(MsgSpecReader):
         A large buffer: each refill is a system call that lets the request threads take the
         GIL, and the main thread may then wait a whole switch interval to get it back.
         """
-        return open(sys.stdin.fileno(), "rb", buffering=READ_BUFFER_BYTES, closefd=False)
+        if self._stdin is None:  # one reader per run: two buffers would split the input
+            self._stdin = open(  # noqa: SIM115 - stdin stays open; the process ends with it
+                sys.stdin.fileno(), "rb", buffering=READ_BUFFER_BYTES, closefd=False
+            )
+        return self._stdin
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,6 +49,7 @@ class SafeReader(MsgSpecReader):
         self.waiting_for_input = False
         self.stop_requested = False
         self.on_unreadable: Callable[[int, str], None] | None = None
+        self._stdin = None
 
     def deserialize_json(self, line: str | bytes) -> dict[str, t.Any]:
         try:
