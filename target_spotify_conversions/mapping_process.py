@@ -46,8 +46,7 @@ _JSON, _PICKLE, _RESULTS, _ERROR = b"J", b"P", b"R", b"E"
 # Pipes hold this much (Linux; elsewhere the system's default), so a chunk or two fit in them.
 PIPE_BYTES = 1 << 20
 
-_EVENT_ENCODER = msgspec.json.Encoder(decimal_format="number")
-_CHUNK_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_JSON_ENCODER = msgspec.json.Encoder(decimal_format="number")  # chunks and event bodies
 _CHUNK_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
 
@@ -96,10 +95,10 @@ class MappingProcess:
     def submit(self, chunk: Chunk) -> None:
         """Send (stream, record) pairs to the worker; `take` returns their results in order."""
         try:
-            kind, payload = _JSON, _CHUNK_ENCODER.encode(chunk)
+            kind, payload = _JSON, _JSON_ENCODER.encode(chunk)
         except TypeError:  # a value JSON cannot carry (a stream map may make one)
             kind, payload = _PICKLE, pickle.dumps(list(chunk), protocol=pickle.HIGHEST_PROTOCOL)
-        self._write(_HEADER.pack(len(payload), kind) + payload)
+        self._write(_frame(kind, payload))
 
     def ready(self) -> bool:
         """Whether `take` would return without waiting."""
@@ -208,9 +207,13 @@ def _serve(options: MappingOptions, task_read: int, result_write: int) -> None:
         except Exception as exc:  # reported to the parent, which stops the run
             reply, answer = _ERROR, _describe(exc).encode()
         try:
-            _write_all(result_write, _HEADER.pack(len(answer), reply) + answer)
+            _write_all(result_write, _frame(reply, answer))
         except BrokenPipeError:  # the parent is gone
             return
+
+
+def _frame(kind: bytes, payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload), kind) + payload
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -241,7 +244,7 @@ def map_chunk(mapper: EventMapper, chunk: Chunk) -> bytes:
     for stream, record in chunk:
         result = mapper.map(record, stream, now)
         if isinstance(result, Mapped):
-            body = _EVENT_ENCODER.encode(result.event)
+            body = _JSON_ENCODER.encode(result.event)
             out.append(MappedRecord(result.event_id, body, result.warnings, []))
         else:
             out.append(MappedRecord(result.event_id, None, result.warnings, result.reasons))

@@ -29,6 +29,8 @@ _ANNOTATIONS = frozenset(
     {"format", "description", "title", "default", "examples", "$comment", "readOnly",
      "writeOnly", "deprecated", "$schema", "$id"}
 )
+# Keywords this module turns into types; any other keyword leaves the schema to the full validator.
+_HANDLED = frozenset({"type", "properties", "items", "required", "additionalProperties"})
 
 
 class Unsupported(Exception):
@@ -46,8 +48,6 @@ def record_type(schema: dict[str, Any]) -> Any | None:
         return None
     return struct
 
-
-_HANDLED = frozenset({"type", "properties", "items", "required", "additionalProperties"})
 
 
 def _type(schema: object, name: str) -> Any:
