@@ -7,8 +7,11 @@ The SDK sink calls `process` for each record and `drain` when it drains; the tar
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from .client import CapiClient
@@ -40,7 +43,10 @@ class Pipeline:
         self._chunk_size = settings.events_per_request
         self._chunk: list[Queued] = []
         self._mapping: deque[list[Queued]] = deque()  # chunks sent, results not taken
-        self.report = RunReport(logger)
+        self._waiting_since: float | None = None  # first record read since the last idle flush
+        run_id = str(uuid.uuid4())
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        self.report = RunReport(logger, run_id=run_id, dry_run=settings.dry_run)
         self.mapper = EventMapper(settings.mapping)
         self.rejects = Rejects(
             self.report,
@@ -48,6 +54,7 @@ class Pipeline:
             path=settings.rejects_file,
             fail=settings.fail_on_invalid,
             redact=self.mapper.redact,
+            run={"run_id": run_id, "run_started": started},
         )
         self.transport = _transport(settings)
         self.delivery = Delivery(
@@ -65,6 +72,8 @@ class Pipeline:
         """Queue one record for mapping, or reject it; `problems` come from the SDK side."""
         seq = self.delivery.checkpoints.record()
         self.report.records_read += 1
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
         if problems:
             self.rejects.reject(stream, self.mapper.event_id(record, stream), problems, record)
             return
@@ -117,6 +126,27 @@ class Pipeline:
     def state(self, value: Any) -> None:
         self._take_mapped(wait=False)
         self.delivery.state(value)
+
+    def idle(self) -> None:
+        """Called every half second by the reader, whether or not input is arriving.
+
+        Writes the STATEs that finished requests allow, and once a record read has waited
+        `batch_wait_limit_seconds`, sends the partial chunk and request without waiting for
+        them: a quiet tap (CDC, streaming, a slow query) must not hold events and STATE.
+        """
+        since = self._waiting_since
+        if since is not None and time.monotonic() - since >= self.settings.batch_wait_limit_seconds:
+            self._waiting_since = None
+            if self._chunk:
+                self._send_chunk()
+            while self._mapping:
+                self._take_mapped(wait=True)
+            self.delivery.flush()
+        self.delivery.poll()
+
+    def stop(self) -> None:
+        """A stop was requested: requests make no more retries and nothing waits to send."""
+        self.transport.abort()
 
     def drain(self) -> None:
         """Map, send and settle everything read so far."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 
@@ -13,6 +14,8 @@ from .mapping import Problem
 from .report import RunReport
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
+# Rejected lines are kept in memory up to this size, then written in one append.
+FLUSH_BYTES = 1 << 16
 
 
 class RejectedRecordError(Exception):
@@ -30,15 +33,22 @@ class Rejects:
         path: str | None,
         fail: bool,
         redact: Callable[[Mapping[str, Any], str], dict[str, Any]],
+        run: Mapping[str, str],
     ) -> None:
+        """`run` (its id and start time) goes into every line, to pick one run's rejects later.
+
+        The file is appended to, never truncated, and only created by a first reject: the
+        rejects of an earlier run are covered by its STATE and would be kept nowhere else.
+        """
         self._report = report
         self._logger = logger
         self._fail = fail
         self._redact = redact
-        self._file: IO[bytes] | None = None
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._run = dict(run)
+        self._path = path
+        self._fd: int | None = None
+        self._lines: list[bytes] = []
+        self._size = 0
 
     def reject(
         self, stream: str, event_id: str, reasons: Sequence[Problem], record: Mapping[str, Any]
@@ -49,14 +59,18 @@ class Rejects:
         self._logger.warning(
             "Rejected record of stream '%s', event_id %s: %s", stream, event_id, "; ".join(text)
         )
-        if self._file is not None:
+        if self._path:
             line = {
+                **self._run,
                 "stream": stream,
                 "event_id": event_id,
                 "reasons": text,
                 "record": self._redact(record, event_id),
             }
-            self._file.write(_ENCODER.encode(line) + b"\n")
+            self._lines.append(_ENCODER.encode(line) + b"\n")
+            self._size += len(self._lines[-1])
+            if self._size >= FLUSH_BYTES or self._fail:
+                self.flush()
         if self._fail:
             raise RejectedRecordError(
                 f"stopped at the first invalid record (on_invalid is 'fail'): stream '{stream}', "
@@ -64,10 +78,24 @@ class Rejects:
             )
 
     def flush(self) -> None:
-        """Called before any STATE is written, so a checkpoint never covers an unsaved reject."""
-        if self._file is not None:
-            self._file.flush()
+        """Called before any STATE is written, so a checkpoint never covers an unsaved reject.
+
+        Whole lines in one write to an O_APPEND file: two runs appending at once never
+        interleave half lines.
+        """
+        if not self._lines or not self._path:
+            return
+        data = b"".join(self._lines)
+        self._lines, self._size = [], 0
+        if self._fd is None:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        written = os.write(self._fd, data)
+        while written < len(data):  # only a full disk or a signal cuts a write short
+            written += os.write(self._fd, data[written:])
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

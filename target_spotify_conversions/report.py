@@ -13,8 +13,12 @@ PROGRESS_EVERY_SECONDS = 10.0
 class RunReport:
     """What the summary prints; counters only, no personal data."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, *, run_id: str = "", dry_run: bool = False) -> None:
         self._logger = logger
+        self.run_id = run_id
+        # A dry run delivers nothing: its events are counted as written to the dry-run file.
+        self._sent = "events written to the dry-run file" if dry_run else "events delivered"
+        self._dry_run = dry_run
         self._started = time.monotonic()
         self._last_progress = self._started
         self.records_read = 0
@@ -42,9 +46,11 @@ class RunReport:
         if now - self._last_progress >= PROGRESS_EVERY_SECONDS:
             self._last_progress = now
             self._logger.info(
-                "Progress: %d records read, %d events delivered, %d rejected, %.0f events/s",
+                "Progress%s: %d records read, %d %s, %d rejected, %.0f events/s",
+                " (dry run)" if self._dry_run else "",
                 self.records_read,
                 self.delivered,
+                self._sent,
                 self.rejected,
                 self.rate(),
             )
@@ -57,10 +63,13 @@ class RunReport:
 
     def summary_lines(self, requests: int, retries: int, outcome: str) -> list[str]:
         """The closing summary, one fact per line, each starting with 'summary:' for grep."""
+        if self._dry_run:
+            outcome += " (dry run: nothing sent, no STATE written)"
         lines = [
             f"outcome: {outcome}",
+            *([f"run: {self.run_id}"] if self.run_id else []),
             f"records read: {self.records_read}",
-            f"events delivered: {self.delivered}",
+            f"{self._sent}: {self.delivered}",
             f"records rejected: {self.rejected}",
             *(f"  rejected {code}: {n}" for code, n in sorted(self.reasons.items())),
             f"warnings: {sum(self.warnings.values())}",

@@ -52,7 +52,9 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "rejects_file",
         th.StringType,
-        description="Where rejected records go, one JSON line each, email and phone hashed.",
+        default="spotify-conversions-rejects.jsonl",
+        description="Where rejected records are appended, one JSON line each with the run's id, "
+        "email and phone hashed. /dev/null turns it off.",
     ),
     th.Property(
         "on_invalid",
@@ -113,6 +115,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=8,
         description="Retries of one request before the run fails.",
     ),
+    th.Property(
+        "batch_wait_limit_seconds",
+        th.NumberType(exclusive_minimum=0),
+        default=5,
+        description="Seconds a record read may wait for a fuller request (a quiet tap); then "
+        "a partial request goes out and the STATE follows its answer.",
+    ),
 ).to_dict()
 
 
@@ -142,6 +151,7 @@ class Settings:
     request_timeout: float
     max_retries: int
     mapping: MappingOptions
+    batch_wait_limit_seconds: float = 5.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -161,6 +171,7 @@ class Settings:
             request_timeout=float(config["request_timeout"]),
             max_retries=int(config["max_retries"]),
             mapping=_mapping_options(config),
+            batch_wait_limit_seconds=float(config["batch_wait_limit_seconds"]),
         )
 
 

@@ -18,7 +18,7 @@ def test_minimal_config_and_defaults():
     assert settings.api_url == "https://capi.spotify.com/capi-direct/events/"
     assert settings.dry_run is False
     assert settings.dry_run_file == "spotify-conversions-dry-run.jsonl"
-    assert settings.rejects_file is None
+    assert settings.rejects_file == "spotify-conversions-rejects.jsonl"
     assert settings.fail_on_invalid is False
     assert settings.events_per_request == 500
     assert settings.max_concurrent_requests == 4
