@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 import typing as t
@@ -18,7 +17,7 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
 
-from .client import DeliveryError
+from .client import Aborted, DeliveryError
 from .mapping_process import MappingProcessError
 from .pipeline import Pipeline
 from .reader import SafeReader, StopReading
@@ -61,6 +60,7 @@ class TargetSpotifyConversions(Target):
         self.stopped_by: int | None = None
         reader = t.cast("SafeReader", self.message_reader)
         reader.on_unreadable = self.pipeline.unreadable
+        reader.on_tick = self.pipeline.idle
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -90,6 +90,8 @@ class TargetSpotifyConversions(Target):
 
     def _emit_state(self, state: t.Any) -> None:
         self.pipeline.rejects.flush()  # a STATE never covers a reject not yet on disk
+        if self.settings.dry_run:
+            return  # a dry run delivers nothing: its STATE would make the real run skip records
         text = serialize_json(state)  # the SDK's json.dumps fails on Decimal in 0.54
         if text == self._last_state:
             return
@@ -100,19 +102,27 @@ class TargetSpotifyConversions(Target):
     # --- ending a run -----------------------------------------------------------------------
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """First signal: stop reading, deliver what was read, write STATE, exit 128+signal.
+        """SIGINT or SIGTERM: one stop request, however many signals follow.
 
-        (The SDK drains inside the handler, wherever the main thread happens to be, and exits 0
-        as if the input had been read to its end.) A second signal exits at once.
+        Reading stops; events already read are delivered, but no request is retried any more;
+        the STATE that covers what was delivered is written, the summary printed, and the exit
+        status is 128 + the first signal. Later signals are logged and ignored: Meltano sends
+        SIGINT then SIGTERM for one Ctrl-C. (The SDK drains inside the handler, wherever the
+        main thread happens to be, and exits 0 as if the input had been read to its end.)
         """
         reader = t.cast("SafeReader", self.message_reader)
         if self.stopped_by is not None:
-            self.logger.error("Second signal %d: exiting without a final STATE", signum)
-            os._exit(128 + signum)
+            self.logger.warning(
+                "Signal %d: already stopping (SIGKILL or SIGQUIT exits at once)", signum
+            )
+            return
         self.stopped_by = signum
         reader.stop_requested = True
+        self.pipeline.stop()
         self.logger.warning(
-            "Signal %d: reading stops; events already read are delivered, then STATE", signum
+            "Signal %d: reading stops; events already read are sent once each (no retries), "
+            "then STATE",
+            signum,
         )
         if reader.waiting_for_input:
             reader.waiting_for_input = False
@@ -139,6 +149,12 @@ class TargetSpotifyConversions(Target):
         try:
             target.listen(file_input)
         except RUN_ERRORS as exc:
+            if target.stopped_by is not None and isinstance(exc, Aborted):
+                target.pipeline.fail(
+                    f"stopped by signal {target.stopped_by}; failing requests not retried"
+                )
+                cls.logger.error("Stopped: %s", exc)
+                sys.exit(128 + target.stopped_by)
             target.pipeline.fail(f"failed: {type(exc).__name__}")
             cls.logger.error("Run failed: %s", exc)
             sys.exit(1)

@@ -207,3 +207,64 @@ def test_sigterm_while_the_tap_is_idle_stops_at_once_with_a_final_state(fake, tm
     assert seconds < 5
     assert fake.accepted_ids() == {f"ord-{i}" for i in range(30)}
     assert [json.loads(line) for line in stdout.splitlines()][-1] == {"position": 30}
+
+
+def test_sigint_then_sigterm_is_one_stop_that_loses_nothing(fake, tmp_path):
+    """Ctrl-C under `meltano run` sends SIGINT, then SIGTERM: the second must not cut the stop."""
+    fake.configure(latency=0.03)
+    lines = singer_lines(_records(EVENTS), state_every=100)
+    config = target_config(fake.url, events_per_request=PER_REQUEST,
+                           max_concurrent_requests=CONCURRENCY)
+    process = start_target(tmp_path / "first", config, lines)
+    deadline = time.monotonic() + 60
+    while fake.unique_count < EVENTS * 0.2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    first = Run(process.returncode, stdout, stderr, tmp_path / "first", config)
+    assert_no_leaks(first, lines)
+
+    assert first.returncode == 128 + signal.SIGINT, stderr[-2000:]
+    assert "stopped by signal 2" in first.summary()["outcome"]
+    _check_every_state_was_delivered(fake, first)
+    read = first.count("records read")
+    assert first.count("events delivered") == read, "everything read was delivered"
+    assert first.states[-1]["position"] >= read - 100, "the final STATE covers what was read"
+    second = _resume(fake, tmp_path, first)
+    assert second.returncode == 0
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(EVENTS)}
+    _report("sigint+sigterm", events_in=EVENTS, read_before_signal=read,
+            resent=fake.accepted_count - EVENTS)
+
+
+def test_sigterm_during_an_outage_ends_within_the_request_timeout(fake, tmp_path):
+    """No more retries after a stop: it ends in seconds, not after the whole retry schedule."""
+    def fail_after_some_delivery() -> None:
+        deadline = time.monotonic() + 30
+        while fake.unique_count < 1000 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        fake.always(503)
+
+    fake.configure(latency=0.02)
+    threading.Thread(target=fail_after_some_delivery, daemon=True).start()
+    config = target_config(fake.url, events_per_request=100, request_timeout=5)
+    lines = singer_lines(_records(5000), state_every=50)
+    process = start_target(tmp_path / "run", config, lines)
+    deadline = time.monotonic() + 60
+    while not any(r.status == 503 for r in fake.requests) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    seconds = time.monotonic() - started
+    run = Run(process.returncode, stdout, stderr, tmp_path / "run", config)
+    assert_no_leaks(run, lines)
+    _report("sigterm-outage", events_in=5000, unique_at_fake=fake.unique_count,
+            seconds_to_exit=round(seconds, 1))
+    assert run.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert seconds < 15
+    assert "stopped by signal 15" in run.summary()["outcome"]
+    assert "Traceback" not in stderr
+    _check_every_state_was_delivered(fake, run)
+    assert fake.unique_count < 5000

@@ -182,8 +182,21 @@ def test_dry_run_writes_the_exact_bodies_and_sends_nothing(fake, tmp_path):
     bodies = run.dry_run_bodies()
     assert sorted(len(b["conversion_events"]["events"]) for b in bodies) == [5, 10, 10]
     assert fake.requests == []
-    assert run.states[-1] == {"position": 26}
     assert [r["event_id"] for r in run.rejects()] == ["ord-50"]
+
+
+def test_a_dry_run_writes_no_state_and_claims_no_delivery(tmp_path):
+    """Its STATE, kept by Meltano or `> state.json`, would make the real run skip records."""
+    config = target_config(None, dry_run=True, events_per_request=10)
+    records = [purchase(i) for i in range(25)]
+    run = run_target(tmp_path / "run", config, singer_lines(records, state_every=5))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout == "", "no STATE"
+    assert "events delivered" not in run.stderr
+    assert run.count("events written to the dry-run file") == 25
+    assert "dry run" in run.summary()["outcome"]
+    assert sum(len(b["conversion_events"]["events"]) for b in run.dry_run_bodies()) == 25
 
 
 def test_dry_run_bodies_are_what_the_api_accepts(fake, tmp_path):
