@@ -7,7 +7,10 @@ and exception messages; this one names the line number only.
 from __future__ import annotations
 
 import decimal
+import os
+import select
 import sys
+import time
 import typing as t
 from collections import Counter
 from collections.abc import Callable
@@ -17,6 +20,8 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 READ_BUFFER_BYTES = 1 << 20
+# How often the reader lets the pipeline write STATEs and send what waited too long.
+TICK_SECONDS = 0.5
 # Numbers with a fraction become Decimal, as with the SDK's own readers.
 _DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
@@ -28,20 +33,10 @@ class StopReading(BaseException):
 class SafeReader(MsgSpecReader):
     """msgspec decoding (4x the default reader), value-free errors, signal-aware loop."""
 
-    _stdin: t.IO[bytes] | None
-
     @property
     def default_input(self) -> t.IO[t.Any]:  # type: ignore[override]
-        """Bytes, not text: a line that is not UTF-8 is then one unreadable line, not a crash.
-
-        A large buffer: each refill is a system call that lets the request threads take the
-        GIL, and the main thread may then wait a whole switch interval to get it back.
-        """
-        if self._stdin is None:  # one reader per run: two buffers would split the input
-            self._stdin = open(  # noqa: SIM115 - stdin stays open; the process ends with it
-                sys.stdin.fileno(), "rb", buffering=READ_BUFFER_BYTES, closefd=False
-            )
-        return self._stdin
+        """Standard input, read as bytes from its file descriptor (see `_lines`)."""
+        return sys.stdin
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,7 +44,7 @@ class SafeReader(MsgSpecReader):
         self.waiting_for_input = False
         self.stop_requested = False
         self.on_unreadable: Callable[[int, str], None] | None = None
-        self._stdin = None
+        self.on_tick: Callable[[], None] | None = None
 
     def deserialize_json(self, line: str | bytes) -> dict[str, t.Any]:
         try:
@@ -81,20 +76,22 @@ class SafeReader(MsgSpecReader):
         file_input: t.IO[str] | None,
         callbacks: dict[str, Callable[[dict[str, t.Any]], None]],
     ) -> t.Counter[str]:
-        """The SDK's loop, plus: unreadable lines go to `on_unreadable`, and a signal stops it.
+        """The SDK's loop, plus: unreadable lines go to `on_unreadable`, `on_tick` is called
+        about every TICK_SECONDS even while the tap sends nothing, and a signal stops it.
 
         The signal handler raises StopReading only while `waiting_for_input` is set, that is
-        only inside the `try` below, and clears the flag itself, so it raises at most once.
+        only around the blocking calls in `_chunks`, and clears the flag itself, so it raises
+        at most once.
         """
         stats: Counter[str] = Counter()
-        lines = iter(file_input or self.default_input)
         try:
-            while not self.stop_requested:
-                self.waiting_for_input = True
-                line = next(lines, None)
-                self.waiting_for_input = False
-                if line is None:
+            for line in self._lines(file_input or self.default_input):
+                if self.stop_requested:
                     break
+                if line is None:
+                    if self.on_tick is not None:
+                        self.on_tick()
+                    continue
                 self.line_number += 1
                 message = self._read(line)
                 if message is not None:
@@ -104,6 +101,48 @@ class SafeReader(MsgSpecReader):
             pass
         self.waiting_for_input = False
         return stats
+
+    def _lines(self, source: t.IO[t.Any]) -> t.Iterator[bytes | str | None]:
+        """Input lines as bytes, and None when a tick is due.
+
+        Bytes: a line that is not UTF-8 is then one unreadable line, not a crash, from stdin
+        and from `--input FILE` alike. Big reads straight from the file descriptor: each one is
+        a system call that lets the request threads take the GIL, and the main thread may then
+        wait a whole switch interval to get it back; and no line waits in a buffer while
+        select() says there is nothing new to read.
+        """
+        try:
+            fd = source.fileno()
+        except (AttributeError, OSError):  # an in-memory stream: no waiting, no ticks
+            yield from source
+            return
+        rest = b""
+        for chunk in self._chunks(fd):
+            if chunk is None:
+                yield None
+                continue
+            lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+            rest = lines.pop()
+            yield from lines
+        if rest:
+            yield rest
+
+    def _chunks(self, fd: int) -> t.Iterator[bytes | None]:
+        """Reads of up to READ_BUFFER_BYTES until end of input, with None every TICK_SECONDS."""
+        next_tick = time.monotonic() + TICK_SECONDS
+        while True:
+            wait = next_tick - time.monotonic()
+            self.waiting_for_input = True
+            ready = select.select([fd], [], [], max(wait, 0.0))[0]
+            chunk = os.read(fd, READ_BUFFER_BYTES) if ready else None
+            self.waiting_for_input = False
+            if chunk == b"":
+                return
+            if chunk is not None:
+                yield chunk
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_SECONDS
+                yield None
 
     def _dispatch(
         self, message: dict[str, t.Any], callbacks: dict[str, Callable[[dict[str, t.Any]], None]]
