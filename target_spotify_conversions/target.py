@@ -153,7 +153,11 @@ class TargetSpotifyConversions(Target):
                 target.pipeline.fail(
                     f"stopped by signal {target.stopped_by}; failing requests not retried"
                 )
-                cls.logger.error("Stopped: %s", exc)
+                cls.logger.error(
+                    "Stopped by signal %d while a request was failing: it was not retried; "
+                    "no STATE covers its events, so a re-run sends them again",
+                    target.stopped_by,
+                )
                 sys.exit(128 + target.stopped_by)
             target.pipeline.fail(f"failed: {type(exc).__name__}")
             cls.logger.error("Run failed: %s", exc)
