@@ -35,18 +35,26 @@ def hash_email(email: str) -> str | None:
     return cleaned if is_sha256_hex(cleaned) else sha256_hex(cleaned)
 
 
-def hash_emails(value: object) -> list[str]:
+# Emails kept for one event: a person has a few addresses, and a list of thousands is a tap's
+# bug that would otherwise cost time on every stage and bloat the request. The rest are dropped.
+MAX_EMAILS = 100
+
+
+def hash_emails(value: object, limit: int | None = None) -> list[str]:
     """Unique digests of a string or a list of emails; non-strings and empties are dropped.
 
-    Order is kept so the same input always produces the same request body.
+    Order is kept so the same input always produces the same request body. Reading stops once
+    `limit` digests are found, so a huge list costs no more than its first few hundred items.
     """
     items = value if isinstance(value, list) else [value]
-    digests: list[str] = []
+    digests: dict[str, None] = {}  # insertion-ordered set: linear, where a list was quadratic
     for item in items:
         digest = hash_email(item) if isinstance(item, str) else None
-        if digest is not None and digest not in digests:
-            digests.append(digest)
-    return digests
+        if digest is not None:
+            digests[digest] = None
+            if limit is not None and len(digests) >= limit:
+                break
+    return list(digests)
 
 
 def e164(phone: str, default_country: str | None) -> str | None:

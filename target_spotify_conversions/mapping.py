@@ -18,7 +18,14 @@ import pycountry
 from . import event_id as ids
 from .event_names import EventNameResolver, spotify_name
 from .event_time import UTC, event_time_text, format_event_time, parse_event_time
-from .hashing import hash_email, hash_emails, hash_phone, redact_emails, redact_phone
+from .hashing import (
+    MAX_EMAILS,
+    hash_email,
+    hash_emails,
+    hash_phone,
+    redact_emails,
+    redact_phone,
+)
 from .taxonomy import category_id
 from .values import finite_decimal, is_absent, whole_number
 
@@ -145,7 +152,7 @@ def _emails(value: object, _: MappingOptions) -> list[str]:
         digest = hash_email(value)
         if digest is not None:
             return [digest]
-    digests = hash_emails(value)
+    digests = hash_emails(value, limit=MAX_EMAILS + 1)  # one more: `_complete` sees the excess
     if not digests:
         raise Invalid("no usable email")
     return digests
@@ -267,7 +274,7 @@ class EventMapper:
         event: dict[str, Any] = {"event_name": name, "event_id": event_id, "event_time": when}
         sections: dict[str, dict[str, Any]] = {"event": event, "event_details": {}, "user_data": {}}
         self._apply_rules(record, sections, problems, warnings)
-        self._complete(event, sections, problems)
+        self._complete(event, sections, problems, warnings)
         if problems:
             return Rejected(event_id, problems, warnings)
         return Mapped(event, warnings)
@@ -375,9 +382,17 @@ class EventMapper:
                     warnings.append(code)
 
     def _complete(
-        self, event: dict[str, Any], sections: dict[str, dict[str, Any]], problems: list[Problem]
+        self,
+        event: dict[str, Any],
+        sections: dict[str, dict[str, Any]],
+        problems: list[Problem],
+        warnings: list[str],
     ) -> None:
         user_data, details = sections["user_data"], sections["event_details"]
+        emails = user_data.get("hashed_emails")
+        if emails is not None and len(emails) > MAX_EMAILS:
+            del emails[MAX_EMAILS:]
+            warnings.append("too_many_emails")
         if user_data.keys().isdisjoint(IDENTIFIERS):
             problems.append(
                 Problem("no_identifier", "no ip_address, device_id, email or phone survives")

@@ -19,6 +19,9 @@ import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
+from .escaping import printable
+from .messages import check_message
+
 READ_BUFFER_BYTES = 1 << 20
 # How often the reader lets the pipeline write STATEs and send what waited too long.
 TICK_SECONDS = 0.5
@@ -53,6 +56,10 @@ class SafeReader(MsgSpecReader):
             raise InvalidInputLine(
                 f"input line {self.line_number} is not valid UTF-8 JSON ({len(line)} bytes)"
             ) from None
+        except RecursionError:  # caught here, where it surfaces: no walk over every line
+            raise InvalidInputLine(
+                f"input line {self.line_number} is nested too deeply to read ({len(line)} bytes)"
+            ) from None
         if not isinstance(message, dict):
             raise InvalidInputLine(f"input line {self.line_number} is not a JSON object")
         return message
@@ -62,13 +69,14 @@ class SafeReader(MsgSpecReader):
         missing = requires - set(line_dict)
         if missing:
             raise InvalidInputLine(
-                f"a {str(line_dict.get('type'))[:20]!r} message lacks {', '.join(sorted(missing))}"
+                f"a {printable(str(line_dict.get('type'))[:20])!r} message lacks "
+                f"{printable(', '.join(sorted(missing)))}"
             )
 
     def _process_unknown_message(self, message_dict: dict[str, t.Any]) -> None:
         raise InvalidInputLine(
             f"input line {self.line_number} has unknown message type "
-            f"{str(message_dict.get('type'))[:20]!r}"
+            f"{printable(str(message_dict.get('type'))[:20])!r}"
         )
 
     def process_lines(
@@ -159,6 +167,10 @@ class SafeReader(MsgSpecReader):
         try:
             message = self.deserialize_json(line)
             self.assert_line_requires(message, {"type"})
+            try:
+                check_message(message, line)
+            except InvalidInputLine as exc:
+                raise InvalidInputLine(f"input line {self.line_number}: {exc}") from None
         except InvalidInputLine as exc:
             if self.on_unreadable is None:
                 raise

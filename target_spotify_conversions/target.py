@@ -18,7 +18,9 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
 
 from .client import Aborted, DeliveryError
+from .escaping import install_log_escaping, printable
 from .mapping_process import MappingProcessError
+from .messages import SchemaMessageError, check_schema_message
 from .pipeline import Pipeline
 from .reader import SafeReader, StopReading
 from .rejects import RejectedRecordError
@@ -37,6 +39,7 @@ RUN_ERRORS = (
     RecordsWithoutSchemaException,
     InvalidInputLine,
     MappingProcessError,
+    SchemaMessageError,
 )
 
 
@@ -57,6 +60,7 @@ class TargetSpotifyConversions(Target):
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
         self.pipeline = Pipeline(self.settings, self.logger, self._emit_state)
         self._last_state: str | None = None
+        self._schemas_checked: dict[str, tuple[t.Any, t.Any]] = {}
         self.stopped_by: int | None = None
         reader = t.cast("SafeReader", self.message_reader)
         reader.on_unreadable = self.pipeline.unreadable
@@ -64,13 +68,22 @@ class TargetSpotifyConversions(Target):
 
     # --- messages ---------------------------------------------------------------------------
 
+    def _process_schema_message(self, message_dict: dict[str, t.Any]) -> None:
+        """A schema the SDK would choke on (or validate nothing with) stops the run, clearly."""
+        stream = message_dict.get("stream")
+        seen = (message_dict.get("schema"), message_dict.get("key_properties"))
+        if not isinstance(stream, str) or self._schemas_checked.get(stream) != seen:
+            check_schema_message(message_dict)  # taps may repeat a SCHEMA: check each once
+            self._schemas_checked[message_dict["stream"]] = seen
+        super()._process_schema_message(message_dict)
+
     def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
         super()._process_state_message(message_dict)
         self.pipeline.state(message_dict["value"])
 
     def _process_batch_message(self, message_dict: dict[str, t.Any]) -> None:
         raise InvalidInputLine(
-            f"BATCH messages (stream '{message_dict.get('stream')}') are not supported: "
+            f"BATCH messages (stream '{printable(message_dict.get('stream'))}') are not supported: "
             "configure the tap to send RECORD messages"
         )
 
@@ -138,6 +151,7 @@ class TargetSpotifyConversions(Target):
         file_input: t.IO[str] | None = None,
     ) -> None:
         """Run the target; a failing run ends with one clear line and exit 1, never a value."""
+        install_log_escaping()
         super(Target, cls).invoke(about=about, about_format=about_format)
         # The main thread maps records without pause; request threads wake on each answer and
         # wait for it to release the GIL. 1 ms instead of 5 ms keeps requests moving: measured
@@ -166,8 +180,10 @@ class TargetSpotifyConversions(Target):
             target.pipeline.fail(f"failed: {type(exc).__name__}")
             # Messages of unexpected errors may quote input values: show only where it happened.
             where = "".join(traceback.format_tb(exc.__traceback__))
+            # The traceback goes in the message, not as an argument: arguments are escaped.
             cls.logger.error(
-                "Internal error %s; no STATE written past it.\n%s", type(exc).__name__, where
+                "Internal error %s; no STATE written past it.\n" + where.replace("%", "%%"),
+                type(exc).__name__,
             )
             sys.exit(1)
         if target.stopped_by is not None:

@@ -169,7 +169,9 @@ def raw_secrets(lines: Iterable[str], config: Mapping[str, Any]) -> set[str]:
     for line in lines:
         try:
             record = json.loads(line).get("record") or {}
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # hostile lines are no records
+            continue
+        if not isinstance(record, dict):
             continue
         for key in ("email", "phone"):
             values = record.get(key)

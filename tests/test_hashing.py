@@ -5,11 +5,13 @@ from __future__ import annotations
 import decimal
 import hashlib
 import random
+import time
 
 import phonenumbers
 import pytest
 
 from target_spotify_conversions.hashing import (
+    MAX_EMAILS,
     e164,
     hash_email,
     hash_emails,
@@ -20,6 +22,7 @@ from target_spotify_conversions.hashing import (
     redact_phone,
     sha256_hex,
 )
+from tests.harness import purchase, run_target, singer_lines, target_config
 
 
 def digest(text: str) -> str:
@@ -276,3 +279,29 @@ def test_spellings_that_share_a_key_parse_to_the_same_number():
                     assert e164(number_key(text), country) == expected, (text, country)
                     parsed += expected is not None
     assert parsed > 1000  # the check compared real numbers, not only refusals
+
+
+def test_hash_emails_is_linear_and_stops_at_its_limit():
+    emails = [f"user.{i}@example.com" for i in range(200_000)]
+    started = time.monotonic()
+    everything = hash_emails(emails)
+    assert time.monotonic() - started < 10  # a quadratic de-duplication took minutes
+    assert len(everything) == 200_000
+    assert hash_emails(emails + emails, limit=3) == [digest(e) for e in emails[:3]]
+    assert hash_emails(["A@x.io", "a@x.io ", "b@x.io"], limit=2) == [
+        digest("a@x.io"),
+        digest("b@x.io"),
+    ]
+
+
+def test_a_record_with_100000_emails_is_capped_and_quick(fake, tmp_path):
+    emails = [f"user.{i}@example.com" for i in range(100_000)]
+    records = [purchase(1, email=emails), purchase(2)]
+    started = time.monotonic()
+    run = run_target(tmp_path / "run", target_config(fake.url), singer_lines(records))
+    assert time.monotonic() - started < 20  # was 43 s, with a core busy after a kill
+    assert run.returncode == 0, run.stderr[-3000:]
+    sent = fake.accepted["ord-1"]["user_data"]["hashed_emails"]
+    assert sent == [digest(email) for email in emails[:MAX_EMAILS]]
+    assert run.count("warning too_many_emails") == 1
+    assert fake.accepted_ids() == {"ord-1", "ord-2"}
