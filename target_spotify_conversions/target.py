@@ -25,6 +25,7 @@ from .reader import SafeReader, StopReading
 from .rejects import RejectedRecordError
 from .settings import CONFIG_SCHEMA, Settings, SettingsError
 from .sinks import SpotifyConversionsSink
+from .stream_maps import guard_stream_maps
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -67,6 +68,10 @@ class TargetSpotifyConversions(Target):
     def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
         super()._process_state_message(message_dict)
         self.pipeline.state(message_dict["value"])
+
+    def _process_schema_message(self, message_dict: dict[str, t.Any]) -> None:
+        super()._process_schema_message(message_dict)  # (re)registers the stream's maps
+        guard_stream_maps(self.mapper.stream_maps[message_dict["stream"]], self.pipeline.process)
 
     def _process_batch_message(self, message_dict: dict[str, t.Any]) -> None:
         raise InvalidInputLine(
