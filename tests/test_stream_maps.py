@@ -22,7 +22,7 @@ ORDERS_SCHEMA = {
 }
 
 README_MAP = {
-    "orders": {
+    "public-orders": {
         "$event_id": "order_id",
         "$event_time": "ordered_at",
         "spotify_event_name": "'PURCHASE'",
@@ -47,9 +47,9 @@ def test_readme_stream_map_turns_warehouse_columns_into_spotify_events(fake, tmp
          "customer_phone": None, "total": 5, "currency_code": "EUR", "client_ip": None,
          "internal_note": None},
     ]
-    lines = [json.dumps({"type": "SCHEMA", "stream": "orders", "schema": ORDERS_SCHEMA,
+    lines = [json.dumps({"type": "SCHEMA", "stream": "public-orders", "schema": ORDERS_SCHEMA,
                          "key_properties": ["order_id"]}),
-             *(record_message(row, "orders") for row in rows)]
+             *(record_message(row, "public-orders") for row in rows)]
     config = target_config(fake.url, stream_maps=README_MAP)
     run = run_target(tmp_path / "run", config, lines)
 
@@ -70,7 +70,7 @@ def test_readme_stream_map_turns_warehouse_columns_into_spotify_events(fake, tmp
 
 
 FAILING_MAP = {
-    "orders": {
+    "public-orders": {
         "$event_id": "order_id",
         "$event_time": "ordered_at",
         "spotify_event_name": "'PURCHASE'",
@@ -103,9 +103,9 @@ def test_a_stream_map_that_fails_on_one_record_rejects_only_that_record(fake, tm
         _order("secret-id", customer_email="x@example.org"),  # the filter fails: TypeError
         _order(5),
     ]
-    lines = [json.dumps({"type": "SCHEMA", "stream": "orders", "schema": LOOSE_SCHEMA,
+    lines = [json.dumps({"type": "SCHEMA", "stream": "public-orders", "schema": LOOSE_SCHEMA,
                          "key_properties": []}),
-             *(record_message(row, "orders") for row in rows)]
+             *(record_message(row, "public-orders") for row in rows)]
     run = run_target(tmp_path / "run", target_config(fake.url, stream_maps=FAILING_MAP), lines)
 
     assert run.returncode == 0, run.stderr[-2000:]
@@ -119,7 +119,7 @@ def test_a_stream_map_that_fails_on_one_record_rejects_only_that_record(fake, tm
         ["stream_map_failed: stream map property 'amount' failed: ValueError"],
         ["stream_map_failed: stream map property __filter__ failed: TypeError"],
     ]
-    assert all(reject["stream"] == "orders" for reject in run.rejects())
+    assert all(reject["stream"] == "public-orders" for reject in run.rejects())
     assert run.count("records read") == 5
     assert run.count("rejected stream_map_failed") == 3
     everything = run.stdout + run.stderr + json.dumps(run.rejects())
@@ -129,10 +129,10 @@ def test_a_stream_map_that_fails_on_one_record_rejects_only_that_record(fake, tm
 
 
 def test_a_failing_stream_map_with_on_invalid_fail_stops_the_run_cleanly(fake, tmp_path):
-    lines = [json.dumps({"type": "SCHEMA", "stream": "orders", "schema": LOOSE_SCHEMA,
+    lines = [json.dumps({"type": "SCHEMA", "stream": "public-orders", "schema": LOOSE_SCHEMA,
                          "key_properties": []}),
-             record_message(_order(1, customer_email=...), "orders"),
-             record_message(_order(2), "orders")]
+             record_message(_order(1, customer_email=...), "public-orders"),
+             record_message(_order(2), "public-orders")]
     config = target_config(fake.url, stream_maps=FAILING_MAP, on_invalid="fail")
     run = run_target(tmp_path / "run", config, lines)
 
