@@ -59,15 +59,22 @@ def split_path(path: str) -> Path:
 
 
 def flattened(path: Path) -> list[Path]:
-    """The path, then its warehouse column, then the SDK's flattened column, without repeats.
+    """The path, then the columns a flattened copy of it may have, without repeats.
 
     Warehouses: snake_case keys joined by `_`, properties and traits as plain columns
-    (`context.userAgent` -> `context_user_agent`, `properties.revenue` -> `revenue`). The Singer
-    SDK's schema flattening joins the keys unchanged with `__` (`context__userAgent`).
+    (`context.userAgent` -> `context_user_agent`, `properties.revenue` -> `revenue`), or the
+    keys as they were (`context_userAgent`). The Singer SDK's schema flattening joins the keys
+    unchanged with `__` (`context__userAgent`); other exports keep the dotted path as one key.
     """
     parts = path[1:] if len(path) > 1 and path[0] in _UNPREFIXED else path
     warehouse = "_".join(_CAMEL.sub("_", part).lower() for part in parts)
-    forms: list[Path] = [path, (warehouse,), ("__".join(path),)]
+    forms: list[Path] = [
+        path,
+        (warehouse,),
+        ("_".join(parts),),
+        ("__".join(path),),
+        (".".join(path),),
+    ]
     return list(dict.fromkeys(forms))
 
 

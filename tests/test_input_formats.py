@@ -65,9 +65,11 @@ def test_lookup_walks_objects_and_list_indexes_and_finds_nothing_on_a_wrong_turn
 
 def test_flattened_forms_are_the_warehouse_column_and_the_sdk_column():
     assert flattened(("context", "userAgent")) == [
-        ("context", "userAgent"), ("context_user_agent",), ("context__userAgent",)]
+        ("context", "userAgent"), ("context_user_agent",), ("context_userAgent",),
+        ("context__userAgent",), ("context.userAgent",)]
     assert flattened(("properties", "revenue")) == [
-        ("properties", "revenue"), ("revenue",), ("properties__revenue",)]
+        ("properties", "revenue"), ("revenue",), ("properties__revenue",),
+        ("properties.revenue",)]
     assert flattened(("context", "device", "advertisingId"))[1] == (
         "context_device_advertising_id",)
     assert flattened(("traits", "email"))[1] == ("email",)
@@ -206,6 +208,13 @@ def test_segment_reads_the_sdk_flattened_columns():
     view = segment({"context__ip": "203.0.113.7", "context__traits__email": "a@b.org",
                     "properties__revenue": 4})
     assert (view["$ip"], view["email"], view["amount"]) == ("203.0.113.7", "a@b.org", 4)
+
+
+def test_segment_reads_dotted_keys_and_unconverted_warehouse_columns():
+    view = segment({"context.ip": "203.0.113.7", "context_userAgent": "UA/2",
+                    "properties.total": 4, "context.device.advertisingId": "ad-9"})
+    assert (view["$ip"], view["$user_agent"], view["amount"], view["$device_id"]) == (
+        "203.0.113.7", "UA/2", 4, "ad-9")
 
 
 def test_segment_page_call_is_a_page_view_and_an_event_wins_over_it():
