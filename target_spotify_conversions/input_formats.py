@@ -82,7 +82,7 @@ def lookup(record: Mapping[str, Any], path: Path) -> Any:
     """The value at `path`, or None when any step is missing or not an object (or a list)."""
     value: Any = record
     for key in path:
-        if isinstance(value, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):  # a dict is the fast case
             value = value.get(key)
         elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
             value = value[int(key)]
@@ -155,20 +155,37 @@ def _segment_reader(user: Mapping[str, list[Path]], properties: Sequence[str]) -
     A property the table does not name is read by its own name, at the top level or inside
     `properties`, as in the freshpaint format.
     """
-    table: dict[str, list[Path]] = {}
-    for name in properties:
-        paths = [form for path in SEGMENT_PATHS.get(name, ()) for form in _forms(path)]
-        table[name] = list(dict.fromkeys([*paths, (name,), ("properties", name)]))
+    # Each path as its first key and the rest, so that most paths cost one dict lookup.
+    table: list[tuple[str, tuple[tuple[str, Path], ...]]] = []
+    for name in SEGMENT_PATHS:
+        paths = [form for path in SEGMENT_PATHS[name] for form in _forms(path)]
+        unique = dict.fromkeys([*paths, (name,), ("properties", name)])
+        table.append((name, tuple((path[0], path[1:]) for path in unique)))
+    plain = tuple(name for name in properties if name not in SEGMENT_PATHS)
 
     def read(record: Mapping[str, Any]) -> Mapping[str, Any]:
         view: dict[str, Any] = {}
-        _apply_user_paths(record, user, view)
-        for name, paths in table.items():
+        if user:
+            _apply_user_paths(record, user, view)
+        get = record.get
+        nested = get("properties")
+        inner = nested.get if isinstance(nested, dict) else _nothing
+        for name in plain:
+            if name not in view:
+                for value in (get(name), inner(name)):
+                    if value is not None and not is_absent(value):
+                        view[name] = value
+                        break
+        for name, paths in table:
             if name in view:
                 continue
-            for path in paths:
-                value = lookup(record, path)
-                if not is_absent(value):
+            for first, rest in paths:
+                value = get(first)  # most paths are one key, or start with a missing one
+                if value is None:
+                    continue
+                if rest:
+                    value = lookup(value, rest)
+                if value is not None and not is_absent(value):
                     view[name] = value
                     break
         if "event" not in view and lookup(record, ("type",)) == "page":
@@ -176,6 +193,10 @@ def _segment_reader(user: Mapping[str, list[Path]], properties: Sequence[str]) -
         return view
 
     return read
+
+
+def _nothing(_: str) -> None:
+    return None
 
 
 def _forms(path: str) -> list[Path]:
