@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,6 +26,7 @@ from .hashing import (
     redact_emails,
     redact_phone,
 )
+from .input_formats import DEFAULT_INPUT_FORMAT, make_reader
 from .taxonomy import category_id
 from .values import finite_decimal, is_absent, whole_number
 
@@ -58,6 +59,8 @@ class MappingOptions:
     default_action_source: str | None = None
     default_opt_out_targeting: bool = True
     phone_default_country: str | None = None
+    input_format: str = DEFAULT_INPUT_FORMAT
+    property_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -255,6 +258,8 @@ class EventMapper:
     def __init__(self, options: MappingOptions) -> None:
         self.options = options
         self._names = EventNameResolver(options.event_name_map)
+        # Where each property is read from (input_format, property_paths): the flat view.
+        self._read = make_reader(options.input_format, options.property_paths, INPUT_PROPERTIES)
         self._default_name = _setting_name(options.default_event_name, "default_event_name")
         self._default_source = (
             _action_source(options.default_action_source, options)
@@ -268,12 +273,13 @@ class EventMapper:
         """Turn one record into an event, or into every reason it is rejected."""
         problems: list[Problem] = []
         warnings: list[str] = []
-        event_id = self._event_id(record, stream, problems)
-        name = self._event_name(record, stream, problems)
-        when = self._event_time(record, now or dt.datetime.now(UTC), problems, warnings)
+        view = self._read(record)
+        event_id = self._event_id(view, record, stream, problems)
+        name = self._event_name(view, stream, problems)
+        when = self._event_time(view, now or dt.datetime.now(UTC), problems, warnings)
         event: dict[str, Any] = {"event_name": name, "event_id": event_id, "event_time": when}
         sections: dict[str, dict[str, Any]] = {"event": event, "event_details": {}, "user_data": {}}
-        self._apply_rules(record, sections, problems, warnings)
+        self._apply_rules(view, sections, problems, warnings)
         self._complete(event, sections, problems, warnings)
         if problems:
             return Rejected(event_id, problems, warnings)
@@ -283,22 +289,31 @@ class EventMapper:
         """The record as the rejects file keeps it: mapping inputs only, email/phone hashed.
 
         A derived event id is written as `$event_id`, so a fixed record fed back keeps its id.
+        Nested records are kept as read (Freshpaint names), never with their raw objects.
         """
-        kept = {key: _jsonable(record[key]) for key in INPUT_PROPERTIES if key in record}
+        view = self._read(record)
+        kept = {key: _jsonable(view[key]) for key in INPUT_PROPERTIES if key in view}
         if "email" in kept:
-            kept["email"] = redact_emails(record["email"])
+            kept["email"] = redact_emails(view["email"])
         if "phone" in kept:
-            kept["phone"] = redact_phone(record["phone"], self.options.phone_default_country)
+            kept["phone"] = redact_phone(view["phone"], self.options.phone_default_country)
         if kept and is_absent(kept.get("$event_id")):
             kept["$event_id"] = event_id
         return kept
 
     def event_id(self, record: Mapping[str, Any], stream: str) -> str:
         """The id a record is known by, even when it is rejected for other reasons."""
-        return self._event_id(record, stream, [])
+        return self._event_id(self._read(record), record, stream, [])
 
-    def _event_id(self, record: Mapping[str, Any], stream: str, problems: list[Problem]) -> str:
-        value = record.get("$event_id")
+    def _event_id(
+        self,
+        view: Mapping[str, Any],
+        record: Mapping[str, Any],
+        stream: str,
+        problems: list[Problem],
+    ) -> str:
+        """`$event_id` as read; else derived from the record as received (ids stay stable)."""
+        value = view.get("$event_id")
         if is_absent(value):
             return ids.derive_event_id(record, stream)
         try:

@@ -11,7 +11,8 @@ import pycountry
 from singer_sdk import typing as th
 
 from .event_names import SPOTIFY_EVENT_NAMES, spotify_name
-from .mapping import MappingOptions
+from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
+from .mapping import INPUT_PROPERTIES, MappingOptions
 
 DEFAULT_API_URL = "https://capi.spotify.com/capi-direct/events/"
 MAX_EVENTS_PER_REQUEST = 1000
@@ -122,6 +123,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Seconds a record read may wait for a fuller request (a quiet tap); then "
         "a partial request goes out and the STATE follows its answer.",
     ),
+    th.Property(
+        "input_format",
+        th.StringType(allowed_values=list(INPUT_FORMATS)),
+        default=DEFAULT_INPUT_FORMAT,
+        description="freshpaint: Freshpaint names, top level or in `properties`. segment: "
+        "Segment-spec events, nested or as warehouse columns (Segment, RudderStack).",
+    ),
+    th.Property(
+        "property_paths",
+        th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+        description='Your own dotted paths per property, tried first, e.g. {"email": '
+        '["customer.email_address"], "amount": ["order.total"]}.',
+    ),
 ).to_dict()
 
 
@@ -230,4 +244,16 @@ def _mapping_options(config: Mapping[str, Any]) -> MappingOptions:
         default_action_source=config.get("default_action_source") or None,
         default_opt_out_targeting=bool(config["default_opt_out_targeting"]),
         phone_default_country=country,
+        **_input_options(config),
     )
+
+
+def _input_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        paths = check_property_paths(config.get("property_paths"), INPUT_PROPERTIES)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    input_format = config["input_format"]
+    if input_format not in INPUT_FORMATS:
+        raise SettingsError(f"input_format must be one of {', '.join(INPUT_FORMATS)}")
+    return {"input_format": input_format, "property_paths": paths}

@@ -26,6 +26,7 @@ from .reader import SafeReader, StopReading
 from .rejects import RejectedRecordError
 from .settings import CONFIG_SCHEMA, Settings, SettingsError
 from .sinks import SpotifyConversionsSink
+from .stream_maps import guard_stream_maps
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -75,7 +76,8 @@ class TargetSpotifyConversions(Target):
         if not isinstance(stream, str) or self._schemas_checked.get(stream) != seen:
             check_schema_message(message_dict)  # taps may repeat a SCHEMA: check each once
             self._schemas_checked[message_dict["stream"]] = seen
-        super()._process_schema_message(message_dict)
+        super()._process_schema_message(message_dict)  # (re)registers the stream's maps
+        guard_stream_maps(self.mapper.stream_maps[message_dict["stream"]], self.pipeline.process)
 
     def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
         super()._process_state_message(message_dict)

@@ -694,7 +694,8 @@ def test_unknown_input_keys_never_appear_in_the_event():
     record = {
         **BASE,
         "user_id": "secret-user-id",
-        "properties": {"email": "hidden@example.com", "value": 5},
+        # (Freshpaint names inside `properties` are read: tests/test_input_formats.py.)
+        "properties": {"user_email": "hidden@example.com", "value": 5},
         "hashed_emails": ["f" * 64],
         "ip_address": "192.0.2.99",
         "event_name": "PURCHASE",

@@ -22,7 +22,7 @@ ORDERS_SCHEMA = {
 }
 
 README_MAP = {
-    "orders": {
+    "public-orders": {
         "$event_id": "order_id",
         "$event_time": "ordered_at",
         "spotify_event_name": "'PURCHASE'",
@@ -47,9 +47,9 @@ def test_readme_stream_map_turns_warehouse_columns_into_spotify_events(fake, tmp
          "customer_phone": None, "total": 5, "currency_code": "EUR", "client_ip": None,
          "internal_note": None},
     ]
-    lines = [json.dumps({"type": "SCHEMA", "stream": "orders", "schema": ORDERS_SCHEMA,
+    lines = [json.dumps({"type": "SCHEMA", "stream": "public-orders", "schema": ORDERS_SCHEMA,
                          "key_properties": ["order_id"]}),
-             *(record_message(row, "orders") for row in rows)]
+             *(record_message(row, "public-orders") for row in rows)]
     config = target_config(fake.url, stream_maps=README_MAP)
     run = run_target(tmp_path / "run", config, lines)
 
@@ -67,3 +67,76 @@ def test_readme_stream_map_turns_warehouse_columns_into_spotify_events(fake, tmp
     assert [r["event_id"] for r in run.rejects()] == ["10024"]
     assert run.rejects()[0]["reasons"] == [
         "no_identifier: no ip_address, device_id, email or phone survives"]
+
+
+FAILING_MAP = {
+    "public-orders": {
+        "$event_id": "order_id",
+        "$event_time": "ordered_at",
+        "spotify_event_name": "'PURCHASE'",
+        "email": "customer_email",
+        "amount": "float(total_text)",
+        "currency": "currency_code",
+        "__filter__": "order_id > 0",
+        "__else__": "__NULL__",
+    }
+}
+LOOSE_SCHEMA = {"type": "object", "properties": {
+    "order_id": {"type": ["integer", "string"]}, "ordered_at": {"type": "string"},
+    "customer_email": {},
+    "total_text": {}, "currency_code": {"type": "string"}}}
+
+
+def _order(order_id, **changes):
+    row = {"order_id": order_id, "ordered_at": "2026-11-02T10:00:00Z",
+           "customer_email": f"buyer{order_id}@example.org", "total_text": "12.50",
+           "currency_code": "EUR"}
+    row.update(changes)
+    return {key: value for key, value in row.items() if value is not ...}
+
+
+def test_a_stream_map_that_fails_on_one_record_rejects_only_that_record(fake, tmp_path):
+    rows = [
+        _order(1),
+        _order(2, customer_email=...),  # the column is missing: the map names it
+        _order(3, total_text="secret-not-a-number"),  # float() fails: ValueError
+        _order("secret-id", customer_email="x@example.org"),  # the filter fails: TypeError
+        _order(5),
+    ]
+    lines = [json.dumps({"type": "SCHEMA", "stream": "public-orders", "schema": LOOSE_SCHEMA,
+                         "key_properties": []}),
+             *(record_message(row, "public-orders") for row in rows)]
+    run = run_target(tmp_path / "run", target_config(fake.url, stream_maps=FAILING_MAP), lines)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Internal error" not in run.stderr
+    assert sorted(fake.accepted) == ["1", "5"]
+    assert fake.accepted["1"]["event_details"] == {"amount": 12.5, "currency": "EUR"}
+    reasons = [reject["reasons"] for reject in run.rejects()]
+    assert reasons == [
+        ["stream_map_failed: stream map property 'email' failed: name 'customer_email' is not "
+         "in the record"],
+        ["stream_map_failed: stream map property 'amount' failed: ValueError"],
+        ["stream_map_failed: stream map property __filter__ failed: TypeError"],
+    ]
+    assert all(reject["stream"] == "public-orders" for reject in run.rejects())
+    assert run.count("records read") == 5
+    assert run.count("rejected stream_map_failed") == 3
+    everything = run.stdout + run.stderr + json.dumps(run.rejects())
+    assert "secret-not-a-number" not in everything
+    assert "secret-id" not in everything
+    assert "x@example.org" not in everything
+
+
+def test_a_failing_stream_map_with_on_invalid_fail_stops_the_run_cleanly(fake, tmp_path):
+    lines = [json.dumps({"type": "SCHEMA", "stream": "public-orders", "schema": LOOSE_SCHEMA,
+                         "key_properties": []}),
+             record_message(_order(1, customer_email=...), "public-orders"),
+             record_message(_order(2), "public-orders")]
+    config = target_config(fake.url, stream_maps=FAILING_MAP, on_invalid="fail")
+    run = run_target(tmp_path / "run", config, lines)
+
+    assert run.returncode == 1
+    assert "Internal error" not in run.stderr
+    assert "stream map property 'email'" in run.stderr
+    assert fake.accepted == {}

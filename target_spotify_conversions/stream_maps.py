@@ -1,0 +1,75 @@
+"""Stream maps that fail on one record reject that record instead of ending the run.
+
+The SDK evaluates a stream map's expressions for each record before the sink sees it, and any
+error there (a column the record lacks, `int('n/a')`, a function that does not exist) escapes
+the whole run. Each custom stream map is wrapped once, after its SCHEMA registers it: an error
+in one expression becomes a rejection naming the map property (or `__filter__`) and the kind of
+error, never the value, which may be personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import simpleeval
+from singer_sdk.mapper import CustomStreamMap, StreamMap
+
+from .mapping import Problem
+
+# What receives a record a map failed on: the pipeline's `process(record, stream, problems)`.
+OnFailure = Callable[[dict[str, Any], str, Sequence[Problem]], None]
+FILTER = "__filter__"
+_GUARDED = "_spotify_conversions_guarded"
+
+
+class StreamMapFailed(Exception):
+    """One expression of a stream map failed on the record being transformed."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
+
+
+def guard_stream_maps(stream_maps: Sequence[StreamMap], on_failure: OnFailure) -> None:
+    """Make each custom map of a stream hand the records it fails on to `on_failure`."""
+    for stream_map in stream_maps:
+        if isinstance(stream_map, CustomStreamMap) and not getattr(stream_map, _GUARDED, False):
+            _guard(stream_map, on_failure)
+
+
+def failure(property_name: str | None, exc: BaseException) -> Problem:
+    """The reason a record is rejected: the map property and the kind of error, no value."""
+    cause = exc.__cause__ or exc  # the SDK wraps simpleeval's errors in MapExpressionError
+    if isinstance(cause, simpleeval.NameNotDefined):
+        why = f"name {cause.name!r} is not in the record"  # a name from the map, not a value
+    else:
+        why = type(cause).__name__
+    where = FILTER if property_name is None else repr(property_name)
+    return Problem("stream_map_failed", f"stream map property {where} failed: {why}")
+
+
+def _guard(stream_map: CustomStreamMap, on_failure: OnFailure) -> None:
+    evaluate = stream_map._eval  # the one place where the failing property is known
+    transform = stream_map.transform
+
+    def guarded_eval(
+        expr: str, expr_parsed: Any, record: dict[str, Any], property_name: str | None
+    ) -> Any:
+        try:
+            return evaluate(
+                expr=expr, expr_parsed=expr_parsed, record=record, property_name=property_name
+            )
+        except Exception as exc:  # any error of an expression is the record's
+            raise StreamMapFailed(failure(property_name, exc)) from None
+
+    def guarded_transform(record: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return transform(record)
+        except StreamMapFailed as failed:
+            on_failure(record, stream_map.stream_alias, [failed.problem])
+            return None  # to the SDK, a record the map filtered out
+
+    setattr(stream_map, "_eval", guarded_eval)  # noqa: B010 - mypy forbids assigning a method
+    setattr(stream_map, "transform", guarded_transform)  # noqa: B010
+    setattr(stream_map, _GUARDED, True)
