@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import ipaddress
 import socket
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import pycountry
@@ -20,7 +23,7 @@ from .event_names import EventNameResolver, spotify_name
 from .event_time import UTC, event_time_text, format_event_time, parse_event_time
 from .hashing import hash_email, hash_emails, hash_phone, redact_emails, redact_phone
 from .taxonomy import category_id
-from .values import finite_decimal, is_absent, whole_number
+from .values import CACHE_ENTRIES, finite_decimal, is_absent, whole_number
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 IDENTIFIERS = ("ip_address", "device_id", "hashed_emails", "hashed_phone_number")
@@ -75,7 +78,14 @@ class Rejected:
 
 
 class Invalid(ValueError):
-    """A present value that cannot be sent; the message must not contain personal data."""
+    """A present value that cannot be sent; the message must not contain personal data.
+
+    `code` names the reason when it is not the rule's usual `invalid_<property>`.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # --- converters: value in, Spotify value out, or Invalid ---------------------------------------
@@ -122,6 +132,8 @@ def _amount(value: object, _: MappingOptions) -> int | float:
         raise Invalid(f"{_show(value)} is not a number")
     if number.copy_abs() > _MAX_FLOAT:  # beyond a double: inf to JSON readers, and to float()
         raise Invalid(f"{_show(value)} is too large")
+    if number < 0:
+        raise Invalid("negative: a refund is not a conversion")
     whole = whole_number(number)
     return whole if whole is not None else float(number)
 
@@ -165,6 +177,31 @@ def _ip(value: object, _: MappingOptions) -> str:
     return address
 
 
+def _user_ip(value: object, options: MappingOptions) -> str:
+    """The end user's address: public only, and a database `inet` prefix length is dropped.
+
+    A private, loopback or link-local address is a server's or a proxy's, never the user's:
+    sent as `ip_address` it would match the wrong people (or nobody).
+    """
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and "/" in text:
+        text = _host_of_inet(text)
+    address = _ip(text, options)
+    if not is_public_ip(address):
+        raise Invalid(
+            "not a public address (private, loopback, link-local or multicast)",
+            code="ip_not_public",
+        )
+    return address
+
+
+def _host_of_inet(text: str) -> str:
+    """`203.0.113.7/24` (PostgreSQL `inet`) -> `203.0.113.7`; anything else is left alone."""
+    host, _, length = text.partition("/")
+    limit = 128 if ":" in host else 32
+    return host if length.isdigit() and int(length) <= limit else text
+
+
 def normal_ip(text: str) -> str | None:
     """The address in its standard form (IPv6 compressed, lower case), or None.
 
@@ -176,6 +213,37 @@ def normal_ip(text: str) -> str | None:
         return socket.inet_ntop(family, socket.inet_pton(family, text))
     except (OSError, ValueError):
         return None
+
+
+# Networks no end user's public address lies in: unspecified/"this network", private,
+# loopback, link-local, multicast and broadcast (IPv4-mapped IPv6 addresses are checked as IPv4).
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "224.0.0.0/4",
+        "255.255.255.255/32",
+        "::/128",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+
+
+@lru_cache(maxsize=CACHE_ENTRIES)
+def is_public_ip(address: str) -> bool:
+    """Whether an address (in standard form) can be an end user's public address."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not any(ip in net for net in _NOT_PUBLIC if net.version == ip.version)
 
 
 def _gender(value: object, _: MappingOptions) -> str:
@@ -214,7 +282,7 @@ PROPERTIES: tuple[Rule, ...] = (
     Rule("content_category", "content_category", "event_details", _content_category, "drop"),
     _user("email", "hashed_emails", _emails),
     _user("phone", "hashed_phone_number", _phone),
-    _user("$ip", "ip_address", _ip),
+    _user("$ip", "ip_address", _user_ip),
     _user("$device_id", "device_id"),
     _user("$user_agent", "user_agent"),
     _user("gender", "gender", _gender),
@@ -368,7 +436,7 @@ class EventMapper:
             try:
                 sections[rule.section][rule.target] = rule.convert(value, options)
             except Invalid as exc:
-                code = "invalid_" + rule.source.lstrip("$")
+                code = exc.code or "invalid_" + rule.source.lstrip("$")
                 if rule.on_invalid == "reject":
                     problems.append(Problem(code, str(exc)))
                 else:
@@ -387,12 +455,25 @@ class EventMapper:
             for key in ("amount", "currency"):
                 if key not in details and f"invalid_{key}" not in invalid:
                     problems.append(Problem(f"purchase_without_{key}", f"PURCHASE needs {key}"))
+        if "clickID" not in user_data and "event_source_url" in event:
+            click_id = click_id_of(event["event_source_url"])
+            if click_id is not None:
+                user_data["clickID"] = click_id
         event["user_data"] = user_data
         if details:
             event["event_details"] = details
         if "action_source" not in event and self._default_source is not None:
             event["action_source"] = self._default_source
         event.setdefault("opt_out_targeting", self.options.default_opt_out_targeting)
+
+
+def click_id_of(url: str) -> str | None:
+    """Spotify's click id from a landing page URL's `spclid` query parameter, if any."""
+    if "spclid=" not in url:
+        return None
+    query = urllib.parse.urlsplit(url).query
+    values = urllib.parse.parse_qs(query).get("spclid")
+    return (values[0].strip() or None) if values else None
 
 
 def _setting_name(value: str | None, setting: str) -> str | None:
