@@ -54,6 +54,7 @@ class MappingOptions:
     default_action_source: str | None = None
     default_opt_out_targeting: bool = True
     phone_default_country: str | None = None
+    consent_property: str | None = None
 
 
 @dataclass
@@ -66,6 +67,13 @@ class Mapped:
     @property
     def event_id(self) -> str:
         return str(self.event["event_id"])
+
+
+@dataclass
+class Skipped:
+    """A record without consent: neither sent nor kept, only counted."""
+
+    event_id: str
 
 
 @dataclass
@@ -316,6 +324,7 @@ class EventMapper:
     def __init__(self, options: MappingOptions) -> None:
         self.options = options
         self._names = EventNameResolver(options.event_name_map)
+        self._consent = options.consent_property
         self._default_name = _setting_name(options.default_event_name, "default_event_name")
         self._default_source = (
             _action_source(options.default_action_source, options)
@@ -325,8 +334,10 @@ class EventMapper:
 
     def map(
         self, record: Mapping[str, Any], stream: str, now: dt.datetime | None = None
-    ) -> Mapped | Rejected:
+    ) -> Mapped | Rejected | Skipped:
         """Turn one record into an event, or into every reason it is rejected."""
+        if self._consent is not None and not has_consent(record, self._consent):
+            return Skipped(self._event_id(record, stream, []))
         problems: list[Problem] = []
         warnings: list[str] = []
         event_id = self._event_id(record, stream, problems)
@@ -465,6 +476,24 @@ class EventMapper:
         if "action_source" not in event and self._default_source is not None:
             event["action_source"] = self._default_source
         event.setdefault("opt_out_targeting", self.options.default_opt_out_targeting)
+
+
+# What counts as a clear yes in a consent property; anything else, or nothing, is a no.
+CONSENT_YES = frozenset({"true", "granted", "yes", "1"})
+
+
+def has_consent(record: Mapping[str, Any], prop: str) -> bool:
+    """Whether a property, or the value at a dotted path (`consent.ads`), is a clear yes."""
+    value: Any = record.get(prop)
+    if prop not in record:
+        value = record
+        for key in prop.split("."):
+            value = value.get(key) if isinstance(value, Mapping) else None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, decimal.Decimal)):
+        return value == 1
+    return isinstance(value, str) and value.strip().lower() in CONSENT_YES
 
 
 def click_id_of(url: str) -> str | None:

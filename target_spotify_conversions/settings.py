@@ -113,6 +113,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=8,
         description="Retries of one request before the run fails.",
     ),
+    th.Property(
+        "summary_file",
+        th.StringType,
+        description="Where the run report goes at the end of every run (also a failed one): "
+        "one JSON object with the counts, reasons, warnings and identifier coverage.",
+    ),
+    th.Property(
+        "consent_property",
+        th.StringType,
+        description="A property (or dotted path, e.g. consent.ads) that must be a clear yes "
+        "(true, 'true', 'granted', 'yes', 1) for a record to be sent; others are skipped and "
+        "counted, never kept.",
+    ),
 ).to_dict()
 
 
@@ -142,6 +155,7 @@ class Settings:
     request_timeout: float
     max_retries: int
     mapping: MappingOptions
+    summary_file: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -161,6 +175,7 @@ class Settings:
             request_timeout=float(config["request_timeout"]),
             max_retries=int(config["max_retries"]),
             mapping=_mapping_options(config),
+            summary_file=config.get("summary_file") or None,
         )
 
 
@@ -219,4 +234,5 @@ def _mapping_options(config: Mapping[str, Any]) -> MappingOptions:
         default_action_source=config.get("default_action_source") or None,
         default_opt_out_targeting=bool(config["default_opt_out_targeting"]),
         phone_default_country=country,
+        consent_property=config.get("consent_property") or None,
     )

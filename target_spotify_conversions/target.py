@@ -23,6 +23,7 @@ from .mapping_process import MappingProcessError
 from .pipeline import Pipeline
 from .reader import SafeReader, StopReading
 from .rejects import RejectedRecordError
+from .report import unmatched_stream_maps
 from .settings import CONFIG_SCHEMA, Settings, SettingsError
 from .sinks import SpotifyConversionsSink
 
@@ -76,6 +77,8 @@ class TargetSpotifyConversions(Target):
 
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
+        stream_maps = self.config.get("stream_maps") or {}
+        self.pipeline.report.hints += unmatched_stream_maps(stream_maps, self.mapper.stream_maps)
         outcome = "completed"
         if self.stopped_by is not None:
             outcome = f"stopped by signal {self.stopped_by}; input not fully read"
