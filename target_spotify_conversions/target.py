@@ -18,6 +18,7 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
 
+from .batch_files import BatchFileError, batch_lines
 from .client import DeliveryError
 from .mapping_process import MappingProcessError
 from .pipeline import Pipeline
@@ -39,6 +40,7 @@ RUN_ERRORS = (
     RecordsWithoutSchemaException,
     InvalidInputLine,
     MappingProcessError,
+    BatchFileError,
 )
 
 
@@ -70,10 +72,20 @@ class TargetSpotifyConversions(Target):
         self.pipeline.state(message_dict["value"])
 
     def _process_batch_message(self, message_dict: dict[str, t.Any]) -> None:
-        raise InvalidInputLine(
-            f"BATCH messages (stream '{message_dict.get('stream')}') are not supported: "
-            "configure the tap to send RECORD messages"
-        )
+        """Each line of the batch's files takes the RECORD path: stream maps, validation and
+        all (the SDK's own handling skips both and holds a whole file in memory)."""
+        reader = t.cast("SafeReader", self.message_reader)
+        stream = message_dict.get("stream")
+        for url, number, line in batch_lines(message_dict):
+            if reader.stop_requested:  # the STATE after the batch will not be read either
+                return
+            try:
+                record = reader.deserialize_json(line)
+            except InvalidInputLine:
+                why = f"line {number} of BATCH file {url[:300]!r} is not a JSON object"
+                self.pipeline.unreadable(number, why)
+                continue
+            self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
 
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
