@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ class Pending:
     event_id: str
     body: bytes
     record: Mapping[str, Any]
+    identifiers: int = 0  # which identifiers the event carries, as report.IDENTIFIER_BITS
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Outcome:
     first_seq: int
     delivered: int
     refused: list[tuple[Pending, Problem]]
+    identifier_masks: Counter[int] = field(default_factory=Counter)
 
 
 class Transport(Protocol):
@@ -177,6 +180,7 @@ class Delivery:
         answer = self.transport.post(body, len(items))
         if answer.ok:
             outcome.delivered += len(items)
+            outcome.identifier_masks.update(item.identifiers for item in items)
         elif len(items) == 1:
             outcome.refused.append((items[0], _refusal(answer)))
         else:

@@ -9,12 +9,17 @@ import re
 from .values import finite_decimal
 
 UTC = dt.timezone.utc
-# Epoch values above this are milliseconds: 1e11 seconds is the year 5138, 1e11 ms is 1973.
-_MILLIS_THRESHOLD = decimal.Decimal(100_000_000_000)
+# Epoch values are read by magnitude: below 1e11 seconds (1e11 s is the year 5138), below 1e14
+# milliseconds (1e11 ms is 1973, 1e14 ms is 5138), above that microseconds (GA4's
+# event_timestamp; 1e14 us is 1973).
+_MILLIS_THRESHOLD = decimal.Decimal(10**11)
+_MICROS_THRESHOLD = decimal.Decimal(10**14)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_MICROS = decimal.Decimal(10**18)  # past the year 9999 in every unit
 
 
 def parse_event_time(value: object) -> dt.datetime:
-    """An aware UTC datetime from an ISO 8601 string, a datetime, or epoch (s or ms).
+    """An aware UTC datetime from an ISO 8601 string, a datetime, or epoch (s, ms or us).
 
     Raises ValueError for anything else, so the caller can reject the record with a reason.
     Strings and datetimes without an offset are taken as UTC.
@@ -76,10 +81,20 @@ def _looks_numeric(text: str) -> bool:
 
 
 def _from_epoch(number: decimal.Decimal | None) -> dt.datetime:
+    """Exact to the microsecond: a float loses microseconds at today's epoch values."""
     if number is None:
         raise ValueError("not a time")
+    size = number.copy_abs()
+    if size >= _MICROS_THRESHOLD:
+        micros = number
+    elif size >= _MILLIS_THRESHOLD:
+        micros = number * 1000
+    else:
+        micros = number * 1_000_000
+    if micros.copy_abs() > _MAX_MICROS:  # int() of 1E+999999 would take minutes
+        raise ValueError("epoch value out of range")
     try:
-        seconds = number / 1000 if number.copy_abs() >= _MILLIS_THRESHOLD else number
-        return dt.datetime.fromtimestamp(float(seconds), tz=UTC)
-    except (OverflowError, OSError, ValueError, decimal.DecimalException) as exc:
+        micros = micros.to_integral_value()
+        return _EPOCH + dt.timedelta(microseconds=int(micros))
+    except (OverflowError, ValueError, decimal.DecimalException) as exc:
         raise ValueError("epoch value out of range") from exc

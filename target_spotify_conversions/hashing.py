@@ -28,11 +28,18 @@ def is_sha256_hex(text: str) -> bool:
 
 
 def hash_email(email: str) -> str | None:
-    """Trim, lower-case and hash one email; None for an empty value."""
+    """Trim, lower-case and hash one email; None when it cannot be an address.
+
+    An address needs an `@` with text on both sides: placeholders such as `n/a` or `unknown`
+    would otherwise all hash to one "identifier" that matches nobody, or the wrong person.
+    """
     cleaned = email.strip().lower()
-    if not cleaned:
+    if is_sha256_hex(cleaned):
+        return cleaned
+    local, at, domain = cleaned.rpartition("@")
+    if not (local and at and domain):
         return None
-    return cleaned if is_sha256_hex(cleaned) else sha256_hex(cleaned)
+    return sha256_hex(cleaned)
 
 
 # Emails kept for one event: a person has a few addresses, and a list of thousands is a tap's
@@ -132,10 +139,17 @@ def redact_phone(value: object, default_country: str | None) -> object:
 
 
 def redact_emails(value: object) -> object:
-    """Replace every email in a value by its digest, keeping the value's shape."""
+    """Replace every email in a value by its digest, keeping the value's shape.
+
+    Unusable values are hashed too (after trimming and lower-casing): a rejects file never
+    holds what was typed into an email field, whatever it was.
+    """
     if isinstance(value, list):
         return [redact_emails(item) for item in value]
-    return hash_email(value) if isinstance(value, str) else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    cleaned = value.strip().lower()
+    return cleaned if is_sha256_hex(cleaned) else sha256_hex(cleaned)
 
 
 def _phone_text(item: object) -> str | None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import ipaddress
 import socket
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import pycountry
@@ -28,7 +31,7 @@ from .hashing import (
 )
 from .input_formats import DEFAULT_INPUT_FORMAT, make_reader
 from .taxonomy import category_id
-from .values import finite_decimal, is_absent, whole_number
+from .values import CACHE_ENTRIES, finite_decimal, is_absent, whole_number
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 IDENTIFIERS = ("ip_address", "device_id", "hashed_emails", "hashed_phone_number")
@@ -61,6 +64,7 @@ class MappingOptions:
     phone_default_country: str | None = None
     input_format: str = DEFAULT_INPUT_FORMAT
     property_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    consent_property: str | None = None
 
 
 @dataclass
@@ -76,6 +80,13 @@ class Mapped:
 
 
 @dataclass
+class Skipped:
+    """A record without consent: neither sent nor kept, only counted."""
+
+    event_id: str
+
+
+@dataclass
 class Rejected:
     """A record that must not be sent, with every reason found."""
 
@@ -85,7 +96,14 @@ class Rejected:
 
 
 class Invalid(ValueError):
-    """A present value that cannot be sent; the message must not contain personal data."""
+    """A present value that cannot be sent; the message must not contain personal data.
+
+    `code` names the reason when it is not the rule's usual `invalid_<property>`.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # --- converters: value in, Spotify value out, or Invalid ---------------------------------------
@@ -132,6 +150,8 @@ def _amount(value: object, _: MappingOptions) -> int | float:
         raise Invalid(f"{_show(value)} is not a number")
     if number.copy_abs() > _MAX_FLOAT:  # beyond a double: inf to JSON readers, and to float()
         raise Invalid(f"{_show(value)} is too large")
+    if number < 0:
+        raise Invalid("negative: a refund is not a conversion")
     whole = whole_number(number)
     return whole if whole is not None else float(number)
 
@@ -175,6 +195,31 @@ def _ip(value: object, _: MappingOptions) -> str:
     return address
 
 
+def _user_ip(value: object, options: MappingOptions) -> str:
+    """The end user's address: public only, and a database `inet` prefix length is dropped.
+
+    A private, loopback or link-local address is a server's or a proxy's, never the user's:
+    sent as `ip_address` it would match the wrong people (or nobody).
+    """
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and "/" in text:
+        text = _host_of_inet(text)
+    address = _ip(text, options)
+    if not is_public_ip(address):
+        raise Invalid(
+            "not a public address (private, loopback, link-local or multicast)",
+            code="ip_not_public",
+        )
+    return address
+
+
+def _host_of_inet(text: str) -> str:
+    """`203.0.113.7/24` (PostgreSQL `inet`) -> `203.0.113.7`; anything else is left alone."""
+    host, _, length = text.partition("/")
+    limit = 128 if ":" in host else 32
+    return host if length.isdigit() and int(length) <= limit else text
+
+
 def normal_ip(text: str) -> str | None:
     """The address in its standard form (IPv6 compressed, lower case), or None.
 
@@ -186,6 +231,37 @@ def normal_ip(text: str) -> str | None:
         return socket.inet_ntop(family, socket.inet_pton(family, text))
     except (OSError, ValueError):
         return None
+
+
+# Networks no end user's public address lies in: unspecified/"this network", private,
+# loopback, link-local, multicast and broadcast (IPv4-mapped IPv6 addresses are checked as IPv4).
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "224.0.0.0/4",
+        "255.255.255.255/32",
+        "::/128",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+
+
+@lru_cache(maxsize=CACHE_ENTRIES)
+def is_public_ip(address: str) -> bool:
+    """Whether an address (in standard form) can be an end user's public address."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not any(ip in net for net in _NOT_PUBLIC if net.version == ip.version)
 
 
 def _gender(value: object, _: MappingOptions) -> str:
@@ -224,7 +300,7 @@ PROPERTIES: tuple[Rule, ...] = (
     Rule("content_category", "content_category", "event_details", _content_category, "drop"),
     _user("email", "hashed_emails", _emails),
     _user("phone", "hashed_phone_number", _phone),
-    _user("$ip", "ip_address", _ip),
+    _user("$ip", "ip_address", _user_ip),
     _user("$device_id", "device_id"),
     _user("$user_agent", "user_agent"),
     _user("gender", "gender", _gender),
@@ -260,6 +336,7 @@ class EventMapper:
         self._names = EventNameResolver(options.event_name_map)
         # Where each property is read from (input_format, property_paths): the flat view.
         self._read = make_reader(options.input_format, options.property_paths, INPUT_PROPERTIES)
+        self._consent = options.consent_property
         self._default_name = _setting_name(options.default_event_name, "default_event_name")
         self._default_source = (
             _action_source(options.default_action_source, options)
@@ -269,8 +346,10 @@ class EventMapper:
 
     def map(
         self, record: Mapping[str, Any], stream: str, now: dt.datetime | None = None
-    ) -> Mapped | Rejected:
+    ) -> Mapped | Rejected | Skipped:
         """Turn one record into an event, or into every reason it is rejected."""
+        if self._consent is not None and not has_consent(record, self._consent):
+            return Skipped(self.event_id(record, stream))
         problems: list[Problem] = []
         warnings: list[str] = []
         view = self._read(record)
@@ -390,7 +469,7 @@ class EventMapper:
             try:
                 sections[rule.section][rule.target] = rule.convert(value, options)
             except Invalid as exc:
-                code = "invalid_" + rule.source.lstrip("$")
+                code = exc.code or "invalid_" + rule.source.lstrip("$")
                 if rule.on_invalid == "reject":
                     problems.append(Problem(code, str(exc)))
                 else:
@@ -417,12 +496,43 @@ class EventMapper:
             for key in ("amount", "currency"):
                 if key not in details and f"invalid_{key}" not in invalid:
                     problems.append(Problem(f"purchase_without_{key}", f"PURCHASE needs {key}"))
+        if "clickID" not in user_data and "event_source_url" in event:
+            click_id = click_id_of(event["event_source_url"])
+            if click_id is not None:
+                user_data["clickID"] = click_id
         event["user_data"] = user_data
         if details:
             event["event_details"] = details
         if "action_source" not in event and self._default_source is not None:
             event["action_source"] = self._default_source
         event.setdefault("opt_out_targeting", self.options.default_opt_out_targeting)
+
+
+# What counts as a clear yes in a consent property; anything else, or nothing, is a no.
+CONSENT_YES = frozenset({"true", "granted", "yes", "1"})
+
+
+def has_consent(record: Mapping[str, Any], prop: str) -> bool:
+    """Whether a property, or the value at a dotted path (`consent.ads`), is a clear yes."""
+    value: Any = record.get(prop)
+    if prop not in record:
+        value = record
+        for key in prop.split("."):
+            value = value.get(key) if isinstance(value, Mapping) else None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, decimal.Decimal)):
+        return value == 1
+    return isinstance(value, str) and value.strip().lower() in CONSENT_YES
+
+
+def click_id_of(url: str) -> str | None:
+    """Spotify's click id from a landing page URL's `spclid` query parameter, if any."""
+    if "spclid=" not in url:
+        return None
+    query = urllib.parse.urlsplit(url).query
+    values = urllib.parse.parse_qs(query).get("spclid")
+    return (values[0].strip() or None) if values else None
 
 
 def _setting_name(value: str | None, setting: str) -> str | None:

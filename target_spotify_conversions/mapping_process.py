@@ -36,7 +36,8 @@ from typing import Any, BinaryIO, NoReturn
 import msgspec
 
 from .event_time import UTC
-from .mapping import EventMapper, Mapped, MappingOptions, Problem
+from .mapping import EventMapper, Mapped, MappingOptions, Problem, Skipped
+from .report import identifier_mask
 
 Chunk = Sequence[tuple[str, Mapping[str, Any]]]
 
@@ -57,6 +58,8 @@ class MappedRecord(msgspec.Struct, array_like=True):
     body: bytes | None
     warnings: list[str]
     reasons: list[Problem]
+    identifiers: int = 0  # report.IDENTIFIER_BITS of the event's user_data
+    skipped: bool = False  # not sent and not kept: the record gives no consent
 
 
 _RESULT_ENCODER = msgspec.msgpack.Encoder()
@@ -245,7 +248,10 @@ def map_chunk(mapper: EventMapper, chunk: Chunk) -> bytes:
         result = mapper.map(record, stream, now)
         if isinstance(result, Mapped):
             body = _JSON_ENCODER.encode(result.event)
-            out.append(MappedRecord(result.event_id, body, result.warnings, []))
+            mask = identifier_mask(result.event["user_data"])
+            out.append(MappedRecord(result.event_id, body, result.warnings, [], mask))
+        elif isinstance(result, Skipped):
+            out.append(MappedRecord(result.event_id, None, [], [], skipped=True))
         else:
             out.append(MappedRecord(result.event_id, None, result.warnings, result.reasons))
     return _RESULT_ENCODER.encode(out)

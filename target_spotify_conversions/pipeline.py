@@ -71,7 +71,7 @@ class Pipeline:
     ) -> None:
         """Queue one record for mapping, or reject it; `problems` come from the SDK side."""
         seq = self.delivery.checkpoints.record()
-        self.report.records_read += 1
+        self.report.read(stream)
         if self._waiting_since is None:
             self._waiting_since = time.monotonic()
         if problems:
@@ -105,11 +105,14 @@ class Pipeline:
         self, seq: int, stream: str, record: Mapping[str, Any], mapped: MappedRecord
     ) -> None:
         if mapped.warnings:
-            self.report.warn(mapped.warnings)
+            self.report.warn(stream, mapped.event_id, mapped.warnings)
+        if mapped.skipped:
+            self.report.skip_no_consent()
+            return
         if mapped.body is None:
             self.rejects.reject(stream, mapped.event_id, mapped.reasons, record)
             return
-        item = Pending(stream, mapped.event_id, mapped.body, record)
+        item = Pending(stream, mapped.event_id, mapped.body, record, mapped.identifiers)
         if not self.delivery.fits(item):
             too_big = Problem("event_too_large", "the event alone exceeds the 1 MB request limit")
             self.rejects.reject(stream, item.event_id, [too_big], record)
@@ -119,7 +122,7 @@ class Pipeline:
     def unreadable(self, line_number: int, why: str) -> None:
         """A line that is no Singer message may have been a record: never lose it silently."""
         self.delivery.checkpoints.record()
-        self.report.records_read += 1
+        self.report.read("(input)")
         problem = Problem("unreadable_input_line", why)
         self.rejects.reject("(input)", f"line-{line_number}", [problem], {})
 
@@ -168,7 +171,7 @@ class Pipeline:
         self._summary(outcome)
 
     def _on_outcome(self, outcome: Outcome) -> None:
-        self.report.deliver(outcome.delivered)
+        self.report.deliver(outcome.delivered, outcome.identifier_masks)
         for item, problem in outcome.refused:
             self.rejects.reject(item.stream, item.event_id, [problem], item.record)
 
@@ -180,8 +183,10 @@ class Pipeline:
         self.rejects.close()
 
     def _summary(self, outcome: str) -> None:
-        requests = self.transport.requests_made
-        self.report.log_summary(requests, self.transport.retries, outcome)
+        requests, retries = self.transport.requests_made, self.transport.retries
+        self.report.log_summary(requests, retries, outcome)
+        if self.settings.summary_file:
+            self.report.write_file(self.settings.summary_file, requests, retries, outcome)
 
 
 def _transport(settings: Settings) -> Transport:

@@ -54,11 +54,8 @@ class Rejects:
         self, stream: str, event_id: str, reasons: Sequence[Problem], record: Mapping[str, Any]
     ) -> None:
         """Count, log and keep one rejected record; raise when the run must stop."""
-        self._report.reject(problem.code for problem in reasons)
         text = [str(problem) for problem in reasons]
-        self._logger.warning(
-            "Rejected record of stream '%s', event_id %s: %s", stream, event_id, "; ".join(text)
-        )
+        self._report.reject(stream, event_id, zip((p.code for p in reasons), text, strict=True))
         if self._path:
             line = {
                 **self._run,

@@ -136,6 +136,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         description='Your own dotted paths per property, tried first, e.g. {"email": '
         '["customer.email_address"], "amount": ["order.total"]}.',
     ),
+    th.Property(
+        "summary_file",
+        th.StringType,
+        description="Where the run report goes at the end of every run (also a failed one): "
+        "one JSON object with the counts, reasons, warnings and identifier coverage.",
+    ),
+    th.Property(
+        "consent_property",
+        th.StringType,
+        description="A property (or dotted path, e.g. consent.ads) that must be a clear yes "
+        "(true, 'true', 'granted', 'yes', 1) for a record to be sent; others are skipped and "
+        "counted, never kept.",
+    ),
 ).to_dict()
 
 
@@ -166,6 +179,7 @@ class Settings:
     max_retries: int
     mapping: MappingOptions
     batch_wait_limit_seconds: float = 5.0
+    summary_file: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -186,6 +200,7 @@ class Settings:
             max_retries=int(config["max_retries"]),
             mapping=_mapping_options(config),
             batch_wait_limit_seconds=float(config["batch_wait_limit_seconds"]),
+            summary_file=config.get("summary_file") or None,
         )
 
 
@@ -245,6 +260,7 @@ def _mapping_options(config: Mapping[str, Any]) -> MappingOptions:
         default_opt_out_targeting=bool(config["default_opt_out_targeting"]),
         phone_default_country=country,
         **_input_options(config),
+        consent_property=config.get("consent_property") or None,
     )
 
 

@@ -17,13 +17,15 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
 
+from .batch_files import BatchFileError, batch_lines
 from .client import Aborted, DeliveryError
-from .escaping import install_log_escaping, printable
+from .escaping import install_log_escaping
 from .mapping_process import MappingProcessError
 from .messages import SchemaMessageError, check_schema_message
 from .pipeline import Pipeline
 from .reader import SafeReader, StopReading
 from .rejects import RejectedRecordError
+from .report import unmatched_stream_maps
 from .settings import CONFIG_SCHEMA, Settings, SettingsError
 from .sinks import SpotifyConversionsSink
 from .stream_maps import guard_stream_maps
@@ -41,6 +43,7 @@ RUN_ERRORS = (
     InvalidInputLine,
     MappingProcessError,
     SchemaMessageError,
+    BatchFileError,
 )
 
 
@@ -84,13 +87,25 @@ class TargetSpotifyConversions(Target):
         self.pipeline.state(message_dict["value"])
 
     def _process_batch_message(self, message_dict: dict[str, t.Any]) -> None:
-        raise InvalidInputLine(
-            f"BATCH messages (stream '{printable(message_dict.get('stream'))}') are not supported: "
-            "configure the tap to send RECORD messages"
-        )
+        """Each line of the batch's files takes the RECORD path: stream maps, validation and
+        all (the SDK's own handling skips both and holds a whole file in memory)."""
+        reader = t.cast("SafeReader", self.message_reader)
+        stream = message_dict.get("stream")
+        for url, number, line in batch_lines(message_dict):
+            if reader.stop_requested:  # the STATE after the batch will not be read either
+                return
+            try:
+                record = reader.deserialize_json(line)
+            except InvalidInputLine:
+                why = f"line {number} of BATCH file {url[:300]!r} is not a JSON object"
+                self.pipeline.unreadable(number, why)
+                continue
+            self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
 
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
+        stream_maps = self.config.get("stream_maps") or {}
+        self.pipeline.report.hints += unmatched_stream_maps(stream_maps, self.mapper.stream_maps)
         outcome = "completed"
         if self.stopped_by is not None:
             outcome = f"stopped by signal {self.stopped_by}; input not fully read"

@@ -81,6 +81,26 @@ def test_seconds_and_millis_agree():
     assert parse_event_time("1700000000") == parse_event_time("1700000000000")
 
 
+def test_microseconds_as_ga4_exports_them_agree():
+    assert parse_event_time(1700000000123456) == dt.datetime(
+        2023, 11, 14, 22, 13, 20, 123456, tzinfo=UTC
+    )
+    assert parse_event_time("1700000000000000") == parse_event_time(1700000000)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (99_999_999_999, dt.datetime(5138, 11, 16, 9, 46, 39, tzinfo=UTC)),  # seconds
+        (100_000_000_000, dt.datetime(1973, 3, 3, 9, 46, 40, tzinfo=UTC)),  # milliseconds
+        (99_999_999_999_999, dt.datetime(5138, 11, 16, 9, 46, 39, 999000, tzinfo=UTC)),
+        (100_000_000_000_000, dt.datetime(1973, 3, 3, 9, 46, 40, tzinfo=UTC)),  # microseconds
+    ],
+)
+def test_epoch_units_are_read_by_magnitude(value, expected):
+    assert parse_event_time(value) == expected
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -107,6 +127,8 @@ def test_seconds_and_millis_agree():
         decimal.Decimal("-Infinity"),
         10**30,
         decimal.Decimal("1E+400"),
+        decimal.Decimal("1E+999999999"),  # must fail at once, not build a huge integer
+        "1" * 5000,
     ],
 )
 def test_garbage_raises_value_error(value):
@@ -152,8 +174,13 @@ def test_a_value_in_spotify_form_is_exactly_what_formatting_gives(moment):
 
 @pytest.mark.parametrize(
     "value",
-    ["2024-03-10T12:34:56.789z", "2024-03-10 12:34:56.789Z", "2024-03-10T12:34:56,789Z",
-     " 2024-03-10T12:34:56.789Z", "2024-03-10T12:34:56.7890Z"],
+    [
+        "2024-03-10T12:34:56.789z",
+        "2024-03-10 12:34:56.789Z",
+        "2024-03-10T12:34:56,789Z",
+        " 2024-03-10T12:34:56.789Z",
+        "2024-03-10T12:34:56.7890Z",
+    ],
 )
 def test_near_misses_of_spotify_form_are_formatted(value):
     assert event_time_text(value, parse_event_time(value)) == "2024-03-10T12:34:56.789Z"

@@ -851,3 +851,125 @@ def test_redact_output_is_json():
     kept = mapper().redact(record, "evt-1")
     json.dumps(kept, default=float)
     assert kept["$event_time"].startswith("2024-06-01T11:00:00")
+
+
+# --- match quality: values that would match nobody, or the wrong people ------------------------
+
+NOT_PUBLIC = [
+    "10.0.0.5",
+    "172.16.3.4",
+    "172.31.255.255",
+    "192.168.1.20",
+    "127.0.0.1",
+    "169.254.10.1",
+    "0.0.0.0",
+    "224.0.0.251",
+    "255.255.255.255",
+    "::1",
+    "::",
+    "fd12:3456::1",
+    "fe80::1",
+    "ff02::1",
+    "::ffff:10.0.0.1",
+    "10.0.0.5/8",
+]
+
+
+@pytest.mark.parametrize("address", NOT_PUBLIC)
+def test_an_address_that_is_no_users_public_one_is_dropped(address):
+    result = mapped({**BASE, "email": "jane.doe@example.com", "$ip": address})
+    assert "ip_not_public" in result.warnings
+    assert "invalid_ip" not in result.warnings
+    assert "ip_address" not in result.event["user_data"]
+
+
+@pytest.mark.parametrize(
+    ("address", "sent"),
+    [
+        ("172.32.0.1", "172.32.0.1"),  # just outside 172.16/12
+        ("203.0.113.7/24", "203.0.113.7"),  # a PostgreSQL inet with its prefix length
+        ("203.0.113.7/32", "203.0.113.7"),
+        ("2001:DB8::1/64", "2001:db8::1"),
+        ("100.64.0.1", "100.64.0.1"),
+        ("::ffff:203.0.113.7", "::ffff:203.0.113.7"),
+    ],
+)
+def test_public_addresses_and_inet_prefixes_are_sent(address, sent):
+    assert mapped({**BASE, "$ip": address}).event["user_data"]["ip_address"] == sent
+
+
+@pytest.mark.parametrize("address", ["203.0.113.7/33", "203.0.113.7/", "203.0.113.7/x", "/24"])
+def test_a_broken_prefix_is_no_address(address):
+    result = mapped({**BASE, "email": "jane.doe@example.com", "$ip": address})
+    assert "invalid_ip" in result.warnings
+
+
+@pytest.mark.parametrize("value", ["n/a", "unknown", "none", "jane.doe", "@example.com", "jane@"])
+def test_an_email_without_text_around_an_at_is_dropped(value):
+    result = mapped({**BASE, "email": value})
+    assert "invalid_email" in result.warnings
+    assert "hashed_emails" not in result.event["user_data"]
+
+
+def test_placeholder_emails_in_a_list_are_dropped_and_real_ones_kept():
+    event = mapped({**BASE, "email": ["n/a", "Jane.Doe@Example.com", "unknown"]}).event
+    assert event["user_data"]["hashed_emails"] == [JANE]
+
+
+def test_a_placeholder_email_alone_is_no_identifier():
+    record = {key: value for key, value in BASE.items() if key != "$ip"}
+    result = rejected({**record, "email": "unknown"})
+    assert codes(result) == {"no_identifier"}
+
+
+def test_a_rejected_placeholder_email_is_still_hashed_in_the_rejects_file():
+    kept = mapper().redact({**BASE, "email": "N/A "}, "evt-1")
+    assert kept["email"] == sha("n/a")
+
+
+@pytest.mark.parametrize("amount", [-0.01, "-5", decimal.Decimal("-120.50"), -1])
+def test_a_negative_amount_is_rejected(amount):
+    result = rejected(
+        {**BASE, "spotify_event_name": "PURCHASE", "amount": amount, "currency": "USD"}
+    )
+    assert codes(result) == {"invalid_amount"}
+    assert "refund" in str(result.reasons[0])
+
+
+@pytest.mark.parametrize("amount", [0, "0.00", decimal.Decimal("-0")])
+def test_a_zero_amount_is_sent(amount):
+    event = mapped(
+        {**BASE, "spotify_event_name": "PURCHASE", "amount": amount, "currency": "USD"}
+    ).event
+    assert event["event_details"]["amount"] == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "click_id"),
+    [
+        ("https://shop.example/landing?spclid=abc123", "abc123"),
+        ("https://shop.example/landing?utm_source=spotify&spclid=x%2By&b=1", "x+y"),
+        ("https://shop.example/?spclid=first&spclid=second", "first"),
+    ],
+)
+def test_the_click_id_is_read_from_the_landing_url(url, click_id):
+    event = mapped({**BASE, "event_source_url": url}).event
+    assert event["user_data"]["clickID"] == click_id
+    assert event["event_source_url"] == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example/landing",
+        "https://shop.example/?spclid=",
+        "https://a.example/?xspclid=1",
+    ],
+)
+def test_no_click_id_in_the_url_sends_none(url):
+    assert "clickID" not in mapped({**BASE, "event_source_url": url}).event["user_data"]
+
+
+def test_an_explicit_spclid_wins_over_the_url():
+    record = {**BASE, "$spclid": "given", "event_source_url": "https://s.example/?spclid=url"}
+    assert mapped(record).event["user_data"]["clickID"] == "given"

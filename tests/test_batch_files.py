@@ -1,0 +1,146 @@
+"""BATCH messages: records in files take the same path as RECORD messages, STATE waits for them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from target_spotify_conversions.batch_files import BatchFileError, batch_lines
+from tests.harness import (
+    SCHEMA,
+    purchase,
+    record_message,
+    run_target,
+    schema_message,
+    state_message,
+    target_config,
+)
+
+
+def write_batch(path, records, *, gzipped=True, extra_lines=()):
+    lines = [json.dumps(record) for record in records] + list(extra_lines)
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    return path.as_uri()
+
+
+def batch_message(urls, stream="conversions", compression="gzip"):
+    return json.dumps({
+        "type": "BATCH", "stream": stream,
+        "encoding": {"format": "jsonl", "compression": compression}, "manifest": urls,
+    })
+
+
+def test_a_batch_of_gzip_files_is_delivered_in_full_with_its_state(fake, tmp_path):
+    files = tmp_path / "files"
+    files.mkdir()
+    urls = [
+        write_batch(files / f"part-{n}.jsonl.gz", [purchase(n * 100 + i) for i in range(100)])
+        for n in range(3)
+    ]
+    lines = [
+        schema_message(),
+        record_message(purchase(999)),
+        state_message({"before": True}),
+        batch_message(urls),
+        state_message({"after_batch": True}),
+    ]
+    run = run_target(tmp_path / "run", target_config(fake.url, events_per_request=70), lines)
+    assert run.returncode == 0, run.stderr
+    expected = {f"ord-{n * 100 + i}" for n in range(3) for i in range(100)} | {"ord-999"}
+    assert fake.accepted_ids() == expected
+    assert run.states[-1] == {"after_batch": True}
+    assert run.count("records read") == 301
+    event = fake.accepted["ord-205"]
+    assert event["event_details"] == {"amount": purchase(205)["amount"], "currency": "USD"}
+
+
+def test_batch_records_are_validated_and_rejected_like_records(fake, tmp_path):
+    schema = {**SCHEMA, "properties": {**SCHEMA["properties"], "currency": {"type": "string"}}}
+    url = write_batch(
+        tmp_path / "part.jsonl",
+        [purchase(1), purchase(2, currency=7), purchase(3, currency="ZZZ")],
+        gzipped=False,
+        extra_lines=["{not json", "[1, 2]"],
+    )
+    lines = [
+        schema_message(schema=schema),
+        batch_message([url], compression="none"),
+        state_message({"done": 1}),
+    ]
+    run = run_target(tmp_path / "run", target_config(fake.url), lines)
+    assert run.returncode == 0, run.stderr
+    assert fake.accepted_ids() == {"ord-1"}
+    assert run.count("rejected schema_validation") == 1
+    assert run.count("rejected invalid_currency") == 1
+    assert run.count("rejected unreadable_input_line") == 2
+    assert run.states[-1] == {"done": 1}
+    assert {r["event_id"] for r in run.rejects()} >= {"ord-2", "ord-3"}
+
+
+def test_stream_maps_apply_to_batch_records(fake, tmp_path):
+    rows = [{"order_id": 7, "total": 12, "cur": "EUR", "mail": "a@example.com",
+             "at": "2026-11-01T10:00:00Z"}]
+    url = write_batch(tmp_path / "orders.jsonl.gz", rows)
+    types = {"order_id": "integer", "total": "number", "cur": "string", "mail": "string",
+             "at": "string"}
+    schema = {"type": "object", "properties": {k: {"type": v} for k, v in types.items()}}
+    maps = {"public-orders": {"$event_id": "str(order_id)", "amount": "total",
+                              "currency": "cur", "email": "mail", "$event_time": "at",
+                              "spotify_event_name": "'PURCHASE'"}}
+    lines = [schema_message("public-orders", schema), batch_message([url], "public-orders")]
+    run = run_target(tmp_path / "run", target_config(fake.url, stream_maps=maps), lines)
+    assert run.returncode == 0, run.stderr
+    assert fake.accepted["7"]["event_details"] == {"amount": 12, "currency": "EUR"}
+
+
+def test_a_missing_batch_file_stops_the_run_before_its_state(fake, tmp_path):
+    url = write_batch(tmp_path / "ok.jsonl.gz", [purchase(1)])
+    missing = (tmp_path / "gone.jsonl.gz").as_uri()
+    lines = [schema_message(), state_message({"start": 0}), batch_message([url, missing]),
+             state_message({"after": 1})]
+    run = run_target(tmp_path / "run", target_config(fake.url), lines)
+    assert run.returncode == 1
+    assert "gone.jsonl.gz" in run.stderr
+    assert "cannot be read" in run.stderr
+    assert "Internal error" not in run.stderr
+    assert {"after": 1} not in run.states
+
+
+def test_a_corrupt_gzip_file_stops_the_run_with_one_clear_line(fake, tmp_path):
+    path = tmp_path / "bad.jsonl.gz"
+    data = gzip.compress("".join(json.dumps(purchase(i)) + "\n" for i in range(200)).encode())
+    path.write_bytes(data[: len(data) // 2])  # cut short, as by a full disk
+    lines = [schema_message(), batch_message([path.as_uri()]), state_message({"after": 1})]
+    run = run_target(tmp_path / "run", target_config(fake.url), lines)
+    assert run.returncode == 1
+    assert "bad.jsonl.gz" in run.stderr
+    assert "Internal error" not in run.stderr
+    assert run.states == []
+
+
+@pytest.mark.parametrize(
+    ("message", "words"),
+    [
+        ({"stream": "s", "encoding": {"format": "parquet"}, "manifest": []}, "not supported"),
+        ({"stream": "s", "encoding": {"format": "jsonl", "compression": "zstd"},
+          "manifest": []}, "not supported"),
+        ({"stream": "s", "manifest": []}, "no encoding"),
+        ({"stream": "s", "encoding": {"format": "jsonl"}, "manifest": "file:///x"}, "manifest"),
+    ],
+)
+def test_batch_messages_the_target_cannot_read_are_named(message, words):
+    with pytest.raises(BatchFileError, match=words):
+        list(batch_lines(message))
+
+
+def test_plain_paths_and_blank_lines(tmp_path):
+    path = tmp_path / "plain.jsonl"
+    path.write_text('{"a": 1}\n\n   \n{"b": 2}\n')
+    message = {"stream": "s", "encoding": {"format": "jsonl", "compression": "none"},
+               "manifest": [str(path)]}
+    assert [(n, line.strip()) for _, n, line in batch_lines(message)] == [
+        (1, b'{"a": 1}'), (4, b'{"b": 2}'),
+    ]
