@@ -266,8 +266,8 @@ def test_unreadable_and_invalid_records_are_rejected_not_a_crash(fake, tmp_path)
     [
         ([record_message(purchase(1))], "before a corresponding schema"),
         ([schema_message(), json.dumps({"type": "BATCH", "stream": "conversions",
-          "encoding": {"format": "jsonl"}, "manifest": ["file:///tmp/x.jsonl"]})],
-         "BATCH messages"),
+          "encoding": {"format": "jsonl"}, "manifest": ["file:///nonexistent/x.jsonl"]})],
+         "BATCH file 'file:///nonexistent/x.jsonl' of stream 'conversions' cannot be read"),
     ],
 )
 def test_input_the_target_cannot_take_ends_the_run_with_a_clear_error(fake, tmp_path, lines,
