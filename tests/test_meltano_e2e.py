@@ -66,6 +66,8 @@ class RunResult:
     output: str
     delivered: list[str] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+    received: list[dict] = field(default_factory=list)
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
@@ -104,6 +106,7 @@ class Meltano:
     def run_pipeline(self, name: str, *flags: str) -> RunResult:
         """One `meltano run` against a fresh FakeSpotify; what it received and rejected."""
         rejects_file = self.work_dir / f"rejects-{name}.jsonl"
+        report_file = self.work_dir / f"report-{name}.json"
         with FakeSpotify(token=TOKEN, connection_id=CONNECTION_ID) as fake:
             proc = self(
                 "--environment=test",
@@ -115,9 +118,11 @@ class Meltano:
                     "SPOTIFY_CAPI_TEST_AUTH_TOKEN": TOKEN,
                     "SPOTIFY_CAPI_TEST_CONNECTION_ID": CONNECTION_ID,
                     "TARGET_SPOTIFY_CONVERSIONS_REJECTS_FILE": str(rejects_file),
+                    "TARGET_SPOTIFY_CONVERSIONS_SUMMARY_FILE": str(report_file),
                 },
             )
             delivered = list(fake.accepted_ids())
+            received = list(fake.accepted.values())
         rejects = []
         if rejects_file.exists():
             rejects = [
@@ -125,7 +130,9 @@ class Meltano:
                 for line in rejects_file.read_text(encoding="utf-8").splitlines()
                 if line.strip()
             ]
-        return RunResult(proc.returncode, proc.stdout + proc.stderr, delivered, rejects)
+        report = json.loads(report_file.read_text()) if report_file.exists() else {}
+        output = proc.stdout + proc.stderr
+        return RunResult(proc.returncode, output, delivered, rejects, report, received)
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +216,19 @@ def test_rejects_the_demo_records(runs: Runs) -> None:
     assert "@example." not in text
     for raw in _raw_personal_values(r["line"] for r in EXPECTED["rejects"]):
         assert raw not in text
+
+
+def test_the_run_report_agrees_with_what_the_api_received(runs: Runs) -> None:
+    report, first = runs.first.report, runs.first
+    assert report["outcome"] == "completed"
+    assert report["dry_run"] is False
+    assert report["events_delivered"] == len(first.delivered) == EXPECTED["accepted"]
+    assert report["records_rejected"] == len(first.rejects) == EXPECTED["rejected"]
+    assert report["records_read"] == EXPECTED["records"]
+    assert sum(report["rejected_by_reason"].values()) >= report["records_rejected"]
+    for name, share in report["identifier_coverage"].items():
+        carried = sum(name in event["user_data"] for event in first.received)
+        assert share == round(carried / len(first.received), 4), name
 
 
 def test_run_log_holds_no_secret_or_personal_data(runs: Runs) -> None:
