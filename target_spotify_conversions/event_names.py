@@ -1,4 +1,4 @@
-"""Spotify event names and the spellings other tools use for them (SPEC section 3).
+"""Spotify event names and the spellings other tools use for them (docs/contract.md §3).
 
 The alias table is data: one place to read which input names become which Spotify name.
 """

@@ -1,4 +1,4 @@
-"""Reading `$event_time` in the forms warehouses and analytics tools write it (SPEC section 2)."""
+"""`$event_time` in the forms warehouses and analytics tools write it (docs/contract.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Normalise and SHA-256-hash personal data, as Spotify matches it (SPEC section 2).
+"""Normalise and SHA-256-hash personal data, as Spotify matches it (docs/contract.md §2).
 
 Raw emails and phone numbers never leave this module: callers get hex digests only.
 """

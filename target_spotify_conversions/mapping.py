@@ -1,4 +1,4 @@
-"""One analytics record in, one Spotify event or the reasons it cannot be sent out (SPEC 2-4).
+"""One record in, one Spotify event or the reasons it cannot be sent (docs/contract.md §2-4).
 
 Pure functions and data only: no I/O, no SDK. The table `PROPERTIES` is the one place that says
 which record property becomes which Spotify field and what happens when its value is invalid.
@@ -55,7 +55,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class MappingOptions:
-    """The settings that change how a record maps (SPEC section 1)."""
+    """The settings that change how a record maps (docs/contract.md §1)."""
 
     event_name_map: Mapping[str, str] = field(default_factory=dict)
     default_event_name: str | None = None
@@ -277,7 +277,7 @@ OnInvalid = Literal["reject", "drop"]
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One row of SPEC section 2: where a property goes and what an invalid value does."""
+    """One row of docs/contract.md §2: where a property goes and what an invalid value does."""
 
     source: str
     target: str

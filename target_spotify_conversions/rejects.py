@@ -1,4 +1,4 @@
-"""Rejected records: counted, logged once without personal data, and kept for a fix (SPEC 5)."""
+"""Rejected records: counted, logged without personal data, kept on disk (docs/contract.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every setting of SPEC section 1, declared once, and its checks at start-up."""
+"""Every setting of docs/contract.md §1, declared once, and its checks at start-up."""
 
 from __future__ import annotations
 

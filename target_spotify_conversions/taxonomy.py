@@ -1,4 +1,4 @@
-"""Google Product Taxonomy lookups for `content_category` (SPEC section 2).
+"""Google Product Taxonomy lookups for `content_category` (docs/contract.md §2).
 
 Spotify answers free text with HTTP 400, so anything that is not a known id or path is left out
 rather than sent. The file ships as package data and is read once per process.

@@ -10,7 +10,7 @@ CACHE_ENTRIES = 16384
 
 
 def is_absent(value: object) -> bool:
-    """Null, empty and whitespace-only values count as absent everywhere (SPEC section 2)."""
+    """Null, empty and whitespace-only values count as absent everywhere (docs/contract.md §2)."""
     if value is None:
         return True
     if isinstance(value, str):

@@ -1,7 +1,7 @@
 """A strict local fake of the Spotify Conversions API ingestion endpoint.
 
-Why it exists: Spotify offers no test or validate-only mode (see spotify-capi.md), so the
-target's delivery code (SPEC section 6) is exercised against this server instead. It checks
+Why it exists: Spotify offers no test or validate-only mode (see docs/spotify-api.md), so the
+target's delivery code (docs/contract.md §6) is exercised against this server instead. It checks
 every request against the published contract (and records each breach in
 ``contract_violations`` so a test can assert there were none), records what it accepted, and
 injects the faults the real API may produce: 5xx, 429 with Retry-After, dropped connections,

@@ -1,6 +1,9 @@
-"""Tables written by hand from SPEC.md, shared by the tests (never read from the package)."""
+"""Tables written by hand from the README and docs/contract.md, shared by the tests.
 
-# SPEC section 2, both tables, plus the name/id/time inputs.
+Never read from the package, so a test compares the code with the documents, not with itself.
+"""
+
+# docs/contract.md §2, both tables, plus the name/id/time inputs.
 SPEC_INPUTS = {
     "spotify_event_name",
     "event",

@@ -1,4 +1,7 @@
-"""Event ids: `$event_id` as a string, or a stable id derived from the record (SPEC section 2)."""
+"""Event ids: `$event_id` as a string, or a stable id derived from the record (contract §2).
+
+The contract is docs/contract.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Event name resolution (SPEC section 3, spotify-capi.md "Event names").
+"""Event name resolution (docs/contract.md §3, docs/spotify-api.md "Event names").
 
 The expectation tables are copied from the documents, not from `ALIASES`, so a missing or wrong
 alias in the package makes a test fail.
@@ -31,7 +31,7 @@ DOCUMENTED_SPOTIFY_NAMES = [
     "CUSTOM_EVENT_5",
 ]
 
-# spotify-capi.md: "Other spellings seen in the wild, to accept on input and translate".
+# docs/spotify-api.md: "Other spellings seen in the wild, to accept on input and translate".
 GTM = [
     ("Page_View", "VIEW"),
     ("View_Product", "PRODUCT"),
@@ -70,7 +70,7 @@ DIAGNOSTICS = [
     ("ADDTOCART", "ADD_TO_CART"),
     ("SIGNUP", "SIGN_UP"),
 ]
-# Tealium's action labels (spotify-capi.md) with SPEC section 3's targets; Search has none.
+# Tealium's action labels (docs/spotify-api.md) with docs/contract.md §3's targets; Search has none.
 TEALIUM = [
     ("Page Views", "VIEW"),
     ("Complete Registration", "SIGN_UP"),
@@ -80,7 +80,7 @@ TEALIUM = [
     ("Lead", "LEAD"),
     ("Subscribe", "SIGN_UP"),
 ]
-# SPEC section 3: the common e-commerce spec names.
+# docs/contract.md §3: the common e-commerce spec names.
 ECOMMERCE = [
     ("Order Completed", "PURCHASE"),
     ("Product Added", "ADD_TO_CART"),

@@ -1,4 +1,4 @@
-"""Reading `$event_time` and writing Spotify's `event_time` (SPEC section 2)."""
+"""Reading `$event_time` and writing Spotify's `event_time` (docs/contract.md §2)."""
 
 from __future__ import annotations
 

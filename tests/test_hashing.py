@@ -1,4 +1,4 @@
-"""Normalising and hashing emails and phone numbers (SPEC section 2, user data)."""
+"""Normalising and hashing emails and phone numbers (docs/contract.md §2, user data)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One record in, one Spotify event or its rejection reasons out (SPEC sections 2-5)."""
+"""One record in, one Spotify event or its rejection reasons out (docs/contract.md §2-5)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def pick(event, path):
     return value
 
 
-# --- SPEC section 2, row by row ------------------------------------------------------------------
+# --- docs/contract.md §2, row by row --------------------------------------------------------------
 
 E, D, U = (), ("event_details",), ("user_data",)
 
@@ -288,7 +288,7 @@ def test_each_identifier_alone_is_enough(identifier):
     assert len(event["user_data"]) == 1
 
 
-# --- SPEC section 4: rejections ---------------------------------------------------------------
+# --- docs/contract.md §4: rejections --------------------------------------------------------------
 
 REJECTIONS = [
     ({"spotify_event_name": None, "event": "Search"}, "unknown_event_name"),
@@ -619,7 +619,7 @@ def test_default_now_is_the_current_time():
     assert before <= sent.replace(tzinfo=UTC) <= after
 
 
-# --- event name candidates (SPEC section 3) ----------------------------------------------------
+# --- event name candidates (docs/contract.md §3) --------------------------------------------------
 
 
 def named(record, stream=STREAM, **options) -> str:
@@ -785,7 +785,7 @@ def test_amount_too_large_for_json_is_invalid(value):
     assert "invalid_amount" in codes(result)
 
 
-# --- redact(): what the rejects file keeps (SPEC section 5) ------------------------------------
+# --- redact(): what the rejects file keeps (docs/contract.md §5) ----------------------------------
 
 
 def test_redact_keeps_only_mapping_inputs_and_hashes_email_and_phone():

@@ -1,6 +1,6 @@
 """Prove that nothing is lost and nothing leaks: the mapping over arbitrary JSON-like records.
 
-Every record either becomes an event that satisfies Spotify's contract (spotify-capi.md, checked
+Every record either becomes an event that satisfies Spotify's contract (docs/spotify-api.md, checked
 by a checker written here) or a rejection with reasons; no raw email or phone reaches the event
 or the rejects file.
 """
@@ -38,7 +38,7 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def check_event(event: dict, now: dt.datetime) -> None:
-    """The event, as it would travel (through JSON), breaks no rule of spotify-capi.md."""
+    """The event, as it would travel (through JSON), breaks no rule of docs/spotify-api.md."""
     events = json.loads(json.dumps([event]))
     body = {"conversion_events": {"capi_connection_id": CONNECTION_ID, "events": events}}
     assert check_body(body, now=now.timestamp()).violations == []

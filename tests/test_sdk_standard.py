@@ -1,8 +1,8 @@
 """The SDK's standard target tests, run against the strict fake API.
 
 One standard test is replaced, not skipped: `record_missing_key_property` expects the run to
-crash with MissingKeyPropertiesError, while SPEC section 4 says such a record is rejected and the
-run goes on. `test_target_cli.test_unreadable_and_invalid_records_are_rejected_not_a_crash`
+crash with MissingKeyPropertiesError, while docs/contract.md §4 says such a record is rejected
+and the run goes on. `test_target_cli.test_unreadable_and_invalid_records_are_rejected_not_a_crash`
 asserts that instead.
 """
 

@@ -1,4 +1,4 @@
-"""Start-up checks of the configuration (SPEC section 1)."""
+"""Start-up checks of the configuration (docs/contract.md §1)."""
 
 from __future__ import annotations
 

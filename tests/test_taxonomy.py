@@ -1,4 +1,4 @@
-"""Google Product Taxonomy lookups for content_category (SPEC section 2)."""
+"""Google Product Taxonomy lookups for content_category (docs/contract.md §2)."""
 
 from __future__ import annotations
 
