@@ -29,7 +29,7 @@ from .hashing import (
     redact_emails,
     redact_phone,
 )
-from .input_formats import DEFAULT_INPUT_FORMAT, make_reader
+from .input_formats import DEFAULT_INPUT_FORMAT, lookup, make_reader, split_path
 from .taxonomy import category_id
 from .values import CACHE_ENTRIES, finite_decimal, is_absent, whole_number
 
@@ -514,11 +514,7 @@ CONSENT_YES = frozenset({"true", "granted", "yes", "1"})
 
 def has_consent(record: Mapping[str, Any], prop: str) -> bool:
     """Whether a property, or the value at a dotted path (`consent.ads`), is a clear yes."""
-    value: Any = record.get(prop)
-    if prop not in record:
-        value = record
-        for key in prop.split("."):
-            value = value.get(key) if isinstance(value, Mapping) else None
+    value = record[prop] if prop in record else lookup(record, split_path(prop))
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, decimal.Decimal)):
