@@ -35,11 +35,13 @@ RUN_TAIL ?= 30
 RUN_FLAGS ?= --full-refresh
 PYTEST_ARGS ?= -q
 
-.PHONY: help install run test lint bench readme clean distclean
+.PHONY: help install run test test-fast test-versions lint bench readme clean distclean
 
 help:
 	@echo "make run        build the environment, dry-run sample/events.jsonl through Meltano into $(OUTPUT)/"
 	@echo "make test       run the test suite"
+	@echo "make test-fast  the tests that start no process (under a minute), for the edit loop"
+	@echo "make test-versions  the fast tier on Python 3.10 to 3.13 (nox; interpreters from PATH or pyenv)"
 	@echo "make lint       ruff check and mypy"
 	@echo "make bench      run benchmarks/run.py"
 	@echo "make readme     refresh the settings table in README.md from --about"
@@ -78,6 +80,12 @@ run: $(MELTANO_STAMP)
 
 test: $(MELTANO_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV_STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
+
+test-versions: $(VENV_STAMP)
+	$(VENV)/bin/nox -s fast-3.10 fast-3.12 fast-3.13
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -17,7 +17,10 @@ def settings_table() -> str:
          "--format=markdown"], capture_output=True, text=True, check=True,
     ).stdout
     lines = about.split("## Settings", 1)[1].splitlines()
-    return "\n".join(line for line in lines if line.startswith("|"))
+    table = "\n".join(line for line in lines if line.startswith("|"))
+    # The SDK prints an enum default with str(), which Python 3.11 changed for str enums:
+    # write the value a user types, the same on every version.
+    return table.replace("TargetLoadMethods.APPEND_ONLY", "append-only")
 
 
 def main() -> None:
