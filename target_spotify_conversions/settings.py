@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import ipaddress
+import json
+import os
+import urllib.parse
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pycountry
 from singer_sdk import typing as th
 
+from .escaping import printable
 from .event_names import SPOTIFY_EVENT_NAMES, spotify_name
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import INPUT_PROPERTIES, MappingOptions
@@ -106,7 +113,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "request_timeout",
-        th.NumberType(exclusive_minimum=0),
+        th.NumberType(exclusive_minimum=0, maximum=3600),
         default=30,
         description="Seconds to wait for one request.",
     ),
@@ -152,10 +159,55 @@ CONFIG_SCHEMA = th.PropertiesList(
 ).to_dict()
 
 
+# Settings whose values no message may quote.
+SECRET_SETTINGS = tuple(
+    name for name, spec in CONFIG_SCHEMA["properties"].items() if spec.get("secret")
+)
+
 # The schema's defaults: the SDK fills them into its config; a plain dict gets them here.
 _DEFAULTS = {
     name: spec["default"] for name, spec in CONFIG_SCHEMA["properties"].items() if "default" in spec
 }
+
+
+def unknown_settings(config: Mapping[str, Any], known: Iterable[str]) -> list[str]:
+    """One message per setting name the target does not know, with the closest real one.
+
+    A misspelt setting is not ignored: `"dryrun": true` ignored would send real data.
+    """
+    known = sorted(known)
+    messages = []
+    for name in sorted(config):
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean `{close[0]}`?" if close else "; see the settings in the README"
+        messages.append(f"`{printable(name)[:80]}` is not a setting{hint}")
+    return messages
+
+
+def without_secrets(message: str, config: Mapping[str, Any]) -> str:
+    """A config error message with every secret setting's value cut out, whatever its type."""
+    for name in SECRET_SETTINGS:
+        value = config.get(name)
+        if value is None:
+            continue
+        for form in sorted(_forms(value), key=len, reverse=True):
+            message = message.replace(form, "<secret not shown>")
+    return message
+
+
+def _forms(value: object) -> set[str]:
+    """Every way a value can be written into a message: str, repr, JSON, and its leaves."""
+    forms = {str(value), repr(value)}
+    with contextlib.suppress(TypeError, ValueError):
+        forms.add(json.dumps(value))
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            forms |= _forms(item)
+    return {form for form in forms if len(form) >= 4}
 
 
 class SettingsError(ValueError):
@@ -191,8 +243,9 @@ class Settings:
             auth_token=_token(config.get("auth_token"), dry_run),
             api_url=_api_url(config["api_url"]),
             dry_run=dry_run,
-            dry_run_file=config["dry_run_file"],
-            rejects_file=config.get("rejects_file") or None,
+            dry_run_file=_output_file("dry_run_file", config["dry_run_file"])
+            or _DEFAULTS["dry_run_file"],
+            rejects_file=_output_file("rejects_file", config.get("rejects_file")),
             fail_on_invalid=config["on_invalid"] == "fail",
             events_per_request=int(config["events_per_request"]),
             max_concurrent_requests=int(config["max_concurrent_requests"]),
@@ -200,8 +253,39 @@ class Settings:
             max_retries=int(config["max_retries"]),
             mapping=_mapping_options(config),
             batch_wait_limit_seconds=float(config["batch_wait_limit_seconds"]),
-            summary_file=config.get("summary_file") or None,
-        )
+            summary_file=_output_file("summary_file", config.get("summary_file")),
+        )._distinct_files()
+
+    def _distinct_files(self) -> Settings:
+        """Two outputs in one file would mix rejects into request bodies (or a report)."""
+        named = {
+            "dry_run_file": self.dry_run_file,
+            "rejects_file": self.rejects_file,
+            "summary_file": self.summary_file,
+        }
+        seen: dict[str, str] = {}
+        for setting, path in named.items():
+            if path is None or path == os.devnull:
+                continue
+            key = os.path.realpath(path)
+            if key in seen:
+                raise SettingsError(f"{setting} and {seen[key]} name the same file: use two files")
+            seen[key] = setting
+        return self
+
+
+def _output_file(setting: str, path: str | None) -> str | None:
+    """A file the run writes: not a directory, in a directory it may create or write to."""
+    if not path:
+        return None
+    if os.path.isdir(path):
+        raise SettingsError(f"{setting} names a directory; give a file name in it")
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):  # missing directories are created when the file is
+        folder = os.path.dirname(folder)
+    if not os.access(folder, os.W_OK):
+        raise SettingsError(f"{setting}: the directory {printable(folder)!r} is not writable")
+    return path
 
 
 def _connection_id(value: object, dry_run: bool) -> str:
@@ -220,16 +304,51 @@ def _connection_id(value: object, dry_run: bool) -> str:
 
 def _token(value: object, dry_run: bool) -> str:
     if isinstance(value, str) and value.strip():
-        return value.strip()
+        token = value.strip()
+        if not token.isprintable() or not token.isascii():
+            raise SettingsError(
+                "auth_token holds a line break, a control character or a non-ASCII character, "
+                "which no HTTP header can carry: copy the token again (its value is not shown)"
+            )
+        return token
     if dry_run:
         return ""
     raise SettingsError("auth_token is required (unless dry_run is true)")
 
 
 def _api_url(value: str) -> str:
-    if not value.lower().startswith(("https://", "http://")):
-        raise SettingsError("api_url must start with https:// (or http:// for a local test server)")
+    """An https URL without credentials; plain http only to this machine (a test server).
+
+    Messages never repeat the URL: one with credentials in it holds a secret.
+    """
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError:
+        raise SettingsError("api_url is not a valid URL (check its host and port)") from None
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme not in ("https", "http") or not host:
+        raise SettingsError("api_url must be an https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise SettingsError(
+            "api_url must not hold a user name or password (the CAPI token is sent as a Bearer "
+            "token from auth_token); remove the part before '@'"
+        )
+    if scheme == "http" and not _is_loopback(host):
+        raise SettingsError(
+            "api_url must use https://: plain http:// would send the token in clear text "
+            "(it is allowed only to this machine, for a local test server)"
+        )
     return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _mapping_options(config: Mapping[str, Any]) -> MappingOptions:

@@ -26,7 +26,13 @@ from .pipeline import Pipeline
 from .reader import SafeReader, StopReading
 from .rejects import RejectedRecordError
 from .report import unmatched_stream_maps
-from .settings import CONFIG_SCHEMA, Settings, SettingsError
+from .settings import (
+    CONFIG_SCHEMA,
+    Settings,
+    SettingsError,
+    unknown_settings,
+    without_secrets,
+)
 from .sinks import SpotifyConversionsSink
 from .stream_maps import guard_stream_maps
 
@@ -56,7 +62,13 @@ class TargetSpotifyConversions(Target):
     message_reader_class = SafeReader
 
     def __init__(self, **kwargs: t.Any) -> None:
-        super().__init__(**kwargs)
+        try:
+            super().__init__(**kwargs)
+        except ConfigValidationError as exc:  # the SDK's messages quote values, secrets too
+            raise _without_secrets(exc, getattr(self, "_config", {})) from None
+        typos = unknown_settings(self.config, self.config_jsonschema["properties"])
+        if typos and kwargs.get("validate_config", True):
+            raise ConfigValidationError(typos[0], errors=typos)
         self.max_parallelism = 1  # requests run in parallel in the pipeline, not sinks
         try:
             self.settings = Settings.from_config(self.config)
@@ -205,6 +217,11 @@ class TargetSpotifyConversions(Target):
             sys.exit(1)
         if target.stopped_by is not None:
             sys.exit(128 + target.stopped_by)
+
+
+def _without_secrets(exc: ConfigValidationError, config: t.Mapping[str, t.Any]) -> Exception:
+    errors = [without_secrets(str(error), config) for error in exc.errors]
+    return ConfigValidationError(without_secrets(str(exc), config), errors=errors)
 
 
 if __name__ == "__main__":

@@ -145,3 +145,93 @@ def test_phone_default_country_is_upper_cased(country, expected):
 def test_api_url_must_be_http(url):
     with pytest.raises(SettingsError, match="api_url"):
         Settings.from_config({**GOOD, "api_url": url})
+
+
+# --- hand-written configs, through the real CLI --------------------------------------------------
+
+from tests.harness import purchase, run_target, singer_lines, target_config  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("dryrun", "dry_run"), ("events_per_requests", "events_per_request"),
+     ("rejects_fle", "rejects_file"), ("batch_size_row", "batch_size_rows")],
+)
+def test_a_misspelt_setting_stops_the_run_before_any_request(fake, tmp_path, typo, meant):
+    config = target_config(fake.url, **{typo: True})
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert f"`{typo}` is not a setting; did you mean `{meant}`?" in run.stderr
+    assert fake.requests == []
+    assert "Traceback" not in run.stderr
+
+
+def test_a_config_using_the_sdk_settings_runs(fake, tmp_path):
+    config = target_config(
+        fake.url, batch_size_rows=50, validate_records=True, add_record_metadata=False,
+        load_method="append-only", flattening_enabled=False, flattening_max_depth=1,
+        stream_maps={"conversions": {"currency": "currency"}}, stream_map_config={"k": "v"},
+        faker_config={"seed": 1}, summary_file="report.json", consent_property=None,
+        batch_wait_limit_seconds=5, input_format="freshpaint", property_paths={},
+    )
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(i) for i in range(5)]))
+    assert run.returncode == 0, run.stderr
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(5)}
+
+
+SECRET = "tok-very-secret-4242"
+
+
+@pytest.mark.parametrize(
+    "token", [[SECRET], {"token": SECRET}, 4242424242, f"{SECRET}\nX-Evil: 1", f"{SECRET}é"]
+)
+def test_a_token_of_the_wrong_type_or_characters_is_refused_without_quoting_it(tmp_path, token):
+    config = target_config("http://127.0.0.1:9/capi-direct/events/", auth_token=token)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert "auth_token" in run.stderr
+    assert SECRET not in run.stderr
+    assert "4242424242" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("api_url", "words"),
+    [
+        ("https://user:pa55word@capi.example.com/capi-direct/events/", "user name or password"),
+        ("http://capi.example.com/capi-direct/events/", "must use https://"),
+        ("http://10.1.2.3:8080/capi-direct/events/", "must use https://"),
+        ("https://capi.example.com:99999/capi-direct/events/", "not a valid URL"),
+        ("http://", "with a host"),
+        ("ftp://capi.example.com/", "https:// URL"),
+    ],
+)
+def test_unsafe_or_broken_api_urls_are_refused_at_start_up(tmp_path, api_url, words):
+    run = run_target(tmp_path / "run", target_config(api_url), singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert words in run.stderr
+    assert "pa55word" not in run.stderr
+    assert "Internal error" not in run.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
+def test_plain_http_to_this_machine_is_allowed(host):
+    url = f"http://{host}:8080/capi-direct/events/"
+    assert Settings.from_config({**GOOD, "api_url": url}).api_url == url
+
+
+def test_output_files_that_cannot_work_are_refused(tmp_path):
+    with pytest.raises(SettingsError, match="rejects_file and dry_run_file name the same file"):
+        Settings.from_config({**GOOD, "dry_run_file": str(tmp_path / "x.jsonl"),
+                              "rejects_file": str(tmp_path / "x.jsonl")})
+    with pytest.raises(SettingsError, match="rejects_file names a directory"):
+        Settings.from_config({**GOOD, "rejects_file": str(tmp_path)})
+    made = Settings.from_config({**GOOD, "rejects_file": str(tmp_path / "new" / "r.jsonl")})
+    assert made.rejects_file == str(tmp_path / "new" / "r.jsonl")  # created when first written
+
+
+def test_a_request_timeout_beyond_an_hour_is_refused(tmp_path):
+    config = target_config("http://127.0.0.1:9/capi-direct/events/", request_timeout=1e300)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert "request_timeout" in run.stderr
+    assert "Internal error" not in run.stderr
