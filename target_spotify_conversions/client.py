@@ -6,21 +6,29 @@ verified, no redirects followed (a redirected POST is a wrong `api_url`, not som
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
+import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import backoff
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 
 logger = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_BODY_BYTES = 1_000_000
+# Bytes of an answer read at most: Spotify's answers are a few hundred bytes; a proxy's error
+# page, or a hostile server, may send gigabytes.
+MAX_ANSWER_BYTES = 16_384
 MAX_RETRY_AFTER = 600.0  # a server asking for more than 10 minutes is capped, and logged
 BACKOFF_FACTOR = 1.0
 BACKOFF_MAX = 60.0
@@ -50,6 +58,57 @@ class Answer:
         return 200 <= self.status < 300
 
 
+class _Sockets:
+    """The socket each request thread is using, so a watchdog can cut a request short.
+
+    requests' `timeout` bounds each socket operation, not the exchange: a server that sends a
+    byte a second would keep a request alive forever. Shutting the socket down from a timer
+    ends any read or write at once, whatever phase the request is in.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_thread: dict[int, object] = {}
+
+    def track(self, sock: object) -> None:
+        with self._lock:
+            self._by_thread[threading.get_ident()] = sock
+
+    def cut(self, thread: int | None = None) -> None:
+        """Shut down one thread's socket, or every socket in use."""
+        with self._lock:
+            socks = list(self._by_thread.values()) if thread is None else [
+                self._by_thread.get(thread)
+            ]
+        for sock in socks:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+
+
+def _tracked_adapter(sockets: _Sockets) -> HTTPAdapter:
+    """An adapter whose connections report their socket when they connect."""
+
+    class Connection(urllib3.connection.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            sockets.track(self.sock)
+
+    class SecureConnection(urllib3.connection.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            sockets.track(self.sock)
+
+    class Pool(urllib3.HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    adapter = HTTPAdapter(max_retries=0)
+    adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
+    return adapter
+
+
 class _Transient(Exception):
     def __init__(self, why: str, retry_after: float | None = None) -> None:
         super().__init__(why)
@@ -77,12 +136,20 @@ class CapiClient:
         self._gate_lock = threading.Lock()
         self._not_before = 0.0  # monotonic time before which no request may start
         self._stop = threading.Event()
+        self._sockets = _Sockets()
+        parts = urllib.parse.urlsplit(api_url)
+        self._where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         self.requests_made = 0
         self.retries = 0
 
     def abort(self) -> None:
-        """Make every waiting or future request give up: the run is failing."""
+        """Make every waiting or future request give up: no retry, no wait for a gate."""
         self._stop.set()
+
+    def cut_in_flight(self) -> None:
+        """End every request in flight at once: the run is failing, nothing more may arrive."""
+        self._stop.set()
+        self._sockets.cut()
 
     def post(self, body: bytes, events: int) -> Answer:
         """POST one body, retrying transient failures with full-jitter exponential backoff.
@@ -120,25 +187,53 @@ class CapiClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _post_once(self, body: bytes) -> Answer:
+        """One attempt, bounded as a whole by `request_timeout` (connect, send, full answer)."""
         with self._gate_lock:
             self.requests_made += 1
+        watchdog = threading.Timer(self._timeout, self._sockets.cut, (threading.get_ident(),))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             response = self._session().post(
-                self.api_url, data=body, timeout=self._timeout, allow_redirects=False
+                self.api_url, data=body, timeout=self._timeout, allow_redirects=False, stream=True
             )
-        except requests.Timeout:
-            raise _Transient(f"no answer within {self._timeout:g} s") from None
-        except requests.ConnectionError as exc:
-            raise _Transient(f"connection error ({type(exc).__name__})") from None
-        return self._classify(response)
+            with response:
+                text = _read_prefix(response)
+        except requests.exceptions.SSLError as exc:
+            raise DeliveryError(_tls_failure(self._where, exc)) from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if not watchdog.is_alive() or isinstance(exc, requests.Timeout):
+                raise _Transient(f"no answer within {self._timeout:g} s") from None
+            raise _Transient(self._connection_problem(exc)) from None
+        finally:
+            watchdog.cancel()
+        return self._classify(response, text)
 
-    def _classify(self, response: requests.Response) -> Answer:
+    def _connection_problem(self, exc: Exception) -> str:
+        """What went wrong and where, in words; never the body or the token."""
+        kinds = (
+            ("NameResolution", "name not resolved"),
+            ("Name or service not known", "name not resolved"),
+            ("Connection refused", "connection refused"),
+            ("reset", "connection reset"),
+            ("Connection aborted", "connection closed"),
+            ("IncompleteRead", "answer cut short"),
+            ("ChunkedEncoding", "answer cut short"),
+            ("ProtocolError", "answer cut short"),
+            ("Decod", "answer could not be decoded"),
+            ("timed out", "timed out"),
+        )
+        text = f"{type(exc).__name__}: {exc}"
+        kind = next((words for key, words in kinds if key in text), "connection error")
+        return f"{kind} ({self._where}, {type(exc).__name__})"
+
+    def _classify(self, response: requests.Response, text: str) -> Answer:
         status = response.status_code
         if 200 <= status < 300 or status in (400, 413):
-            return Answer(status, api_message(response))
+            return Answer(status, api_message(text))
         if status in TRANSIENT_STATUSES or status >= 500:
             raise _Transient(f"HTTP {status}", retry_after(response))
-        message = api_message(response)
+        message = api_message(text)
         if status == 401:
             raise AuthError(
                 f"HTTP 401 from the Conversions API: the auth_token is wrong, expired or revoked "
@@ -161,6 +256,9 @@ class CapiClient:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            adapter = _tracked_adapter(self._sockets)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
             session.headers.update(
                 {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
             )
@@ -206,12 +304,28 @@ def retry_after(response: requests.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def api_message(response: requests.Response) -> str:
+def _read_prefix(response: requests.Response) -> str:
+    """At most MAX_ANSWER_BYTES of the answer, decoded; the rest is never read."""
+    data = response.raw.read(MAX_ANSWER_BYTES, decode_content=True) or b""
+    return data.decode(response.encoding or "utf-8", "replace")
+
+
+def _tls_failure(where: str, exc: Exception) -> str:
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate" in str(exc).lower():
+        return (
+            f"TLS certificate verification failed for {where}: the server's certificate is not "
+            "trusted (self-signed, expired, or for another name). Behind a corporate proxy, point "
+            "REQUESTS_CA_BUNDLE at its CA certificate file; TLS is never turned off"
+        )
+    return f"TLS handshake with {where} failed ({type(exc).__name__}); check api_url and proxies"
+
+
+def api_message(text: str) -> str:
     """The API's own words, short, with its trace id for Spotify support."""
     try:
-        payload = response.json()
-    except (ValueError, json.JSONDecodeError):
-        return response.text[:300].strip()
+        payload = json.loads(text)
+    except ValueError:
+        return text[:300].strip()
     if not isinstance(payload, dict):
         return str(payload)[:300]
     parts = payload.get("messages") or payload.get("message") or payload.get("error") or ""

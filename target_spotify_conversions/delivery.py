@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .checkpoints import Checkpoints
-from .client import MAX_BODY_BYTES, Answer, body_of, envelope_size
+from .client import MAX_BODY_BYTES, Answer, DeliveryError, body_of, envelope_size
 from .mapping import Problem
 
 
@@ -50,6 +50,8 @@ class Transport(Protocol):
 
     def abort(self) -> None: ...
 
+    def cut_in_flight(self) -> None: ...
+
 
 class DryRunFile:
     """Writes each request body as one line instead of sending it."""
@@ -69,6 +71,9 @@ class DryRunFile:
 
     def abort(self) -> None:
         """Nothing waits in a dry run."""
+
+    def cut_in_flight(self) -> None:
+        """Nothing is in flight in a dry run."""
 
     def close(self) -> None:
         self._file.close()
@@ -101,6 +106,7 @@ class Delivery:
         self._items: list[Pending] = []
         self._bytes = self._envelope
         self._first_seq = 0
+        self._refusals = RefusalStreak()
 
     def fits(self, item: Pending) -> bool:
         """Whether one event can be sent at all (Spotify takes at most 1 MB a request)."""
@@ -149,7 +155,7 @@ class Delivery:
     def close(self, *, abandon: bool = False) -> None:
         """Stop the workers; `abandon` when the run is failing and nothing more may be sent."""
         if abandon:
-            self.transport.abort()
+            self.transport.cut_in_flight()
         self._pool.shutdown(wait=True, cancel_futures=abandon)
 
     def _collect(self, return_when: str | None) -> None:
@@ -179,14 +185,52 @@ class Delivery:
         body = body_of(self._connection_id, [item.body for item in items])
         answer = self.transport.post(body, len(items))
         if answer.ok:
+            self._refusals.delivered()
             outcome.delivered += len(items)
             outcome.identifier_masks.update(item.identifiers for item in items)
         elif len(items) == 1:
+            self._refusals.refused(answer)
             outcome.refused.append((items[0], _refusal(answer)))
         else:
             middle = len(items) // 2
             self._send(items[:middle], outcome)
             self._send(items[middle:], outcome)
+
+
+class WholesaleRefusal(DeliveryError):
+    """The API refuses events one by one with nothing accepted: it refuses everything."""
+
+
+class RefusalStreak:
+    """Counts events refused one by one, across request threads, since the last delivery.
+
+    A few bad events among good ones are isolated by bisection and rejected. But when an API
+    (or a proxy, or a wrong endpoint) answers 400 to everything, bisection would reject every
+    event, one request each, and the STATE would move past all of them: the input emptied into
+    the rejects file. A streak this long with nothing delivered means the API, not the events.
+    """
+
+    LIMIT = 25
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streak = 0
+
+    def delivered(self) -> None:
+        with self._lock:
+            self._streak = 0
+
+    def refused(self, answer: Answer) -> None:
+        with self._lock:
+            self._streak += 1
+            streak = self._streak
+        if streak >= self.LIMIT:
+            raise WholesaleRefusal(
+                f"the API refused {streak} events in a row, each on its own, and accepted none "
+                f"in between; last answer: HTTP {answer.status}: {answer.message}. It looks like "
+                "the API refuses everything (a contract change, a proxy, a wrong api_url): the "
+                "run stops before any STATE covers these events"
+            )
 
 
 def _refusal(answer: Answer) -> Problem:
