@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 import typing as t
@@ -204,6 +205,16 @@ class TargetSpotifyConversions(Target):
                 sys.exit(128 + target.stopped_by)
             target.pipeline.fail(f"failed: {type(exc).__name__}")
             cls.logger.error("Run failed: %s", exc)
+            sys.exit(1)
+        except OSError as exc:  # a full disk, a file removed or made read-only mid-run
+            with contextlib.suppress(OSError):  # closing the same file may fail again
+                target.pipeline.fail(f"failed: {exc.strerror or type(exc).__name__}")
+            cls.logger.error(
+                "Run failed: could not write an output file (%s): check the disk behind "
+                "rejects_file, dry_run_file and summary_file; no STATE was written past what is "
+                "on disk, so a re-run sends the rest",
+                exc.strerror or type(exc).__name__,
+            )
             sys.exit(1)
         except Exception as exc:
             target.pipeline.fail(f"failed: {type(exc).__name__}")

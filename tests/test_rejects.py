@@ -95,3 +95,12 @@ def test_two_runs_appending_at_once_write_whole_lines(fake, tmp_path):
         assert_no_leaks(Run(0, stdout, stderr, tmp_path / name, config), inputs[name])
     lines = _lines(shared)  # a half line would not parse
     assert sorted(len(ids) for ids in _by_run(lines).values()) == [3000, 3000]
+
+
+def test_a_full_disk_under_the_rejects_file_stops_the_run_clearly_without_state(fake, tmp_path):
+    lines = singer_lines([purchase(1), purchase(2, currency="ZZZ"), purchase(3)], state_every=1)
+    run = run_target(tmp_path / "run", target_config(fake.url, rejects_file="/dev/full"), lines)
+    assert run.returncode == 1
+    assert "could not write an output file (No space left on device)" in run.stderr
+    assert "Internal error" not in run.stderr
+    assert run.states in ([], [{"position": 1}])  # never past the reject that is not on disk
