@@ -202,17 +202,17 @@ def _serve(options: MappingOptions, task_read: int, result_write: int) -> None:
     """Map chunks until the task pipe ends (the parent closed it, or died)."""
     mapper = EventMapper(options)
     gc.freeze()  # what the fork inherited lives as long as the worker: keep the collector off it
-    tasks = os.fdopen(task_read, "rb", buffering=PIPE_BYTES)
-    while (message := _read_message(tasks)) is not None:
-        kind, payload = message
-        try:
-            reply, answer = _RESULTS, map_chunk(mapper, _chunk(kind, payload))
-        except Exception as exc:  # reported to the parent, which stops the run
-            reply, answer = _ERROR, _describe(exc).encode()
-        try:
-            _write_all(result_write, _frame(reply, answer))
-        except BrokenPipeError:  # the parent is gone
-            return
+    with os.fdopen(task_read, "rb", buffering=PIPE_BYTES) as tasks:  # closed: no ResourceWarning
+        while (message := _read_message(tasks)) is not None:
+            kind, payload = message
+            try:
+                reply, answer = _RESULTS, map_chunk(mapper, _chunk(kind, payload))
+            except Exception as exc:  # reported to the parent, which stops the run
+                reply, answer = _ERROR, _describe(exc).encode()
+            try:
+                _write_all(result_write, _frame(reply, answer))
+            except BrokenPipeError:  # the parent is gone
+                return
 
 
 def _frame(kind: bytes, payload: bytes) -> bytes:
