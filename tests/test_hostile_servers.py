@@ -5,6 +5,7 @@ in time, clear, and leave no STATE past what was delivered."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import subprocess
@@ -253,6 +254,7 @@ def test_an_api_that_refuses_everything_stops_the_run_without_state(server, tmp_
     run = run_target(tmp_path / "run", target_config(srv.url), lines, timeout=120)
     assert run.returncode == 1
     assert srv.requests <= 300, srv.requests
-    assert "refused 25 events in a row" in run.stderr
+    refused = re.search(r"refused (\d+) events in a row", run.stderr)
+    assert refused and int(refused.group(1)) >= 25, run.stderr[-2000:]
     assert "schema changed" in run.stderr
     assert run.states == []
