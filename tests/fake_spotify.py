@@ -346,6 +346,8 @@ class RequestRecord:
     path: str = EVENTS_PATH
     n_events: int = 0  # events in it, also in count_only mode
     seq: int = 0  # 1-based arrival number
+    answered: float = 0.0  # time.monotonic() when its answer was decided (body read)
+    retry_after: int | None = None  # seconds announced in a Retry-After header, if any
 
 
 @dataclass(frozen=True)
@@ -757,18 +759,21 @@ class FakeSpotify:
             time.sleep(cfg.latency)
         dropped = outcome.status == self.DROP
         retry_after = self._retry_after_for(outcome, fault, cfg)
-        record = RequestRecord(
-            arrival=arrival,
-            status=None if dropped else outcome.status,
-            event_ids=[] if self.count_only else list(outcome.event_ids),
-            body_size=size,
-            fault=outcome.fault,
-            method=h.command,
-            path=split.path,
-            n_events=len(outcome.event_ids),
-            seq=seq,
-        )
         with self._lock:
+            now = time.monotonic()
+            record = RequestRecord(
+                arrival=arrival,
+                status=None if dropped else outcome.status,
+                event_ids=[] if self.count_only else list(outcome.event_ids),
+                body_size=size,
+                fault=outcome.fault,
+                method=h.command,
+                path=split.path,
+                n_events=len(outcome.event_ids),
+                seq=seq,
+                answered=now,
+                retry_after=retry_after,
+            )
             self._requests.append(record)
             self._bytes_received += size
             self._events_received += len(outcome.event_ids)
@@ -787,7 +792,6 @@ class FakeSpotify:
                 if not self.count_only:
                     for event in outcome.events:
                         self._accepted[event["event_id"]] = event
-            now = time.monotonic()
             self._last_answer = now
             if retry_after is not None and retry_after > 0:
                 self._retry_windows.append((seq, now, now + retry_after))

@@ -9,10 +9,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_BIN = str(Path(sys.executable).with_name("target-spotify-conversions"))
@@ -198,3 +199,21 @@ def assert_no_leaks(run: Run, lines: Sequence[str]) -> None:
     for where, text in outputs.items():
         for secret in secrets:
             assert secret not in text, f"a raw email/phone/token leaked into {where}"
+
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 10.0) -> T:
+    """Poll `condition` until it returns something true, and return that; fail the test,
+    naming `what` was awaited, if `timeout` seconds pass first. For waiting on an event a
+    test can observe (a request the fake answered, a line in a log), never on a guess of
+    how long something takes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g} s for {what}, in vain")
+        time.sleep(0.005)

@@ -20,7 +20,7 @@ from target_spotify_conversions.client import (
     retry_after,
 )
 from tests.fake_spotify import FakeSpotify
-from tests.harness import CONNECTION_ID, TOKEN
+from tests.harness import CONNECTION_ID, TOKEN, wait_until
 
 EVENT = json.dumps({
     "event_name": "VIEW", "event_id": "e-1", "event_time": "2026-01-01T00:00:00.000Z",
@@ -62,13 +62,24 @@ def test_retries_run_out_with_a_message_that_says_so(fake):
 def test_retry_after_holds_back_every_thread(fake):
     fake.fail_next(1, 429, retry_after=1.0)
     capi = client(fake)
-    started = time.monotonic()
     first = threading.Thread(target=capi.post, args=(body_of(CONNECTION_ID, [EVENT]), 1))
     first.start()
-    time.sleep(0.2)  # the 429 has been answered; another thread now sends
-    capi.post(body_of(CONNECTION_ID, [EVENT]), 1)
-    first.join()
-    assert time.monotonic() - started >= 1.0
+    # The client counts a retry once it has read the 429 and its Retry-After.
+    wait_until(lambda: capi.retries == 1, "the first thread to be told 429")
+    [told] = fake.requests
+    assert (told.status, told.retry_after) == (429, 1)
+    window_ends = told.answered + told.retry_after
+    asked = time.monotonic()
+    capi.post(body_of(CONNECTION_ID, [EVENT]), 1)  # another thread, never told 429 itself
+    first.join(timeout=10)
+    assert not first.is_alive()
+    assert asked < window_ends, "the second request was asked for while the window ran"
+    later = fake.requests[1:]
+    assert len(later) == 2, "the first thread's retry and the second thread's request"
+    assert all(request.arrival >= window_ends for request in later), [
+        round(request.arrival - window_ends, 3) for request in later
+    ]
+    assert fake.accepted_count == 2
     assert fake.retry_after_violations == []
 
 
@@ -123,7 +134,7 @@ def test_abort_stops_a_request_waiting_to_retry(fake):
 
     worker = threading.Thread(target=post)
     worker.start()
-    time.sleep(0.3)
+    wait_until(lambda: capi.retries >= 1, "the request to be told 503 and wait to retry")
     capi.abort()
     worker.join(timeout=5)
     assert not worker.is_alive()

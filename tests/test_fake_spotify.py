@@ -531,6 +531,8 @@ def test_429_carries_retry_after_and_an_early_request_is_a_violation(fake: FakeS
     assert response.headers["Retry-After"] == "1"  # delay-seconds: rounded up to an integer
     assert assert_error_envelope(response)["error_codes"] == ["RESOURCE_EXHAUSTED"]
     assert fake.requests[0].fault == "p_429"
+    assert fake.requests[0].retry_after == 1
+    assert fake.requests[0].answered >= fake.requests[0].arrival
     assert fake.accepted_count == 0
     fake.configure()
     time.sleep(0.1)  # beyond the slack for requests that were already in flight

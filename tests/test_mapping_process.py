@@ -6,7 +6,6 @@ import datetime as dt
 import decimal
 import os
 import signal
-import time
 
 import msgspec
 import psutil
@@ -14,6 +13,7 @@ import pytest
 
 from target_spotify_conversions.mapping import EventMapper, Mapped, MappingOptions
 from target_spotify_conversions.mapping_process import MappingProcess, MappingProcessError
+from tests.harness import wait_until
 
 OPTIONS = MappingOptions(phone_default_country="US", default_action_source="WEB")
 UTC = dt.timezone.utc
@@ -131,8 +131,8 @@ def test_a_worker_that_dies_is_reported():
     process.submit([("orders", records()[0])])
     process.take()
     os.kill(process.pid, signal.SIGKILL)
-    while psutil.Process(process.pid).status() != psutil.STATUS_ZOMBIE:
-        time.sleep(0.01)
+    wait_until(lambda: psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE,
+               "the killed worker to end")
     with pytest.raises(MappingProcessError, match=r"ended unexpectedly \(exit code -9\)"):
         process.submit([("orders", records()[0])])  # nobody reads the pipe any more
     process.close()

@@ -22,6 +22,7 @@ from tests.harness import (
     singer_lines,
     start_target,
     target_config,
+    wait_until,
 )
 
 EVENTS = 20_000
@@ -45,9 +46,8 @@ def _interrupted_run(fake, tmp_path, sig: int) -> tuple[Run, float]:
                            max_concurrent_requests=CONCURRENCY)
     started = time.monotonic()
     process = start_target(tmp_path / "first", config, lines)
-    deadline = time.monotonic() + 60
-    while fake.unique_count < EVENTS * 0.4 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: fake.unique_count >= EVENTS * 0.4, "40% of the events at the fake",
+               timeout=60)
     workers = psutil.Process(process.pid).children()
     assert workers, "the mapping runs in a child process"
     process.send_signal(sig)
@@ -193,20 +193,41 @@ def test_sigterm_while_the_tap_is_idle_stops_at_once_with_a_final_state(fake, tm
     config = target_config(fake.url, events_per_request=500)
     process = start_target(tmp_path / "run", config)
     assert process.stdin is not None
-    for line in singer_lines(_records(30), state_every=10):
-        process.stdin.write(line + "\n")
+    assert process.stdout is not None
+    assert process.stderr is not None
+    # The last line is no Singer message: the target logs its rejection as soon as it reads
+    # it, so that log line shows every line before it has been read too.
+    lines = [*singer_lines(_records(30), state_every=10), "not a Singer message"]
+    last_read = f'event_id "line-{len(lines)}"'
+    logged: list[str] = []
+
+    def read_stderr() -> None:
+        for line in process.stderr:
+            logged.append(line)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    process.stdin.write("\n".join(lines) + "\n")
     process.stdin.flush()
-    time.sleep(1.0)  # everything read; the 30 events wait for a fuller request
+    # Everything read; the 30 events wait for a fuller request, the tap sends nothing more.
+    wait_until(lambda: any(last_read in line for line in logged), "the last line to be read")
+    assert fake.requests == [], "nothing was sent before the signal"
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=30)
+    process.wait(timeout=30)
     seconds = time.monotonic() - started
+    stdout = process.stdout.read()
+    reader.join(timeout=10)
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        pipe.close()
+    run = Run(process.returncode, stdout, "".join(logged), tmp_path / "run", config)
+    assert_no_leaks(run, lines)
     _report("sigterm-idle", events_in=30, unique_at_fake=fake.unique_count,
             seconds_to_exit=round(seconds, 2))
-    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert run.returncode == 128 + signal.SIGTERM, run.stderr[-2000:]
     assert seconds < 5
     assert fake.accepted_ids() == {f"ord-{i}" for i in range(30)}
-    assert [json.loads(line) for line in stdout.splitlines()][-1] == {"position": 30}
+    assert run.states[-1] == {"position": 30}
 
 
 def test_sigint_then_sigterm_is_one_stop_that_loses_nothing(fake, tmp_path):
@@ -216,9 +237,8 @@ def test_sigint_then_sigterm_is_one_stop_that_loses_nothing(fake, tmp_path):
     config = target_config(fake.url, events_per_request=PER_REQUEST,
                            max_concurrent_requests=CONCURRENCY)
     process = start_target(tmp_path / "first", config, lines)
-    deadline = time.monotonic() + 60
-    while fake.unique_count < EVENTS * 0.2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: fake.unique_count >= EVENTS * 0.2, "20% of the events at the fake",
+               timeout=60)
     process.send_signal(signal.SIGINT)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
@@ -251,9 +271,8 @@ def test_sigterm_during_an_outage_ends_within_the_request_timeout(fake, tmp_path
     config = target_config(fake.url, events_per_request=100, request_timeout=5)
     lines = singer_lines(_records(5000), state_every=50)
     process = start_target(tmp_path / "run", config, lines)
-    deadline = time.monotonic() + 60
-    while not any(r.status == 503 for r in fake.requests) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: any(r.status == 503 for r in fake.requests), "a 503 from the fake",
+               timeout=60)
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from target_spotify_conversions.mapping import EventMapper, Mapped
 from target_spotify_conversions.settings import Settings, SettingsError
 
 CONNECTION_ID = "3f1c9a9e-2b7d-4c1e-9f0a-5d6b7c8e9f01"
 TOKEN = "test-token-7c1d2a90f5e04b6b"
 GOOD = {"capi_connection_id": CONNECTION_ID, "auth_token": TOKEN}
+NOW = dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)
 
 
 def test_minimal_config_and_defaults():
@@ -111,11 +115,21 @@ def test_event_name_map_values_must_be_spotify_names(value):
         Settings.from_config({**GOOD, "event_name_map": {"My Event": value}})
 
 
+def _sent_name(settings: Settings, event: str | None = None) -> str:
+    """The event_name a record with this analytics `event` (and nothing else naming it) gets."""
+    record = {"event": event, "$ip": "203.0.113.7", "$event_time": "2026-11-01T10:00:00Z",
+              "amount": 25, "currency": "GBP"}
+    mapped = EventMapper(settings.mapping).map(record, "warehouse_rows", now=NOW)
+    assert isinstance(mapped, Mapped), mapped
+    return mapped.event["event_name"]
+
+
 def test_event_name_map_accepts_spotify_names_in_any_case():
     settings = Settings.from_config(
         {**GOOD, "event_name_map": {"Order Completed": "purchase", "Search": "Custom Event 2"}}
     )
-    assert set(settings.mapping.event_name_map) == {"Order Completed", "Search"}
+    assert _sent_name(settings, "Order Completed") == "PURCHASE"
+    assert _sent_name(settings, "Search") == "CUSTOM_EVENT_2"
 
 
 @pytest.mark.parametrize("value", ["Order Completed", "Search", "PURCHASES", "checkout"])
@@ -124,9 +138,14 @@ def test_default_event_name_must_be_a_spotify_name(value):
         Settings.from_config({**GOOD, "default_event_name": value})
 
 
-@pytest.mark.parametrize("value", ["LEAD", "lead", "custom_event_5"])
-def test_default_event_name_accepts_spotify_names(value):
-    Settings.from_config({**GOOD, "default_event_name": value})
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [("LEAD", "LEAD"), ("lead", "LEAD"), ("custom_event_5", "CUSTOM_EVENT_5"),
+     ("Custom Event 5", "CUSTOM_EVENT_5")],
+)
+def test_default_event_name_accepts_spotify_names(value, sent):
+    settings = Settings.from_config({**GOOD, "default_event_name": value})
+    assert _sent_name(settings) == sent
 
 
 @pytest.mark.parametrize("country", ["UK", "XX", "GBR", "G", "England", "44"])
