@@ -14,18 +14,17 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import backoff
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from .transport import Answer
+
 logger = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-MAX_BODY_BYTES = 1_000_000
 # Bytes of an answer read at most: Spotify's answers are a few hundred bytes; a proxy's error
 # page, or a hostile server, may send gigabytes.
 MAX_ANSWER_BYTES = 16_384
@@ -46,18 +45,6 @@ class Aborted(DeliveryError):
     """Another request already failed the run; this one stopped waiting."""
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A final (non-retried) answer: 2xx, or 400/413, which the caller splits and resends."""
-
-    status: int
-    message: str
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-
 class _Sockets:
     """The socket each request thread is using, so a watchdog can cut a request short.
 
@@ -69,20 +56,30 @@ class _Sockets:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_thread: dict[int, object] = {}
+        self._all_cut = False
 
     def track(self, sock: object) -> None:
         with self._lock:
             self._by_thread[threading.get_ident()] = sock
+            late = self._all_cut  # connected after `cut()`: it must not get through either
+        if late:
+            _shut(sock)
 
     def cut(self, thread: int | None = None) -> None:
-        """Shut down one thread's socket, or every socket in use."""
+        """Shut down one thread's socket, or every socket in use and any connected later."""
         with self._lock:
-            socks = list(self._by_thread.values()) if thread is None else [
-                self._by_thread.get(thread)
-            ]
+            if thread is None:
+                self._all_cut = True
+            socks = (
+                list(self._by_thread.values()) if thread is None else [self._by_thread.get(thread)]
+            )
         for sock in socks:
-            with contextlib.suppress(OSError, AttributeError):
-                sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+            _shut(sock)
+
+
+def _shut(sock: object) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
 
 
 def _tracked_adapter(sockets: _Sockets) -> HTTPAdapter:
@@ -133,6 +130,7 @@ class CapiClient:
         self._max_retries = max_retries
         self._backoff_factor = backoff_factor
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []  # every thread's, to close at the end
         self._gate_lock = threading.Lock()
         self._not_before = 0.0  # monotonic time before which no request may start
         self._stop = threading.Event()
@@ -151,7 +149,14 @@ class CapiClient:
         self._stop.set()
         self._sockets.cut()
 
-    def post(self, body: bytes, events: int) -> Answer:
+    def close(self) -> None:
+        """Close every thread's connections (the request threads have ended)."""
+        with self._gate_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    def post(self, body: bytes, event_count: int) -> Answer:
         """POST one body, retrying transient failures with full-jitter exponential backoff.
 
         Retry-After is honoured for every thread, not just the one that was told, because a
@@ -166,9 +171,9 @@ class CapiClient:
             except _Transient as exc:
                 if attempt == self._max_retries:
                     raise DeliveryError(
-                        f"gave up on a request of {events} events after {attempt + 1} attempts; "
-                        f"last answer: {exc}. Nothing after the last STATE was checkpointed; "
-                        "a re-run resends with the same event ids."
+                        f"gave up on a request of {event_count} events after {attempt + 1} "
+                        f"attempts; last answer: {exc}. Nothing after the last STATE was "
+                        "checkpointed; a re-run resends with the same event ids."
                     ) from None
                 wait = max(backoff.full_jitter(next(delays)), exc.retry_after or 0.0)
                 if exc.retry_after:
@@ -176,7 +181,7 @@ class CapiClient:
                 self.retries += 1
                 logger.warning(
                     "Request of %d events: %s; retry %d of %d in %.1f s",
-                    events,
+                    event_count,
                     exc,
                     attempt + 1,
                     self._max_retries,
@@ -270,6 +275,8 @@ class CapiClient:
             session.proxies, session.verify = found["proxies"], found["verify"]
             session.trust_env = False
             self._local.session = session
+            with self._gate_lock:
+                self._sessions.append(session)
         return session
 
     def _wait_for_gate(self) -> None:
@@ -332,21 +339,3 @@ def api_message(text: str) -> str:
     text = "; ".join(map(str, parts)) if isinstance(parts, list) else str(parts)
     trace = payload.get("sp_trace_id")
     return (text[:300] + (f" (sp_trace_id {trace})" if trace else "")).strip()
-
-
-def body_of(connection_id: str, events: Sequence[bytes]) -> bytes:
-    """The request body around already-encoded events: encoding each event once is cheaper."""
-    return b"".join(
-        (
-            b'{"conversion_events":{"capi_connection_id":"',
-            connection_id.encode("ascii"),
-            b'","events":[',
-            b",".join(events),
-            b"]}}",
-        )
-    )
-
-
-def envelope_size(connection_id: str) -> int:
-    """Bytes a body takes besides its events and the commas between them."""
-    return len(body_of(connection_id, []))

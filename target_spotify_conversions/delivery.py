@@ -1,7 +1,8 @@
 """Batching events into requests and keeping up to N of them in flight while records keep coming.
 
-Requests run on a thread pool; everything else (rejects, counts, STATE) happens on the caller's
-thread when results are collected, so none of it needs locks.
+Requests run on a thread pool; everything else (rejects, counts) happens on the caller's
+thread when results are collected, so none of it needs locks. Which STATE may be written is the
+pipeline's to decide; delivery says which of its records is the oldest not yet finished.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from .checkpoints import Checkpoints
-from .client import MAX_BODY_BYTES, Answer, DeliveryError, body_of, envelope_size
-from .mapping import Problem
+from .client import DeliveryError
+from .problems import Problem
+from .transport import MAX_BODY_BYTES, Answer, Transport, body_of, envelope_size
 
 
 @dataclass(slots=True)
@@ -34,49 +34,9 @@ class Pending:
 class Outcome:
     """What became of one request: how many events arrived, which were refused and why."""
 
-    first_seq: int
     delivered: int
     refused: list[tuple[Pending, Problem]]
     identifier_masks: Counter[int] = field(default_factory=Counter)
-
-
-class Transport(Protocol):
-    """Something that takes a request body: the API client, or the dry-run file."""
-
-    requests_made: int
-    retries: int
-
-    def post(self, body: bytes, events: int) -> Answer: ...
-
-    def abort(self) -> None: ...
-
-    def cut_in_flight(self) -> None: ...
-
-
-class DryRunFile:
-    """Writes each request body as one line instead of sending it."""
-
-    def __init__(self, path: str) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
-        self._lock = threading.Lock()
-        self.requests_made = 0
-        self.retries = 0
-
-    def post(self, body: bytes, events: int) -> Answer:
-        with self._lock:
-            self._file.write(body + b"\n")
-            self.requests_made += 1
-        return Answer(200, "dry run")
-
-    def abort(self) -> None:
-        """Nothing waits in a dry run."""
-
-    def cut_in_flight(self) -> None:
-        """Nothing is in flight in a dry run."""
-
-    def close(self) -> None:
-        self._file.close()
 
 
 class Delivery:
@@ -90,19 +50,16 @@ class Delivery:
         events_per_request: int,
         max_concurrent_requests: int,
         on_outcome: Callable[[Outcome], None],
-        write_state: Callable[[Any], None],
     ) -> None:
         self.transport = transport
-        self.checkpoints = Checkpoints()
         self._connection_id = connection_id
         self._per_request = events_per_request
         self._envelope = envelope_size(connection_id)
         self._on_outcome = on_outcome
-        self._write_state = write_state
         self._pool = cf.ThreadPoolExecutor(max_concurrent_requests, thread_name_prefix="capi")
         # Twice the workers: the next request is ready the moment a worker frees up.
         self._max_in_flight = 2 * max_concurrent_requests
-        self._in_flight: set[cf.Future[Outcome]] = set()
+        self._in_flight: dict[cf.Future[Outcome], int] = {}  # request -> its first record
         self._items: list[Pending] = []
         self._bytes = self._envelope
         self._first_seq = 0
@@ -118,33 +75,32 @@ class Delivery:
             self.flush()
         if not self._items:
             self._first_seq = seq
-            self.checkpoints.hold(seq)
         self._items.append(item)
         self._bytes += len(item.body) + 1
         if len(self._items) >= self._per_request:
             self.flush()
 
-    def state(self, value: Any) -> None:
-        """A STATE message: written as soon as everything before it is finished."""
-        self.checkpoints.state(value)
-        self.poll()
+    def oldest_unfinished(self) -> int | None:
+        """The number of the oldest record queued or in flight here; None when there is none."""
+        firsts = list(self._in_flight.values())
+        if self._items:
+            firsts.append(self._first_seq)
+        return min(firsts, default=None)
 
     def flush(self) -> None:
         """Send the partial request, if any, without waiting for it."""
         if not self._items:
             return
-        items, self._items, self._bytes = self._items, [], self._envelope
-        while len(self._in_flight) >= self._max_in_flight:
+        while len(self._in_flight) >= self._max_in_flight:  # the items stay unfinished meanwhile
             self._collect(cf.FIRST_COMPLETED)
-        self._in_flight.add(self._pool.submit(self._deliver, self._first_seq, items))
+        items, self._items, self._bytes = self._items, [], self._envelope
+        self._in_flight[self._pool.submit(self._deliver, items)] = self._first_seq
         self.poll()
 
     def poll(self) -> None:
         """Handle finished requests without blocking."""
         if self._in_flight:
             self._collect(None)
-        else:
-            self._write_ready_state()
 
     def drain(self) -> None:
         """Send everything queued and wait until every request is finished."""
@@ -164,19 +120,11 @@ class Delivery:
         else:
             done, _ = cf.wait(self._in_flight, return_when=return_when)
         for future in done:
-            self._in_flight.discard(future)
-            outcome = future.result()  # a failed request fails the run here
-            self._on_outcome(outcome)
-            self.checkpoints.release(outcome.first_seq)
-        self._write_ready_state()
+            del self._in_flight[future]
+            self._on_outcome(future.result())  # a failed request fails the run here
 
-    def _write_ready_state(self) -> None:
-        state = self.checkpoints.writable()
-        if state is not None:
-            self._write_state(state)
-
-    def _deliver(self, first_seq: int, items: list[Pending]) -> Outcome:
-        outcome = Outcome(first_seq, 0, [])
+    def _deliver(self, items: list[Pending]) -> Outcome:
+        outcome = Outcome(0, [])
         self._send(items, outcome)
         return outcome
 

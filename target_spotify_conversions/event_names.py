@@ -77,12 +77,31 @@ def spotify_name(value: str) -> str | None:
     return key if key in SPOTIFY_EVENT_NAMES else None
 
 
+class EventNameError(ValueError):
+    """A setting names something that is not a Spotify event name."""
+
+
+def checked_name(value: object, setting: str) -> str:
+    """The Spotify name a setting's value spells; the one check every event-name setting takes."""
+    name = spotify_name(value) if isinstance(value, str) else None
+    if name is None:
+        raise EventNameError(
+            f"{setting}: {value!r} is not a Spotify event name; use one of "
+            + ", ".join(SPOTIFY_EVENT_NAMES)
+        )
+    return name
+
+
 class EventNameResolver:
     """Resolve a record's event name: the user's map first, then the built-in names."""
 
-    def __init__(self, event_name_map: Mapping[str, str]) -> None:
-        self._exact = {key: _checked(value) for key, value in event_name_map.items()}
+    def __init__(self, event_name_map: Mapping[str, str], default: str | None = None) -> None:
+        self._exact = {
+            key: checked_name(value, f"event_name_map[{key!r}]")
+            for key, value in event_name_map.items()
+        }
         self._by_key = {name_key(key): value for key, value in self._exact.items()}
+        self.default = None if default is None else checked_name(default, "default_event_name")
 
     def resolve(self, candidate: object) -> str | None:
         """Return the Spotify name for one candidate, or None when it does not resolve."""
@@ -97,11 +116,3 @@ class EventNameResolver:
     def _by_spelling(self, candidate: str) -> str | None:
         key = name_key(candidate)
         return self._by_key.get(key) or BUILTIN_NAMES.get(key)
-
-
-def _checked(value: str) -> str:
-    name = spotify_name(value) if isinstance(value, str) else None
-    if name is None:
-        names = ", ".join(SPOTIFY_EVENT_NAMES)
-        raise ValueError(f"{value!r} is not a Spotify event name ({names})")
-    return name

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import pycountry
 
 from . import event_id as ids
-from .event_names import EventNameResolver, spotify_name
+from .event_names import EventNameResolver
 from .event_time import UTC, event_time_text, format_event_time, parse_event_time
 from .hashing import (
     MAX_EMAILS,
@@ -30,6 +30,7 @@ from .hashing import (
     redact_phone,
 )
 from .input_formats import DEFAULT_INPUT_FORMAT, lookup, make_reader, split_path
+from .problems import Problem
 from .taxonomy import category_id
 from .values import CACHE_ENTRIES, finite_decimal, is_absent, whole_number
 
@@ -40,17 +41,6 @@ CURRENCIES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
 _GENDERS = {"MALE": "MALE", "M": "MALE", "FEMALE": "FEMALE", "F": "FEMALE"}
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 _MAX_FLOAT = decimal.Decimal("1.7976931348623157E+308")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why a record was rejected; `code` is what the summary counts, `detail` holds no PII."""
-
-    code: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.detail}"
 
 
 @dataclass(frozen=True)
@@ -175,7 +165,7 @@ def _emails(value: object, _: MappingOptions) -> list[str]:
         digest = hash_email(value)
         if digest is not None:
             return [digest]
-    digests = hash_emails(value, limit=MAX_EMAILS + 1)  # one more: `_complete` sees the excess
+    digests = hash_emails(value, limit=MAX_EMAILS + 1)  # one more: the cap is checked later
     if not digests:
         raise Invalid("no usable email")
     return digests
@@ -333,11 +323,10 @@ class EventMapper:
 
     def __init__(self, options: MappingOptions) -> None:
         self.options = options
-        self._names = EventNameResolver(options.event_name_map)
+        self._names = EventNameResolver(options.event_name_map, options.default_event_name)
         # Where each property is read from (input_format, property_paths): the flat view.
         self._read = make_reader(options.input_format, options.property_paths, INPUT_PROPERTIES)
         self._consent = options.consent_property
-        self._default_name = _setting_name(options.default_event_name, "default_event_name")
         self._default_source = (
             _action_source(options.default_action_source, options)
             if options.default_action_source
@@ -359,7 +348,7 @@ class EventMapper:
         event: dict[str, Any] = {"event_name": name, "event_id": event_id, "event_time": when}
         sections: dict[str, dict[str, Any]] = {"event": event, "event_details": {}, "user_data": {}}
         self._apply_rules(view, sections, problems, warnings)
-        self._complete(event, sections, problems, warnings)
+        self._check_and_finish(event, sections, problems, warnings)
         if problems:
             return Rejected(event_id, problems, warnings)
         return Mapped(event, warnings)
@@ -420,7 +409,7 @@ class EventMapper:
             name = self._names.resolve(candidate)
             if name is not None:
                 return name
-        if self._default_name is None:
+        if self._names.default is None:
             problems.append(
                 Problem(
                     "unknown_event_name",
@@ -428,7 +417,7 @@ class EventMapper:
                     "resolves, and no default_event_name is set",
                 )
             )
-        return self._default_name
+        return self._names.default
 
     def _event_time(
         self,
@@ -475,13 +464,15 @@ class EventMapper:
                 else:
                     warnings.append(code)
 
-    def _complete(
+    def _check_and_finish(
         self,
         event: dict[str, Any],
         sections: dict[str, dict[str, Any]],
         problems: list[Problem],
         warnings: list[str],
     ) -> None:
+        """The rules that need the whole event (an identifier, a PURCHASE's amount and
+        currency, the email cap), then the click id and defaults the record did not give."""
         user_data, details = sections["user_data"], sections["event_details"]
         emails = user_data.get("hashed_emails")
         if emails is not None and len(emails) > MAX_EMAILS:
@@ -529,15 +520,6 @@ def click_id_of(url: str) -> str | None:
     query = urllib.parse.urlsplit(url).query
     values = urllib.parse.parse_qs(query).get("spclid")
     return (values[0].strip() or None) if values else None
-
-
-def _setting_name(value: str | None, setting: str) -> str | None:
-    if value is None:
-        return None
-    name = spotify_name(value)
-    if name is None:
-        raise ValueError(f"{setting}: {value!r} is not a Spotify event name")
-    return name
 
 
 def _show(value: object, limit: int = 40) -> str:

@@ -1,4 +1,4 @@
-"""The mapping, run in a child process, so that it and the SDK's per-record work use two cores.
+"""The mapping, run in child processes, so that it and the SDK's per-record work use every core.
 
 One Python thread cannot read, validate and map more than about 15,000 records a second; the
 mapping is the larger half and needs nothing from the SDK, so chunks of records go to a worker
@@ -10,6 +10,10 @@ records and their results cost more than mapping them. Records go as JSON, which
 Singer record is (decimals keep their digits; a datetime that a stream map made arrives as its
 RFC 3339 string, and a float NaN, which no Singer line can carry, as null); a chunk holding a
 value JSON cannot carry at all is pickled instead. Results come back as msgpack.
+
+With `mapping_processes` workers, chunks go to them in turn and results are taken in the same
+turn, so they come back in the order sent. With none (one usable CPU, or no `fork`), chunks are
+mapped in the main process, through the same encoding, so the events are byte for byte the same.
 
 Neither side can block the other for good: the main thread writes without blocking and, when
 the task pipe is full, reads results meanwhile (the worker may be waiting to hand one over).
@@ -31,12 +35,13 @@ import sys
 import traceback
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn, Protocol
 
 import msgspec
 
 from .event_time import UTC
-from .mapping import EventMapper, Mapped, MappingOptions, Problem, Skipped
+from .mapping import EventMapper, Mapped, MappingOptions, Skipped
+from .problems import Problem
 from .report import identifier_mask
 
 Chunk = Sequence[tuple[str, Mapping[str, Any]]]
@@ -46,6 +51,8 @@ _HEADER = struct.Struct("!Qc")
 _JSON, _PICKLE, _RESULTS, _ERROR = b"J", b"P", b"R", b"E"
 # Pipes hold this much (Linux; elsewhere the system's default), so a chunk or two fit in them.
 PIPE_BYTES = 1 << 20
+# More workers than this gain nothing: the main process's reading is then the bottleneck.
+MAX_PROCESSES = 8
 
 _JSON_ENCODER = msgspec.json.Encoder(decimal_format="number")  # chunks and event bodies
 _CHUNK_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
@@ -70,10 +77,93 @@ class MappingProcessError(RuntimeError):
     """The worker failed or died; what it was mapping is lost, so the run must stop."""
 
 
+class Workers(Protocol):
+    """Where chunks are mapped: results come back by `take`, in the order chunks were submitted."""
+
+    def submit(self, chunk: Chunk) -> None: ...
+
+    def ready(self) -> bool: ...
+
+    def take(self) -> list[MappedRecord]: ...
+
+    def close(self, *, abandon: bool = False) -> None: ...
+
+
+def default_processes() -> int:
+    """One worker for each usable CPU but the main process's; none on one CPU or without fork."""
+    if not hasattr(os, "fork"):
+        return 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min((usable or 1) - 1, MAX_PROCESSES))
+
+
+def start_workers(options: MappingOptions, processes: int) -> Workers:
+    """The run's mapping workers; forks, so call it before any thread or file is started."""
+    if processes == 0:
+        return InlineWorkers(options)
+    started: list[MappingProcess] = []
+    for _ in range(processes):
+        started.append(MappingProcess(options, siblings=started))
+    return WorkerPool(started)
+
+
+class InlineWorkers:
+    """Maps in the calling process, through the same encoding as a worker's chunks."""
+
+    def __init__(self, options: MappingOptions) -> None:
+        self._mapper = EventMapper(options)
+        self._results: deque[tuple[bytes, bytes]] = deque()
+
+    def submit(self, chunk: Chunk) -> None:
+        try:
+            self._results.append((_RESULTS, map_chunk(self._mapper, _chunk(*_encode_chunk(chunk)))))
+        except Exception as exc:  # the same clear stop as a worker's failure
+            self._results.append((_ERROR, _describe(exc).encode()))
+
+    def ready(self) -> bool:
+        return bool(self._results)
+
+    def take(self) -> list[MappedRecord]:
+        return _decode_results(*self._results.popleft())
+
+    def close(self, *, abandon: bool = False) -> None:
+        self._results.clear()
+
+
+class WorkerPool:
+    """Worker processes served in turn: chunk n goes to worker n mod N, and is taken back so."""
+
+    def __init__(self, processes: list[MappingProcess]) -> None:
+        self._processes = processes
+        self._next_in = 0
+        self._next_out = 0
+        self._out = 0  # chunks submitted and not taken
+
+    def submit(self, chunk: Chunk) -> None:
+        self._processes[self._next_in].submit(chunk)
+        self._next_in = (self._next_in + 1) % len(self._processes)
+        self._out += 1
+
+    def ready(self) -> bool:
+        return self._out > 0 and self._processes[self._next_out].ready()
+
+    def take(self) -> list[MappedRecord]:
+        results = self._processes[self._next_out].take()
+        self._next_out = (self._next_out + 1) % len(self._processes)
+        self._out -= 1
+        return results
+
+    def close(self, *, abandon: bool = False) -> None:
+        for process in self._processes:
+            process.close(abandon=abandon)
+
+
 class MappingProcess:
     """A worker process holding an EventMapper (and its caches) for the whole run."""
 
-    def __init__(self, options: MappingOptions) -> None:
+    def __init__(self, options: MappingOptions, siblings: Sequence[MappingProcess] = ()) -> None:
+        """`siblings`: workers started before this one, whose pipe ends this child must close
+        (a worker sees the end of its tasks only when no process holds their pipe open)."""
         task_read, self._tasks = os.pipe()
         self._results, result_write = os.pipe()
         for fd in (self._tasks, result_write):
@@ -83,7 +173,9 @@ class MappingProcess:
         # multiprocessing.Process) nothing at exit waits for it.
         self._pid = os.fork()
         if self._pid == 0:
-            _worker_main(options, task_read, result_write, (self._tasks, self._results))
+            parent_ends = [self._tasks, self._results]
+            parent_ends += [fd for sibling in siblings for fd in sibling.parent_ends]
+            _worker_main(options, task_read, result_write, parent_ends)
         os.close(task_read)
         os.close(result_write)
         os.set_blocking(self._tasks, False)
@@ -95,13 +187,14 @@ class MappingProcess:
     def pid(self) -> int:
         return self._pid
 
+    @property
+    def parent_ends(self) -> tuple[int, int]:
+        """The parent's ends of this worker's two pipes."""
+        return self._tasks, self._results
+
     def submit(self, chunk: Chunk) -> None:
         """Send (stream, record) pairs to the worker; `take` returns their results in order."""
-        try:
-            kind, payload = _JSON, _JSON_ENCODER.encode(chunk)
-        except TypeError:  # a value JSON cannot carry (a stream map may make one)
-            kind, payload = _PICKLE, pickle.dumps(list(chunk), protocol=pickle.HIGHEST_PROTOCOL)
-        self._write(_frame(kind, payload))
+        self._write(_frame(*_encode_chunk(chunk)))
 
     def ready(self) -> bool:
         """Whether `take` would return without waiting."""
@@ -113,10 +206,7 @@ class MappingProcess:
         """The results of the oldest chunk not yet taken; waits for them."""
         while not self._ready:
             self._receive(timeout=None)
-        kind, payload = self._ready.popleft()
-        if kind == _ERROR:
-            raise MappingProcessError(payload.decode("utf-8", "replace"))
-        return _RESULT_DECODER.decode(payload)
+        return _decode_results(*self._ready.popleft())
 
     def close(self, *, abandon: bool = False) -> None:
         """Let the worker finish and exit, or (`abandon`) stop it at once."""
@@ -168,6 +258,19 @@ class MappingProcess:
             del self._inbox[:end]
 
 
+def _decode_results(kind: bytes, payload: bytes) -> list[MappedRecord]:
+    if kind == _ERROR:
+        raise MappingProcessError(payload.decode("utf-8", "replace"))
+    return _RESULT_DECODER.decode(payload)
+
+
+def _encode_chunk(chunk: Chunk) -> tuple[bytes, bytes]:
+    try:
+        return _JSON, _JSON_ENCODER.encode(chunk)
+    except TypeError:  # a value JSON cannot carry (a stream map may make one)
+        return _PICKLE, pickle.dumps(list(chunk), protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _widen(fd: int) -> None:
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
     if set_size is not None:
@@ -177,7 +280,7 @@ def _widen(fd: int) -> None:
 
 
 def _worker_main(
-    options: MappingOptions, task_read: int, result_write: int, parent_ends: tuple[int, int]
+    options: MappingOptions, task_read: int, result_write: int, parent_ends: Sequence[int]
 ) -> NoReturn:
     """The forked child: serve, then exit without running anything of the parent's."""
     # Signals are the parent's to handle: it drains, writes STATE, then closes the pipe.

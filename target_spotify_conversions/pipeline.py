@@ -1,7 +1,13 @@
 """The target's work for one run, outside the SDK: record in, event mapped, delivered or rejected.
 
 The SDK sink calls `process` for each record and `drain` when it drains; the target calls
-`finish` or `fail` once at the end.
+`state` for each STATE message, and `finish` or `fail` once at the end.
+
+The record path: `process` numbers the record and queues it in a chunk; full chunks go to the
+mapping workers; mapped chunks, taken back in order, go to delivery (events) or rejects. The
+STATE path: `state` files the STATE behind the records read before it, and `_write_ready_state`
+writes it once the oldest unfinished record (in the open chunk, at the workers, or in delivery)
+comes after it.
 """
 
 from __future__ import annotations
@@ -14,22 +20,25 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from .checkpoints import Checkpoints
 from .client import CapiClient
-from .delivery import Delivery, DryRunFile, Outcome, Pending, Transport
-from .mapping import EventMapper, Problem
-from .mapping_process import MappedRecord, MappingProcess
+from .delivery import Delivery, Outcome, Pending
+from .mapping import EventMapper
+from .mapping_process import MappedRecord, start_workers
+from .problems import Problem
 from .rejects import Rejects
 from .report import RunReport
 from .settings import Settings
+from .transport import DryRunFile, Transport
 
-# Chunks sent to the mapping process and not yet handed on: enough to keep it busy.
-MAX_CHUNKS_OUT = 2
+# Chunks at each mapping worker and not yet handed on: enough to keep it busy.
+CHUNKS_OUT_PER_WORKER = 2
 # A record waiting for the mapping process: its number, its stream, the record itself.
 Queued = tuple[int, str, Mapping[str, Any]]
 
 
 class Pipeline:
-    """Everything one run shares across streams: mapper, delivery, rejects and counts."""
+    """Everything one run shares across streams: workers, delivery, rejects, STATE and counts."""
 
     def __init__(
         self,
@@ -38,16 +47,19 @@ class Pipeline:
         write_state: Callable[[Any], None],
     ) -> None:
         self.settings = settings
-        # First, while this process has one thread and no open file: the worker is a fork.
-        self.mapping = MappingProcess(settings.mapping)
+        # First, while this process has one thread and no open file: workers are forks.
+        self.workers = start_workers(settings.mapping_options, settings.mapping_processes)
+        self._max_chunks_out = CHUNKS_OUT_PER_WORKER * max(1, settings.mapping_processes)
         self._chunk_size = settings.events_per_request
         self._chunk: list[Queued] = []
-        self._mapping: deque[list[Queued]] = deque()  # chunks sent, results not taken
+        self._chunks_out: deque[list[Queued]] = deque()  # sent to the workers, results not taken
+        self.checkpoints = Checkpoints()
+        self._write_state = write_state
         self._waiting_since: float | None = None  # first record read since the last idle flush
         run_id = str(uuid.uuid4())
         started = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         self.report = RunReport(logger, run_id=run_id, dry_run=settings.dry_run)
-        self.mapper = EventMapper(settings.mapping)
+        self.mapper = EventMapper(settings.mapping_options)  # event ids and redaction of rejects
         self.rejects = Rejects(
             self.report,
             logger,
@@ -63,45 +75,43 @@ class Pipeline:
             events_per_request=settings.events_per_request,
             max_concurrent_requests=settings.max_concurrent_requests,
             on_outcome=self._on_outcome,
-            write_state=write_state,
         )
 
     def process(
         self, record: Mapping[str, Any], stream: str, problems: Sequence[Problem] = ()
     ) -> None:
         """Queue one record for mapping, or reject it; `problems` come from the SDK side."""
-        seq = self.delivery.checkpoints.record()
+        seq = self.checkpoints.number()
         self.report.read(stream)
         if self._waiting_since is None:
             self._waiting_since = time.monotonic()
         if problems:
             self.rejects.reject(stream, self.mapper.event_id(record, stream), problems, record)
             return
-        if not self._chunk:
-            self.delivery.checkpoints.hold(seq)
         self._chunk.append((seq, stream, record))
         if len(self._chunk) >= self._chunk_size:
             self._send_chunk()
 
     def _send_chunk(self) -> None:
-        """Records go to the mapping process in chunks; at most a few chunks are out at once."""
+        """Records go to the workers in chunks; at most a few chunks are out at once."""
         chunk, self._chunk = self._chunk, []
-        self.mapping.submit([(stream, record) for _, stream, record in chunk])
-        self._mapping.append(chunk)
-        while len(self._mapping) > MAX_CHUNKS_OUT:
+        self.workers.submit([(stream, record) for _, stream, record in chunk])
+        self._chunks_out.append(chunk)
+        while len(self._chunks_out) > self._max_chunks_out:
             self._take_mapped(wait=True)
         self._take_mapped(wait=False)
+        self._write_ready_state()
 
     def _take_mapped(self, *, wait: bool) -> None:
         """Hand mapped chunks, in the order they were sent, to delivery and rejects."""
-        while self._mapping and (wait or self.mapping.ready()):
-            chunk = self._mapping.popleft()
-            for (seq, stream, record), mapped in zip(chunk, self.mapping.take(), strict=True):
-                self._mapped(seq, stream, record, mapped)
-            self.delivery.checkpoints.release(chunk[0][0])
+        while self._chunks_out and (wait or self.workers.ready()):
+            chunk = self._chunks_out[0]  # still unfinished while it is handed on
+            for (seq, stream, record), mapped in zip(chunk, self.workers.take(), strict=True):
+                self._hand_on(seq, stream, record, mapped)
+            self._chunks_out.popleft()
             wait = False
 
-    def _mapped(
+    def _hand_on(
         self, seq: int, stream: str, record: Mapping[str, Any], mapped: MappedRecord
     ) -> None:
         if mapped.warnings:
@@ -121,14 +131,30 @@ class Pipeline:
 
     def unreadable(self, line_number: int, why: str) -> None:
         """A line that is no Singer message may have been a record: never lose it silently."""
-        self.delivery.checkpoints.record()
+        self.checkpoints.number()
         self.report.read("(input)")
         problem = Problem("unreadable_input_line", why)
         self.rejects.reject("(input)", f"line-{line_number}", [problem], {})
 
     def state(self, value: Any) -> None:
+        """A STATE message: written as soon as every record before it is finished."""
+        self.checkpoints.state(value)
         self._take_mapped(wait=False)
-        self.delivery.state(value)
+        self.delivery.poll()
+        self._write_ready_state()
+
+    def _write_ready_state(self) -> None:
+        if not self.checkpoints.pending_states:
+            return
+        unfinished = [self._chunk[0][0]] if self._chunk else []
+        if self._chunks_out:
+            unfinished.append(self._chunks_out[0][0][0])
+        in_delivery = self.delivery.oldest_unfinished()
+        if in_delivery is not None:
+            unfinished.append(in_delivery)
+        state = self.checkpoints.writable(min(unfinished, default=None))
+        if state is not None:
+            self._write_state(state)
 
     def idle(self) -> None:
         """Called every half second by the reader, whether or not input is arriving.
@@ -142,10 +168,11 @@ class Pipeline:
             self._waiting_since = None
             if self._chunk:
                 self._send_chunk()
-            while self._mapping:
+            while self._chunks_out:
                 self._take_mapped(wait=True)
             self.delivery.flush()
         self.delivery.poll()
+        self._write_ready_state()
 
     def stop(self) -> None:
         """A stop was requested: requests make no more retries and nothing waits to send."""
@@ -155,9 +182,10 @@ class Pipeline:
         """Map, send and settle everything read so far."""
         if self._chunk:
             self._send_chunk()
-        while self._mapping:
+        while self._chunks_out:
             self._take_mapped(wait=True)
         self.delivery.drain()
+        self._write_ready_state()
 
     def finish(self, outcome: str = "completed") -> None:
         """Deliver what is left, close files, and print the summary."""
@@ -171,15 +199,16 @@ class Pipeline:
         self._summary(outcome)
 
     def _on_outcome(self, outcome: Outcome) -> None:
+        """A request is finished: count it, reject what it refused, write the STATE it allows."""
         self.report.deliver(outcome.delivered, outcome.identifier_masks)
         for item, problem in outcome.refused:
             self.rejects.reject(item.stream, item.event_id, [problem], item.record)
+        self._write_ready_state()
 
     def _close(self, *, abandon: bool) -> None:
-        self.mapping.close(abandon=abandon)
+        self.workers.close(abandon=abandon)
         self.delivery.close(abandon=abandon)
-        if isinstance(self.transport, DryRunFile):
-            self.transport.close()
+        self.transport.close()
         self.rejects.close()
 
     def _summary(self, outcome: str) -> None:

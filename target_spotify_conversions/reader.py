@@ -46,6 +46,7 @@ class SafeReader(MsgSpecReader):
         self.line_number = 0
         self.waiting_for_input = False
         self.stop_requested = False
+        self.on_start: Callable[[], None] | None = None
         self.on_unreadable: Callable[[int, str], None] | None = None
         self.on_tick: Callable[[], None] | None = None
 
@@ -84,14 +85,17 @@ class SafeReader(MsgSpecReader):
         file_input: t.IO[str] | None,
         callbacks: dict[str, Callable[[dict[str, t.Any]], None]],
     ) -> t.Counter[str]:
-        """The SDK's loop, plus: unreadable lines go to `on_unreadable`, `on_tick` is called
-        about every TICK_SECONDS even while the tap sends nothing, and a signal stops it.
+        """The SDK's loop, plus: `on_start` is called before the first line is read,
+        unreadable lines go to `on_unreadable`, `on_tick` is called about every TICK_SECONDS
+        even while the tap sends nothing, and a signal stops it.
 
         The signal handler raises StopReading only while `waiting_for_input` is set, that is
         only around the blocking calls in `_chunks`, and clears the flag itself, so it raises
         at most once.
         """
         stats: Counter[str] = Counter()
+        if self.on_start is not None:
+            self.on_start()
         try:
             for line in self._lines(file_input or self.default_input):
                 if self.stop_requested:

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from .mapping import Problem
+from .problems import Problem
 from .report import RunReport
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")

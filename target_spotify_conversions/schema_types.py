@@ -26,8 +26,19 @@ _SCALARS: dict[str, Any] = {
 # Keywords that only describe: they cannot make a record invalid (formats are not checked by
 # either validator; date-like values are parsed separately, as the SDK would).
 _ANNOTATIONS = frozenset(
-    {"format", "description", "title", "default", "examples", "$comment", "readOnly",
-     "writeOnly", "deprecated", "$schema", "$id"}
+    {
+        "format",
+        "description",
+        "title",
+        "default",
+        "examples",
+        "$comment",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+        "$schema",
+        "$id",
+    }
 )
 # Keywords this module turns into types; any other keyword leaves the schema to the full validator.
 _HANDLED = frozenset({"type", "properties", "items", "required", "additionalProperties"})
@@ -47,7 +58,6 @@ def record_type(schema: dict[str, Any]) -> Any | None:
     except (Unsupported, TypeError, ValueError):
         return None
     return struct
-
 
 
 def _type(schema: object, name: str) -> Any:

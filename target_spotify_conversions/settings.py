@@ -17,12 +17,14 @@ import pycountry
 from singer_sdk import typing as th
 
 from .escaping import printable
-from .event_names import SPOTIFY_EVENT_NAMES, spotify_name
+from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import INPUT_PROPERTIES, MappingOptions
+from .mapping_process import MAX_PROCESSES, default_processes
 
 DEFAULT_API_URL = "https://capi.spotify.com/capi-direct/events/"
 MAX_EVENTS_PER_REQUEST = 1000
+MAX_MAPPING_PROCESSES = 64
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
@@ -110,6 +112,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.IntegerType(minimum=1),
         default=4,
         description="POSTs in flight at once.",
+    ),
+    th.Property(
+        "mapping_processes",
+        th.IntegerType(minimum=0, maximum=MAX_MAPPING_PROCESSES),
+        description="Worker processes that map records beside the one reading them. Default: "
+        f"one per usable CPU but one, at most {MAX_PROCESSES}. 0 maps in the reading process "
+        "(the only choice where fork is unavailable).",
     ),
     th.Property(
         "request_timeout",
@@ -229,9 +238,10 @@ class Settings:
     max_concurrent_requests: int
     request_timeout: float
     max_retries: int
-    mapping: MappingOptions
+    mapping_options: MappingOptions
     batch_wait_limit_seconds: float = 5.0
     summary_file: str | None = None
+    mapping_processes: int = 0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -251,9 +261,10 @@ class Settings:
             max_concurrent_requests=int(config["max_concurrent_requests"]),
             request_timeout=float(config["request_timeout"]),
             max_retries=int(config["max_retries"]),
-            mapping=_mapping_options(config),
+            mapping_options=_mapping_options(config),
             batch_wait_limit_seconds=float(config["batch_wait_limit_seconds"]),
             summary_file=_output_file("summary_file", config.get("summary_file")),
+            mapping_processes=_mapping_processes(config.get("mapping_processes")),
         )._distinct_files()
 
     def _distinct_files(self) -> Settings:
@@ -351,20 +362,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _mapping_processes(value: object) -> int:
+    if value is None:
+        return default_processes()
+    if int(str(value)) > 0 and not hasattr(os, "fork"):
+        raise SettingsError("mapping_processes: this system cannot fork worker processes; use 0")
+    return int(str(value))
+
+
 def _mapping_options(config: Mapping[str, Any]) -> MappingOptions:
     event_name_map = dict(config.get("event_name_map") or {})
-    for key, value in event_name_map.items():
-        if not isinstance(value, str) or spotify_name(value) is None:
-            raise SettingsError(
-                f"event_name_map[{key!r}]: {value!r} is not a Spotify event name; use one of "
-                + ", ".join(SPOTIFY_EVENT_NAMES)
-            )
     default_name = config.get("default_event_name") or None
-    if default_name is not None and spotify_name(default_name) is None:
-        raise SettingsError(
-            f"default_event_name: {default_name!r} is not a Spotify event name; use one of "
-            + ", ".join(SPOTIFY_EVENT_NAMES)
-        )
+    try:
+        EventNameResolver(event_name_map, default_name)
+    except EventNameError as exc:
+        raise SettingsError(str(exc)) from None
     country = config.get("phone_default_country") or None
     if country is not None:
         if pycountry.countries.get(alpha_2=country.upper()) is None:

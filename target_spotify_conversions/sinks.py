@@ -1,16 +1,17 @@
-"""The SDK side of a stream: validation that rejects instead of crashing, and hand-off to the
-pipeline. Batching is the pipeline's (requests of `events_per_request`), not the SDK's."""
+"""The SDK side of a stream: hand-off of each record to the pipeline, with its problems.
+
+Batching is the pipeline's (requests of `events_per_request`), not the SDK's; validation is
+validation.RecordChecks', which turns every problem into a rejection reason.
+"""
 
 from __future__ import annotations
 
 import typing as t
 
-from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from .mapping import Problem
-from .validation import datetime_properties, unreadable_datetimes, validator_for
+from .validation import RecordChecks
 
 if t.TYPE_CHECKING:
     from .target import TargetSpotifyConversions
@@ -32,38 +33,24 @@ class SpotifyConversionsSink(BatchSink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self._pipeline = target.pipeline
-        self._datelike = datetime_properties(self.schema)
-        self._problems: list[Problem] = []
+        self._checks = RecordChecks(
+            self.schema, self.key_properties or (), validate=self.validate_schema
+        )
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
-        return validator_for(self.schema) if self.validate_schema else None
+        """None: the SDK's validator would crash the run or quote values (RecordChecks does not)."""
+        return None
 
     def _validate_and_parse(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        """Collect schema and date-time problems as rejection reasons (see validation.py).
-
-        Date-time strings are checked, not converted: the mapping reads strings, and the
-        event id derived from a record stays the same with or without validation.
-        """
-        self._problems = []
-        if self._validator is not None:
-            try:
-                self._validator.validate(record)
-            except InvalidRecord as exc:
-                self._problems.append(Problem("schema_validation", str(exc)))
-        if self._datelike:
-            self._problems += unreadable_datetimes(record, self._datelike)
+        """Leave the record as read: date-time strings stay strings, so the event id derived
+        from a record is the same with or without validation (see sdk_seams.py)."""
         return record
 
     def _singer_validate_message(self, record: dict[str, t.Any]) -> None:
-        """A record without its key properties is rejected, not a crash of the run."""
-        missing = [key for key in self.key_properties if key not in record]
-        if missing:
-            self._problems.append(
-                Problem("missing_key_properties", "missing " + ", ".join(missing))
-            )
+        """Missing key properties are a rejection reason, not a crash (see sdk_seams.py)."""
 
     def process_record(self, record: dict[str, t.Any], context: dict[str, t.Any]) -> None:
-        self._pipeline.process(record, self.stream_name, self._problems)
+        self._pipeline.process(record, self.stream_name, self._checks.problems(record))
 
     def process_batch(self, context: dict[str, t.Any]) -> None:
         """An SDK drain: every request sent and answered, so the SDK may write its STATE."""

@@ -15,7 +15,7 @@ from typing import Any
 import simpleeval
 from singer_sdk.mapper import CustomStreamMap, StreamMap
 
-from .mapping import Problem
+from .problems import Problem
 
 # What receives a record a map failed on: the pipeline's `process(record, stream, problems)`.
 OnFailure = Callable[[dict[str, Any], str, Sequence[Problem]], None]

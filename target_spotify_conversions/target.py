@@ -14,7 +14,6 @@ from singer_sdk.exceptions import (
     RecordsWithoutSchemaException,
     StreamMapConfigError,
 )
-from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
 
@@ -27,6 +26,7 @@ from .pipeline import Pipeline
 from .reader import SafeReader, StopReading
 from .rejects import RejectedRecordError
 from .report import unmatched_stream_maps
+from .sdk_seams import ConfigInput
 from .settings import (
     CONFIG_SCHEMA,
     Settings,
@@ -75,13 +75,33 @@ class TargetSpotifyConversions(Target):
             self.settings = Settings.from_config(self.config)
         except SettingsError as exc:
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
-        self.pipeline = Pipeline(self.settings, self.logger, self._emit_state)
+        self._pipeline: Pipeline | None = None  # the run's machinery starts with the run
         self._last_state: str | None = None
         self._schemas_checked: dict[str, tuple[t.Any, t.Any]] = {}
         self.stopped_by: int | None = None
+        t.cast("SafeReader", self.message_reader).on_start = self._start_run
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            raise RuntimeError("the run has not started: call listen()")
+        return self._pipeline
+
+    def _start_run(self) -> None:
+        """Start the run's machinery (worker forks, files, request threads) as reading starts.
+
+        Not in __init__: building a target (as --about, --help or the SDK's test runner do)
+        must not fork, open files or start threads.
+        """
+        self._pipeline = Pipeline(self.settings, self.logger, self._emit_state)
         reader = t.cast("SafeReader", self.message_reader)
-        reader.on_unreadable = self.pipeline.unreadable
-        reader.on_tick = self.pipeline.idle
+        reader.on_unreadable = self._pipeline.unreadable
+        reader.on_tick = self._pipeline.idle
+
+    def fail_run(self, outcome: str) -> None:
+        """The run is failing: stop sending and print the summary, if the run had started."""
+        if self._pipeline is not None:
+            self._pipeline.fail(outcome)
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -161,7 +181,8 @@ class TargetSpotifyConversions(Target):
             return
         self.stopped_by = signum
         reader.stop_requested = True
-        self.pipeline.stop()
+        if self._pipeline is not None:
+            self._pipeline.stop()
         self.logger.warning(
             "Signal %d: reading stops; events already read are sent once each (no retries), "
             "then STATE",
@@ -177,7 +198,7 @@ class TargetSpotifyConversions(Target):
         *,
         about: bool = False,
         about_format: str | None = None,
-        config: _ConfigInput | None = None,
+        config: ConfigInput | None = None,
         file_input: t.IO[str] | None = None,
     ) -> None:
         """Run the target; a failing run ends with one clear line and exit 1, never a value."""
@@ -188,13 +209,13 @@ class TargetSpotifyConversions(Target):
         # 11.6k -> 15.5k events/s with 50 ms API latency (benchmarks/run.py).
         sys.setswitchinterval(0.001)
         cls.print_version(print_fn=cls.logger.info)
-        config = config or _ConfigInput()
+        config = config or ConfigInput()
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
         try:
             target.listen(file_input)
         except RUN_ERRORS as exc:
             if target.stopped_by is not None and isinstance(exc, Aborted):
-                target.pipeline.fail(
+                target.fail_run(
                     f"stopped by signal {target.stopped_by}; failing requests not retried"
                 )
                 cls.logger.error(
@@ -203,12 +224,12 @@ class TargetSpotifyConversions(Target):
                     target.stopped_by,
                 )
                 sys.exit(128 + target.stopped_by)
-            target.pipeline.fail(f"failed: {type(exc).__name__}")
+            target.fail_run(f"failed: {type(exc).__name__}")
             cls.logger.error("Run failed: %s", exc)
             sys.exit(1)
         except OSError as exc:  # a full disk, a file removed or made read-only mid-run
             with contextlib.suppress(OSError):  # closing the same file may fail again
-                target.pipeline.fail(f"failed: {exc.strerror or type(exc).__name__}")
+                target.fail_run(f"failed: {exc.strerror or type(exc).__name__}")
             cls.logger.error(
                 "Run failed: could not write an output file (%s): check the disk behind "
                 "rejects_file, dry_run_file and summary_file; no STATE was written past what is "
@@ -217,7 +238,7 @@ class TargetSpotifyConversions(Target):
             )
             sys.exit(1)
         except Exception as exc:
-            target.pipeline.fail(f"failed: {type(exc).__name__}")
+            target.fail_run(f"failed: {type(exc).__name__}")
             # Messages of unexpected errors may quote input values: show only where it happened.
             where = "".join(traceback.format_tb(exc.__traceback__))
             # The traceback goes in the message, not as an argument: arguments are escaped.

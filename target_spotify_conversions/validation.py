@@ -7,19 +7,19 @@ the run or passes the record on. Here the message names the field and the rule o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import fastjsonschema
 import jsonschema
 import msgspec
 from singer_sdk.exceptions import InvalidRecord
-from singer_sdk.helpers._typing import get_datelike_property_type
 from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
 from .event_time import from_iso
-from .mapping import Problem
+from .problems import Problem
 from .schema_types import record_type
+from .sdk_seams import get_datelike_property_type
 
 
 class FastValidator(BaseJSONSchemaValidator):
@@ -75,6 +75,33 @@ def validator_for(schema: dict[str, Any]) -> BaseJSONSchemaValidator:
         return FastValidator(schema)
     except (fastjsonschema.JsonSchemaDefinitionException, TypeError, ValueError):
         return SafeSDKValidator(schema)
+
+
+class RecordChecks:
+    """Everything that rejects a record before mapping, in one place: the stream's schema, its
+    date-time fields and its key properties, each failure a rejection reason, none a crash."""
+
+    def __init__(
+        self, schema: dict[str, Any], key_properties: Sequence[str], *, validate: bool
+    ) -> None:
+        self._validator = validator_for(schema) if validate else None
+        self._datelike = datetime_properties(schema)
+        self._keys = tuple(key_properties)
+
+    def problems(self, record: dict[str, Any]) -> list[Problem]:
+        """Why this record cannot be mapped; empty when nothing is wrong with it."""
+        problems = []
+        if self._validator is not None:
+            try:
+                self._validator.validate(record)
+            except InvalidRecord as exc:
+                problems.append(Problem("schema_validation", str(exc)))
+        if self._datelike:
+            problems += unreadable_datetimes(record, self._datelike)
+        missing = [key for key in self._keys if key not in record]
+        if missing:
+            problems.append(Problem("missing_key_properties", "missing " + ", ".join(missing)))
+        return problems
 
 
 def datetime_properties(schema: dict[str, Any]) -> tuple[tuple[str, str], ...]:

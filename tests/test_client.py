@@ -16,9 +16,9 @@ from target_spotify_conversions.client import (
     CapiClient,
     DeliveryError,
     api_message,
-    body_of,
     retry_after,
 )
+from target_spotify_conversions.transport import body_of
 from tests.fake_spotify import FakeSpotify
 from tests.harness import CONNECTION_ID, TOKEN, wait_until
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from target_spotify_conversions.client import CapiClient
-from target_spotify_conversions.delivery import Delivery, DryRunFile, Outcome, Pending
+from target_spotify_conversions.delivery import Delivery, Outcome, Pending
+from target_spotify_conversions.transport import DryRunFile
 from tests.harness import CONNECTION_ID, TOKEN
 
 
@@ -18,17 +19,16 @@ def pending(i: int, padding: int = 0) -> Pending:
     return Pending("s", f"e-{i}", json.dumps(event).encode(), {"$event_id": f"e-{i}"})
 
 
-def delivery(transport, outcomes: list[Outcome], states: list, per_request: int = 10) -> Delivery:
+def delivery(transport, outcomes: list[Outcome], per_request: int = 10) -> Delivery:
     return Delivery(transport, CONNECTION_ID, events_per_request=per_request,
-                    max_concurrent_requests=2, on_outcome=outcomes.append,
-                    write_state=states.append)
+                    max_concurrent_requests=2, on_outcome=outcomes.append)
 
 
 def test_requests_hold_at_most_events_per_request(fake):
-    outcomes, states = [], []
-    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, states, per_request=10)
+    outcomes = []
+    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, per_request=10)
     for i in range(25):
-        sender.add(sender.checkpoints.record(), pending(i))
+        sender.add(i, pending(i))
     sender.drain()
     sender.close()
     assert sorted(len(r.event_ids) for r in fake.requests) == [5, 10, 10]  # concurrent
@@ -36,10 +36,10 @@ def test_requests_hold_at_most_events_per_request(fake):
 
 
 def test_requests_stay_under_one_megabyte(fake):
-    outcomes, states = [], []
-    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, states, per_request=1000)
+    outcomes = []
+    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, per_request=1000)
     for i in range(30):
-        sender.add(sender.checkpoints.record(), pending(i, padding=100_000))
+        sender.add(i, pending(i, padding=100_000))
     sender.drain()
     sender.close()
     assert all(r.body_size <= 1_000_000 for r in fake.requests)
@@ -48,7 +48,7 @@ def test_requests_stay_under_one_megabyte(fake):
 
 
 def test_an_event_over_the_limit_does_not_fit():
-    sender = delivery(DryRunFile("/dev/null"), [], [])
+    sender = delivery(DryRunFile("/dev/null"), [])
     assert sender.fits(pending(1, padding=10_000))
     assert not sender.fits(pending(1, padding=1_000_000))
     sender.close()
@@ -56,10 +56,10 @@ def test_an_event_over_the_limit_does_not_fit():
 
 def test_400_bisection_isolates_each_refused_event(fake):
     fake.reject_events({"e-3", "e-17"})
-    outcomes, states = [], []
-    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, states, per_request=20)
+    outcomes = []
+    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, per_request=20)
     for i in range(20):
-        sender.add(sender.checkpoints.record(), pending(i))
+        sender.add(i, pending(i))
     sender.drain()
     sender.close()
     refused = [(item.event_id, problem.code) for o in outcomes for item, problem in o.refused]
@@ -68,25 +68,26 @@ def test_400_bisection_isolates_each_refused_event(fake):
     assert len(fake.requests) < 20, "bisection, not one request per event"
 
 
-def test_state_waits_for_the_request_before_it(fake):
-    fake.configure(latency=0.2)
-    outcomes, states = [], []
-    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, states, per_request=5)
-    for i in range(5):
-        sender.add(sender.checkpoints.record(), pending(i))
-    sender.state({"at": 5})
-    assert states == [], "the request with records 0-4 is still in flight"
+def test_the_oldest_unfinished_record_is_that_of_the_oldest_open_request(fake):
+    fake.configure(latency=0.3)
+    outcomes = []
+    sender = delivery(CapiClient(fake.url, TOKEN), outcomes, per_request=5)
+    assert sender.oldest_unfinished() is None
+    for i in range(7):
+        sender.add(10 + i, pending(i))  # records 10-14 sent, 15-16 still queued
+    assert sender.oldest_unfinished() == 10, "the request with records 10-14 is in flight"
     sender.drain()
+    assert sender.oldest_unfinished() is None
     sender.close()
-    assert states == [{"at": 5}]
+    assert sum(o.delivered for o in outcomes) == 7
 
 
 def test_dry_run_writes_each_body_as_one_line(tmp_path):
     path = tmp_path / "out" / "dry.jsonl"
     transport = DryRunFile(str(path))
-    sender = delivery(transport, [], [], per_request=4)
+    sender = delivery(transport, [], per_request=4)
     for i in range(6):
-        sender.add(sender.checkpoints.record(), pending(i))
+        sender.add(i, pending(i))
     sender.drain()
     sender.close()
     transport.close()

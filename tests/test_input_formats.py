@@ -140,10 +140,10 @@ def test_settings_check_input_format_and_property_paths():
     base = {"dry_run": True}
     options = Settings.from_config(
         {**base, "input_format": "segment", "property_paths": {"amount": ["order.total"]}}
-    ).mapping
+    ).mapping_options
     assert options.input_format == "segment"
     assert options.property_paths == {"amount": ["order.total"]}
-    assert Settings.from_config(base).mapping.input_format == "freshpaint"
+    assert Settings.from_config(base).mapping_options.input_format == "freshpaint"
     with pytest.raises(SettingsError, match="input_format"):
         Settings.from_config({**base, "input_format": "mixpanel"})
     with pytest.raises(SettingsError, match="property_paths"):

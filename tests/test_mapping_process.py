@@ -12,7 +12,15 @@ import psutil
 import pytest
 
 from target_spotify_conversions.mapping import EventMapper, Mapped, MappingOptions
-from target_spotify_conversions.mapping_process import MappingProcess, MappingProcessError
+from target_spotify_conversions.mapping_process import (
+    MAX_PROCESSES,
+    InlineWorkers,
+    MappingProcess,
+    MappingProcessError,
+    WorkerPool,
+    default_processes,
+    start_workers,
+)
 from tests.harness import wait_until
 
 OPTIONS = MappingOptions(phone_default_country="US", default_action_source="WEB")
@@ -99,8 +107,10 @@ def test_results_keep_the_order_of_the_chunk(size):
 def test_chunks_larger_than_the_pipes_do_not_deadlock():
     # Megabyte values (a hostile input) fill both pipes: the main side must read results
     # while it writes, or each side waits for the other forever.
-    big = [("orders", {**records()[0], "$event_id": f"big-{n}", "$user_agent": "x" * 3_000_000})
-           for n in range(4)]
+    big = [
+        ("orders", {**records()[0], "$event_id": f"big-{n}", "$user_agent": "x" * 3_000_000})
+        for n in range(4)
+    ]
     process = MappingProcess(OPTIONS)
     try:
         for item in big:
@@ -131,8 +141,10 @@ def test_a_worker_that_dies_is_reported():
     process.submit([("orders", records()[0])])
     process.take()
     os.kill(process.pid, signal.SIGKILL)
-    wait_until(lambda: psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE,
-               "the killed worker to end")
+    wait_until(
+        lambda: psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE,
+        "the killed worker to end",
+    )
     with pytest.raises(MappingProcessError, match=r"ended unexpectedly \(exit code -9\)"):
         process.submit([("orders", records()[0])])  # nobody reads the pipe any more
     process.close()
@@ -149,3 +161,51 @@ def test_the_worker_exits_when_its_pipe_is_closed_and_ignores_terminal_signals()
     process.close()
     with pytest.raises(ProcessLookupError):
         os.kill(process.pid, 0)  # reaped: gone
+
+
+def mapped_by(workers, chunks) -> list[tuple[object, ...]]:
+    try:
+        for chunk in chunks:
+            workers.submit(chunk)
+        results = [m for _ in chunks for m in workers.take()]
+    finally:
+        workers.close()
+    return [
+        (m.event_id, None if m.body is None else msgspec.json.decode(m.body), m.warnings, m.reasons)
+        for m in results
+    ]
+
+
+@pytest.mark.parametrize("processes", [0, 1, 3])
+def test_any_number_of_workers_maps_chunks_in_the_order_they_were_sent(processes):
+    chunks = [
+        [("orders", {**record, "$event_id": f"{n}-{i}"}) for i, record in enumerate(records())]
+        for n in range(7)
+    ]
+    expected = [row for chunk in chunks for row in in_process(chunk)]
+    workers = start_workers(OPTIONS, processes)
+    assert isinstance(workers, InlineWorkers if processes == 0 else WorkerPool)
+    assert mapped_by(workers, chunks) == expected
+
+
+def test_a_pool_runs_one_process_per_worker_and_ends_them_all():
+    pool = start_workers(OPTIONS, 3)
+    children = psutil.Process().children()
+    assert len(children) >= 3
+    pool.close()
+    assert not any(
+        child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children
+    )
+
+
+def test_a_failure_mapping_in_process_stops_the_run_as_a_worker_failure_would(capfd):
+    workers = start_workers(OPTIONS, 0)
+    workers.submit([("orders", ["jane.doe@example.com"])])  # not a record: map() fails
+    with pytest.raises(MappingProcessError, match="failed with AttributeError"):
+        workers.take()
+    assert "jane.doe" not in capfd.readouterr().err
+
+
+def test_the_default_leaves_one_cpu_to_the_reading_process():
+    usable = len(os.sched_getaffinity(0))
+    assert default_processes() == max(0, min(usable - 1, MAX_PROCESSES))

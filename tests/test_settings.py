@@ -28,11 +28,11 @@ def test_minimal_config_and_defaults():
     assert settings.max_concurrent_requests == 4
     assert settings.request_timeout == 30
     assert settings.max_retries == 8
-    assert dict(settings.mapping.event_name_map) == {}
-    assert settings.mapping.default_event_name is None
-    assert settings.mapping.default_action_source is None
-    assert settings.mapping.default_opt_out_targeting is True
-    assert settings.mapping.phone_default_country is None
+    assert dict(settings.mapping_options.event_name_map) == {}
+    assert settings.mapping_options.default_event_name is None
+    assert settings.mapping_options.default_action_source is None
+    assert settings.mapping_options.default_opt_out_targeting is True
+    assert settings.mapping_options.phone_default_country is None
 
 
 def test_full_config_is_carried_over():
@@ -54,11 +54,11 @@ def test_full_config_is_carried_over():
     assert settings.rejects_file == "rejects.jsonl"
     assert settings.fail_on_invalid is True
     assert settings.events_per_request == 100
-    assert settings.mapping.default_event_name == "LEAD"
-    assert dict(settings.mapping.event_name_map) == {"Search": "CUSTOM_EVENT_1"}
-    assert settings.mapping.default_action_source == "WEB"
-    assert settings.mapping.default_opt_out_targeting is False
-    assert settings.mapping.phone_default_country == "GB"
+    assert settings.mapping_options.default_event_name == "LEAD"
+    assert dict(settings.mapping_options.event_name_map) == {"Search": "CUSTOM_EVENT_1"}
+    assert settings.mapping_options.default_action_source == "WEB"
+    assert settings.mapping_options.default_opt_out_targeting is False
+    assert settings.mapping_options.phone_default_country == "GB"
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ def _sent_name(settings: Settings, event: str | None = None) -> str:
     """The event_name a record with this analytics `event` (and nothing else naming it) gets."""
     record = {"event": event, "$ip": "203.0.113.7", "$event_time": "2026-11-01T10:00:00Z",
               "amount": 25, "currency": "GBP"}
-    mapped = EventMapper(settings.mapping).map(record, "warehouse_rows", now=NOW)
+    mapped = EventMapper(settings.mapping_options).map(record, "warehouse_rows", now=NOW)
     assert isinstance(mapped, Mapped), mapped
     return mapped.event["event_name"]
 
@@ -157,7 +157,7 @@ def test_phone_default_country_must_be_iso_alpha_2(country):
 @pytest.mark.parametrize(("country", "expected"), [("GB", "GB"), ("gb", "GB"), ("us", "US")])
 def test_phone_default_country_is_upper_cased(country, expected):
     settings = Settings.from_config({**GOOD, "phone_default_country": country})
-    assert settings.mapping.phone_default_country == expected
+    assert settings.mapping_options.phone_default_country == expected
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/", "capi.spotify.com/capi-direct/events/"])
@@ -254,3 +254,15 @@ def test_a_request_timeout_beyond_an_hour_is_refused(tmp_path):
     assert run.returncode == 1
     assert "request_timeout" in run.stderr
     assert "Internal error" not in run.stderr
+
+
+def test_mapping_processes_default_to_the_usable_cpus_and_zero_is_accepted(monkeypatch):
+    from target_spotify_conversions import settings as settings_module
+
+    assert Settings.from_config(GOOD).mapping_processes == settings_module.default_processes()
+    assert Settings.from_config({**GOOD, "mapping_processes": 0}).mapping_processes == 0
+    assert Settings.from_config({**GOOD, "mapping_processes": 3}).mapping_processes == 3
+    monkeypatch.delattr(settings_module.os, "fork")  # as on Windows
+    with pytest.raises(SettingsError, match="mapping_processes: this system cannot fork"):
+        Settings.from_config({**GOOD, "mapping_processes": 2})
+    assert Settings.from_config({**GOOD, "mapping_processes": 0}).mapping_processes == 0

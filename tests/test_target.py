@@ -11,6 +11,7 @@ import pytest
 from tests.fake_spotify import FakeSpotify
 from tests.harness import (
     CONNECTION_ID,
+    REPO,
     TOKEN,
     purchase,
     record_message,
@@ -296,3 +297,40 @@ def test_bad_settings_are_refused_at_start_up(fake, tmp_path, change, message):
     assert run.returncode == 1
     assert message in run.stderr
     assert fake.requests == []
+
+
+# The demo sample, less records without a time: those take the time they are mapped at.
+SAMPLE = [
+    record
+    for record in map(json.loads, (REPO / "sample" / "events.jsonl").read_text().splitlines())
+    if record.get("$event_time") is not None
+]
+
+
+def test_every_number_of_mapping_processes_writes_the_same_bodies_and_rejects(tmp_path):
+    """Workers or none, the output is byte for byte the same: the same request bodies and the
+    same rejects with the same reasons (in any order: requests run concurrently, and records
+    refused before mapping are written while earlier ones are still at a worker)."""
+    stream_maps = {"conversions": {"note": "'mapped'", "__key_properties__": ["$event_id"]}}
+    lines = singer_lines(SAMPLE + [{"spotify_event_name": "PURCHASE", "$ip": 7}])
+    outputs = []
+    for processes in (0, 1, 3):
+        config = target_config(
+            dry_run=True, mapping_processes=processes, events_per_request=7,
+            phone_default_country="GB", event_name_map={"Search": "CUSTOM_EVENT_1"},
+            stream_maps=stream_maps,
+        )
+        run = run_target(tmp_path / f"processes-{processes}", config, lines)
+        assert run.returncode == 0, run.stderr[-2000:]
+        rejects = sorted(
+            json.dumps({k: v for k, v in reject.items() if k not in ("run_id", "run_started")})
+            for reject in run.rejects()
+        )
+        bodies = sorted((run.workdir / "dry-run.jsonl").read_bytes().splitlines())
+        outputs.append((bodies, rejects))
+    bodies, rejects = outputs[0]
+    assert len(bodies) > 10
+    codes = {r.split(":")[0] for reject in rejects for r in json.loads(reject)["reasons"]}
+    assert {"schema_validation", "missing_key_properties", "unknown_event_name"} <= codes
+    assert outputs[1] == outputs[0]
+    assert outputs[2] == outputs[0]

@@ -9,6 +9,7 @@ from singer_sdk.exceptions import InvalidRecord
 
 from target_spotify_conversions.validation import (
     FastValidator,
+    RecordChecks,
     SafeSDKValidator,
     datetime_properties,
     unreadable_datetimes,
@@ -74,3 +75,21 @@ def test_date_like_fields_are_found_once_and_checked_per_record():
     assert unreadable_datetimes({"$event_time": "2024-05-01T12:00:00Z"}, fields) == []
     problems = unreadable_datetimes({"$event_time": "yesterday"}, fields)
     assert [problem.code for problem in problems] == ["invalid_date_time"]
+
+
+def test_record_checks_give_every_reason_a_record_is_refused_and_none_quote_a_value():
+    checks = RecordChecks(SCHEMA, ["$event_id"], validate=True)
+    record = {"email": 5, "quantity": 1, "$event_time": SECRET}
+    problems = checks.problems(record)
+    assert [p.code for p in problems] == [
+        "schema_validation", "invalid_date_time", "missing_key_properties",
+    ]
+    assert problems[2].detail == "missing $event_id"
+    assert not any(SECRET in p.detail for p in problems)
+    assert checks.problems({"quantity": 1, "$event_id": "e-1"}) == []
+
+
+def test_record_checks_without_validation_still_check_dates_and_keys():
+    checks = RecordChecks(SCHEMA, ["$event_id"], validate=False)
+    problems = checks.problems({"email": 5, "$event_time": "soon"})
+    assert [p.code for p in problems] == ["invalid_date_time", "missing_key_properties"]

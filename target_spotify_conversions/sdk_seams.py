@@ -1,0 +1,139 @@
+"""Every private part of singer-sdk the target relies on, in one list, with the reason for each.
+
+singer-sdk offers no public hook for these (checked against 0.54). They are gathered here so an
+SDK upgrade has one place to look: tests/test_sdk_seams.py checks that each still exists, with
+the parameters and the call sites the target expects, and fails naming the seam and its reason.
+The two private imports the target needs are re-exported from here and imported nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from singer_sdk.helpers._typing import get_datelike_property_type
+from singer_sdk.plugin_base import _ConfigInput
+
+__all__ = ["SEAMS", "ConfigInput", "Seam", "get_datelike_property_type"]
+
+ConfigInput = _ConfigInput  # the type of `config` in invoke(); see the "invoke" seam
+
+
+@dataclass(frozen=True)
+class Seam:
+    """One private method (or function) of the SDK, and what the target does with it."""
+
+    owner: str  # dotted path of the module or class that holds it
+    name: str
+    parameters: tuple[str, ...]  # as inspect.signature lists them
+    used_in: str
+    why: str
+    called_by: str = ""  # a method of the SDK whose source must still call `name`
+
+
+SEAMS: tuple[Seam, ...] = (
+    Seam(
+        "singer_sdk.target_base.Target",
+        "_process_schema_message",
+        ("self", "message_dict"),
+        "target.py",
+        "check a SCHEMA before the SDK chokes on it, and guard the stream maps it "
+        "registers so a failing expression rejects one record instead of ending the run",
+    ),
+    Seam(
+        "singer_sdk.target_base.Target",
+        "_process_state_message",
+        ("self", "message_dict"),
+        "target.py",
+        "hand each STATE to the pipeline, which writes it once the records before "
+        "it are delivered (the SDK writes STATE only after a full drain)",
+    ),
+    Seam(
+        "singer_sdk.target_base.Target",
+        "_process_batch_message",
+        ("self", "message_dict"),
+        "target.py",
+        "send each line of a BATCH file down the RECORD path (stream maps, "
+        "validation, rejects); the SDK's own handling skips both and reads whole files",
+    ),
+    Seam(
+        "singer_sdk.target_base.Target",
+        "_process_record_message",
+        ("self", "message_dict"),
+        "target.py",
+        "called (not overridden) for each line of a BATCH file",
+        called_by="singer_sdk.target_base.Target.process_lines",
+    ),
+    Seam(
+        "singer_sdk.target_base.Target",
+        "_write_state_message",
+        ("self", "state"),
+        "target.py",
+        "drain before the SDK's STATE, write none in a dry run, and serialise "
+        "Decimal values (the SDK's json.dumps fails on them)",
+    ),
+    Seam(
+        "singer_sdk.target_base.Target",
+        "_handle_termination",
+        ("self", "signum", "frame"),
+        "target.py",
+        "SIGINT/SIGTERM stop reading once, deliver what was read without retries, "
+        "and exit 128+signal (the SDK drains inside the handler and exits 0)",
+    ),
+    Seam(
+        "singer_sdk.plugin_base.PluginBase",
+        "invoke",
+        ("about", "about_format", "kwargs"),
+        "target.py",
+        "Target.invoke is skipped (called as super(Target, cls).invoke) so that "
+        "listen() runs inside the target's error handling: one clear line, exit 1, no secret",
+    ),
+    Seam(
+        "singer_sdk.sinks.core.Sink",
+        "_validate_and_parse",
+        ("self", "record"),
+        "sinks.py",
+        "made a no-op: validation.RecordChecks turns problems into rejection "
+        "reasons, and date-time strings stay strings so event ids do not depend on validation",
+        called_by="singer_sdk.target_base.Target._process_record_message",
+    ),
+    Seam(
+        "singer_sdk.sinks.core.Sink",
+        "_singer_validate_message",
+        ("self", "record"),
+        "sinks.py",
+        "made a no-op: a record missing its key properties is rejected by "
+        "validation.RecordChecks, not a crash of the run",
+        called_by="singer_sdk.target_base.Target._process_record_message",
+    ),
+    Seam(
+        "singer_sdk.helpers._typing",
+        "get_datelike_property_type",
+        ("property_schema",),
+        "validation.py",
+        "the SDK's own rule for which properties it treats as dates, so the "
+        "target checks exactly those",
+    ),
+    Seam(
+        "singer_sdk.singerlib.encoding.base.GenericSingerReader",
+        "_process_unknown_message",
+        ("self", "message_dict"),
+        "reader.py",
+        "an unknown message type is a clear, value-free error",
+    ),
+    Seam(
+        "singer_sdk.singerlib.encoding.base.GenericSingerReader",
+        "process_lines",
+        ("self", "file_input", "callbacks"),
+        "reader.py",
+        "replaced by a copy of its loop that also reads unreadable lines into "
+        "rejects, ticks while the tap is quiet, starts the run, and stops on a signal",
+        called_by="singer_sdk.plugin_base.BaseSingerReader.process_lines",
+    ),
+    Seam(
+        "singer_sdk.mapper.CustomStreamMap",
+        "_eval",
+        ("self", "expr", "expr_parsed", "record", "property_name"),
+        "stream_maps.py",
+        "wrapped (and called with these keywords) to know which map property failed on a record",
+    ),
+)

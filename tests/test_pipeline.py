@@ -1,0 +1,71 @@
+"""The run's record and STATE paths, in-process: a STATE is written only once every record
+before it is delivered or rejected, wherever those records are (open chunk, workers, requests)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from target_spotify_conversions.pipeline import Pipeline
+from target_spotify_conversions.problems import Problem
+from target_spotify_conversions.settings import Settings
+from tests.harness import purchase, target_config
+
+
+def pipeline(tmp_path, fake, states: list, **settings) -> Pipeline:
+    config = target_config(fake.url, **settings)
+    config["rejects_file"] = str(tmp_path / "rejects.jsonl")
+    config.setdefault("batch_wait_limit_seconds", 3600)
+    return Pipeline(Settings.from_config(config), logging.getLogger("test"), states.append)
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_state_waits_for_the_request_holding_the_records_before_it(fake, tmp_path, processes):
+    fake.configure(latency=0.3)
+    states: list = []
+    run = pipeline(tmp_path, fake, states, events_per_request=5, mapping_processes=processes)
+    for i in range(5):
+        run.process(purchase(i), "conversions")
+    run.state({"at": 5})
+    assert states == [], "records 0-4 are still being mapped or sent"
+    run.drain()
+    assert states == [{"at": 5}]
+    run.finish()
+    assert len(fake.accepted_ids()) == 5
+
+
+def test_a_state_waits_for_records_in_the_open_chunk(fake, tmp_path):
+    states: list = []
+    run = pipeline(tmp_path, fake, states, events_per_request=100, mapping_processes=0)
+    run.process(purchase(1), "conversions")
+    run.state({"at": 1})
+    run.idle()  # the record waits for a fuller request: batch_wait_limit_seconds is an hour
+    assert states == []
+    run.drain()
+    assert states == [{"at": 1}]
+    run.finish()
+
+
+def test_a_state_after_rejected_records_only_is_written_at_once(fake, tmp_path):
+    states: list = []
+    run = pipeline(tmp_path, fake, states, mapping_processes=0)
+    bad = [Problem("schema_validation", "record fails the stream schema")]
+    run.process(purchase(1), "conversions", bad)
+    run.state({"at": 1})
+    assert states == [{"at": 1}]
+    run.finish()
+    assert fake.requests == []
+    assert (tmp_path / "rejects.jsonl").read_text().count("\n") == 1
+
+
+def test_only_the_newest_ready_state_is_written(fake, tmp_path):
+    states: list = []
+    run = pipeline(tmp_path, fake, states, events_per_request=2, mapping_processes=0)
+    for i in range(4):
+        run.process(purchase(i), "conversions")
+        run.state({"at": i + 1})
+    run.drain()
+    assert states[-1] == {"at": 4}
+    assert states == sorted(states, key=lambda s: s["at"]), "never an older STATE after a newer"
+    run.finish()
