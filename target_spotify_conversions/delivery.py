@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from .client import DeliveryError
 from .problems import Problem
 from .transport import MAX_BODY_BYTES, Answer, Transport, body_of, envelope_size
@@ -26,7 +28,7 @@ class Pending:
     stream: str
     event_id: str
     body: bytes
-    record: Mapping[str, Any]
+    record: Mapping[str, Any] | msgspec.Raw  # raw: decoded only if the API refuses it
     identifiers: int = 0  # which identifiers the event carries, as report.IDENTIFIER_BITS
 
 

@@ -35,7 +35,7 @@ import sys
 import traceback
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any, BinaryIO, NoReturn, Protocol
+from typing import Any, BinaryIO, NoReturn, Protocol, cast
 
 import msgspec
 
@@ -43,12 +43,16 @@ from .event_time import UTC
 from .mapping import EventMapper, Mapped, MappingOptions, Skipped
 from .problems import Problem
 from .report import identifier_mask
+from .validation import RecordChecks
 
-Chunk = Sequence[tuple[str, Mapping[str, Any]]]
+# A chunk entry: (stream, record) for a record the SDK side has checked, or (stream, raw, True)
+# for a record straight from its input line (msgspec.Raw): the worker decodes and checks it.
+Entry = tuple[str, Mapping[str, Any]] | tuple[str, msgspec.Raw, bool]
+Chunk = Sequence[Entry]
 
 # A message: 8-byte length, 1-byte kind, payload.
 _HEADER = struct.Struct("!Qc")
-_JSON, _PICKLE, _RESULTS, _ERROR = b"J", b"P", b"R", b"E"
+_JSON, _PICKLE, _STREAM, _RESULTS, _ERROR = b"J", b"P", b"S", b"R", b"E"
 # Pipes hold this much (Linux; elsewhere the system's default), so a chunk or two fit in them.
 PIPE_BYTES = 1 << 20
 # More workers than this gain nothing: the main process's reading is then the bottleneck.
@@ -56,6 +60,10 @@ MAX_PROCESSES = 8
 
 _JSON_ENCODER = msgspec.json.Encoder(decimal_format="number")  # chunks and event bodies
 _CHUNK_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_ENTRIES_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+# What a full decoding may refuse in a raw record the reader skipped over: an integer of over
+# 4,300 digits, an exponent no Decimal holds.
+_UNDECODABLE = (msgspec.DecodeError, decimal.InvalidOperation)
 
 
 class MappedRecord(msgspec.Struct, array_like=True):
@@ -67,6 +75,7 @@ class MappedRecord(msgspec.Struct, array_like=True):
     reasons: list[Problem]
     identifiers: int = 0  # report.IDENTIFIER_BITS of the event's user_data
     skipped: bool = False  # not sent and not kept: the record gives no consent
+    unreadable: bool = False  # a raw record that a full decoding refuses (a huge number)
 
 
 _RESULT_ENCODER = msgspec.msgpack.Encoder()
@@ -77,10 +86,21 @@ class MappingProcessError(RuntimeError):
     """The worker failed or died; what it was mapping is lost, so the run must stop."""
 
 
+class StreamChecks(msgspec.Struct, array_like=True):
+    """What a worker needs to check a stream's raw records as the SDK side would."""
+
+    stream: str
+    schema: dict[str, Any]
+    key_properties: list[str]
+    validate: bool
+
+
 class Workers(Protocol):
     """Where chunks are mapped: results come back by `take`, in the order chunks were submitted."""
 
     def submit(self, chunk: Chunk) -> None: ...
+
+    def add_stream(self, checks: StreamChecks) -> None: ...
 
     def ready(self) -> bool: ...
 
@@ -90,11 +110,12 @@ class Workers(Protocol):
 
 
 def default_processes() -> int:
-    """One worker for each usable CPU but the main process's; none on one CPU or without fork."""
+    """One worker per usable CPU (the reading process is light on the lean path, and on the
+    SDK path an extra worker costs little); none on one CPU or without fork."""
     if not hasattr(os, "fork"):
         return 0
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(0, min((usable or 1) - 1, MAX_PROCESSES))
+    return 0 if (usable or 1) < 2 else min(usable or 1, MAX_PROCESSES)
 
 
 def start_workers(options: MappingOptions, processes: int) -> Workers:
@@ -111,14 +132,17 @@ class InlineWorkers:
     """Maps in the calling process, through the same encoding as a worker's chunks."""
 
     def __init__(self, options: MappingOptions) -> None:
-        self._mapper = EventMapper(options)
+        self._mapper = ChunkMapper(options)
         self._results: deque[tuple[bytes, bytes]] = deque()
 
     def submit(self, chunk: Chunk) -> None:
         try:
-            self._results.append((_RESULTS, map_chunk(self._mapper, _chunk(*_encode_chunk(chunk)))))
+            self._results.append((_RESULTS, self._mapper.map(*_encode_chunk(chunk))))
         except Exception as exc:  # the same clear stop as a worker's failure
             self._results.append((_ERROR, _describe(exc).encode()))
+
+    def add_stream(self, checks: StreamChecks) -> None:
+        self._mapper.add_stream(_JSON_ENCODER.encode(checks))
 
     def ready(self) -> bool:
         return bool(self._results)
@@ -143,6 +167,10 @@ class WorkerPool:
         self._processes[self._next_in].submit(chunk)
         self._next_in = (self._next_in + 1) % len(self._processes)
         self._out += 1
+
+    def add_stream(self, checks: StreamChecks) -> None:
+        for process in self._processes:
+            process.add_stream(checks)
 
     def ready(self) -> bool:
         return self._out > 0 and self._processes[self._next_out].ready()
@@ -195,6 +223,10 @@ class MappingProcess:
     def submit(self, chunk: Chunk) -> None:
         """Send (stream, record) pairs to the worker; `take` returns their results in order."""
         self._write(_frame(*_encode_chunk(chunk)))
+
+    def add_stream(self, checks: StreamChecks) -> None:
+        """Chunks sent from now on may hold raw records of this stream (no answer comes)."""
+        self._write(_frame(_STREAM, _JSON_ENCODER.encode(checks)))
 
     def ready(self) -> bool:
         """Whether `take` would return without waiting."""
@@ -303,13 +335,16 @@ def _worker_main(
 
 def _serve(options: MappingOptions, task_read: int, result_write: int) -> None:
     """Map chunks until the task pipe ends (the parent closed it, or died)."""
-    mapper = EventMapper(options)
+    mapper = ChunkMapper(options)
     gc.freeze()  # what the fork inherited lives as long as the worker: keep the collector off it
     with os.fdopen(task_read, "rb", buffering=PIPE_BYTES) as tasks:  # closed: no ResourceWarning
         while (message := _read_message(tasks)) is not None:
             kind, payload = message
+            if kind == _STREAM:
+                mapper.add_stream(payload)
+                continue
             try:
-                reply, answer = _RESULTS, map_chunk(mapper, _chunk(kind, payload))
+                reply, answer = _RESULTS, mapper.map(kind, payload)
             except Exception as exc:  # reported to the parent, which stops the run
                 reply, answer = _ERROR, _describe(exc).encode()
             try:
@@ -343,21 +378,66 @@ def _chunk(kind: bytes, payload: bytes) -> Chunk:
     return _CHUNK_DECODER.decode(payload)  # type: ignore[no-any-return]
 
 
-def map_chunk(mapper: EventMapper, chunk: Chunk) -> bytes:
-    """Map a chunk and encode the results, in the chunk's order."""
-    now = dt.datetime.now(UTC)  # one clock reading a chunk: its records arrived together
-    out = []
-    for stream, record in chunk:
-        result = mapper.map(record, stream, now)
+class ChunkMapper:
+    """An EventMapper (and its caches) for the whole run, and the checks of raw records."""
+
+    def __init__(self, options: MappingOptions) -> None:
+        self._mapper = EventMapper(options)
+        self._checks: dict[str, RecordChecks] = {}
+
+    def add_stream(self, payload: bytes) -> None:
+        spec = msgspec.json.decode(payload, type=StreamChecks)
+        self._checks[spec.stream] = RecordChecks(
+            spec.schema, spec.key_properties, validate=spec.validate
+        )
+
+    def map(self, kind: bytes, payload: bytes) -> bytes:
+        """Map an encoded chunk and encode the results, in the chunk's order."""
+        now = dt.datetime.now(UTC)  # one clock reading a chunk: its records arrived together
+        try:
+            chunk = _chunk(kind, payload)
+        except _UNDECODABLE:  # one raw record spoils the chunk: decode entry by entry
+            return _RESULT_ENCODER.encode(
+                [self._map_one(entry, now) for entry in _ENTRIES_DECODER.decode(payload)]
+            )
+        return _RESULT_ENCODER.encode([self._map_one(entry, now) for entry in chunk])
+
+    def _map_one(self, entry: Entry | msgspec.Raw, now: dt.datetime) -> MappedRecord:
+        try:
+            stream, record, raw = _decoded(entry)
+        except _UNDECODABLE:
+            return MappedRecord("", None, [], [], unreadable=True)
+        if raw:  # checked here, as the SDK side checks the others
+            problems = self._checks[stream].problems(record)
+            if problems:
+                return MappedRecord(self._mapper.event_id(record, stream), None, [], problems)
+        result = self._mapper.map(record, stream, now)
         if isinstance(result, Mapped):
             body = _JSON_ENCODER.encode(result.event)
             mask = identifier_mask(result.event["user_data"])
-            out.append(MappedRecord(result.event_id, body, result.warnings, [], mask))
-        elif isinstance(result, Skipped):
-            out.append(MappedRecord(result.event_id, None, [], [], skipped=True))
-        else:
-            out.append(MappedRecord(result.event_id, None, result.warnings, result.reasons))
-    return _RESULT_ENCODER.encode(out)
+            return MappedRecord(result.event_id, body, result.warnings, [], mask)
+        if isinstance(result, Skipped):
+            return MappedRecord(result.event_id, None, [], [], skipped=True)
+        return MappedRecord(result.event_id, None, result.warnings, result.reasons)
+
+
+def _decoded(entry: Entry | msgspec.Raw) -> tuple[str, dict[str, Any], bool]:
+    """(stream, record, whether it came raw) of an entry, decoding what is still raw (an entry
+    of a chunk decoded one by one; a record of a pickled chunk)."""
+    if isinstance(entry, msgspec.Raw):
+        entry = _CHUNK_DECODER.decode(entry)
+    record = entry[1]
+    if isinstance(record, msgspec.Raw):
+        record = _CHUNK_DECODER.decode(record)
+    return cast("str", entry[0]), cast("dict[str, Any]", record), len(entry) > 2
+
+
+def decode_raw(record: Mapping[str, Any] | msgspec.Raw) -> Mapping[str, Any]:
+    """A record as the mapping reads it, whether it came decoded or raw (for the rejects file)."""
+    if isinstance(record, msgspec.Raw):
+        decoded: Mapping[str, Any] = _CHUNK_DECODER.decode(record)
+        return decoded
+    return record
 
 
 def _describe(exc: BaseException) -> str:

@@ -44,6 +44,14 @@ def check_message(message: dict[str, Any], line: str | bytes) -> None:
         raise InvalidInputLine(f"nested more than {MAX_DEPTH} levels deep")
 
 
+def may_stay_raw(line: bytes) -> bool:
+    """Whether a line's record may go to the mapping workers undecoded: a few C scans prove
+    that its JSON, once the decoder has skipped over it, is all a full decoding would accept
+    (ASCII, so no invalid UTF-8; few brackets, so not too deep) and that the SDK would not
+    change it (no `_sdc_` metadata to remove)."""
+    return line.isascii() and _brackets(line) <= _BRACKETS_UNCHECKED and b'"_sdc_' not in line
+
+
 def check_schema_message(message: dict[str, Any]) -> None:
     """Raise SchemaMessageError unless the stream, schema and key_properties are usable."""
     stream = message.get("stream")

@@ -20,12 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
+
 from .checkpoints import Checkpoints
 from .client import CapiClient
 from .delivery import Delivery, Outcome, Pending
 from .mapping import EventMapper
-from .mapping_process import MappedRecord, start_workers
+from .mapping_process import Entry, MappedRecord, StreamChecks, decode_raw, start_workers
 from .problems import Problem
+from .reader import not_json
 from .rejects import Rejects
 from .report import RunReport
 from .settings import Settings
@@ -33,8 +36,10 @@ from .transport import DryRunFile, Transport
 
 # Chunks at each mapping worker and not yet handed on: enough to keep it busy.
 CHUNKS_OUT_PER_WORKER = 2
-# A record waiting for the mapping process: its number, its stream, the record itself.
-Queued = tuple[int, str, Mapping[str, Any]]
+# Where a raw record was read: (line number, line size) or (line number, BATCH file URL).
+Origin = tuple[int, int | str]
+# A record waiting for the mapping workers: its number, its chunk entry, where it was read.
+Queued = tuple[int, Entry, Origin | None]
 
 
 class Pipeline:
@@ -81,21 +86,39 @@ class Pipeline:
         self, record: Mapping[str, Any], stream: str, problems: Sequence[Problem] = ()
     ) -> None:
         """Queue one record for mapping, or reject it; `problems` come from the SDK side."""
+        seq = self._arrived(stream)
+        if problems:
+            self.rejects.reject(stream, self.mapper.event_id(record, stream), problems, record)
+            return
+        self._chunk.append((seq, (stream, record), None))
+        if len(self._chunk) >= self._chunk_size:
+            self._send_chunk()
+
+    def process_raw(self, stream: str, record: msgspec.Raw, origin: Origin) -> None:
+        """Queue a record as its input line holds it, undecoded: the workers decode, check and
+        map it. Only for streams `add_raw_stream` announced (see reader.raw_record)."""
+        self._chunk.append((self._arrived(stream), (stream, record, True), origin))
+        if len(self._chunk) >= self._chunk_size:
+            self._send_chunk()
+
+    def add_raw_stream(self, checks: StreamChecks) -> None:
+        """A stream whose records may come raw; records read before are sent first, so a new
+        SCHEMA of the stream applies from the next record on."""
+        if self._chunk:
+            self._send_chunk()
+        self.workers.add_stream(checks)
+
+    def _arrived(self, stream: str) -> int:
         seq = self.checkpoints.number()
         self.report.read(stream)
         if self._waiting_since is None:
             self._waiting_since = time.monotonic()
-        if problems:
-            self.rejects.reject(stream, self.mapper.event_id(record, stream), problems, record)
-            return
-        self._chunk.append((seq, stream, record))
-        if len(self._chunk) >= self._chunk_size:
-            self._send_chunk()
+        return seq
 
     def _send_chunk(self) -> None:
         """Records go to the workers in chunks; at most a few chunks are out at once."""
         chunk, self._chunk = self._chunk, []
-        self.workers.submit([(stream, record) for _, stream, record in chunk])
+        self.workers.submit([entry for _, entry, _ in chunk])
         self._chunks_out.append(chunk)
         while len(self._chunks_out) > self._max_chunks_out:
             self._take_mapped(wait=True)
@@ -106,13 +129,16 @@ class Pipeline:
         """Hand mapped chunks, in the order they were sent, to delivery and rejects."""
         while self._chunks_out and (wait or self.workers.ready()):
             chunk = self._chunks_out[0]  # still unfinished while it is handed on
-            for (seq, stream, record), mapped in zip(chunk, self.workers.take(), strict=True):
-                self._hand_on(seq, stream, record, mapped)
+            for (seq, entry, origin), mapped in zip(chunk, self.workers.take(), strict=True):
+                if mapped.unreadable and origin is not None:
+                    self._unreadable_raw(entry[0], origin)
+                else:
+                    self._hand_on(seq, entry[0], entry[1], mapped)
             self._chunks_out.popleft()
             wait = False
 
     def _hand_on(
-        self, seq: int, stream: str, record: Mapping[str, Any], mapped: MappedRecord
+        self, seq: int, stream: str, record: Mapping[str, Any] | msgspec.Raw, mapped: MappedRecord
     ) -> None:
         if mapped.warnings:
             self.report.warn(stream, mapped.event_id, mapped.warnings)
@@ -120,14 +146,21 @@ class Pipeline:
             self.report.skip_no_consent()
             return
         if mapped.body is None:
-            self.rejects.reject(stream, mapped.event_id, mapped.reasons, record)
+            self.rejects.reject(stream, mapped.event_id, mapped.reasons, decode_raw(record))
             return
         item = Pending(stream, mapped.event_id, mapped.body, record, mapped.identifiers)
         if not self.delivery.fits(item):
             too_big = Problem("event_too_large", "the event alone exceeds the 1 MB request limit")
-            self.rejects.reject(stream, item.event_id, [too_big], record)
+            self.rejects.reject(stream, item.event_id, [too_big], decode_raw(record))
             return
         self.delivery.add(seq, item)
+
+    def _unreadable_raw(self, stream: str, origin: Origin) -> None:
+        """A raw record a full decoding refuses: rejected as the SDK path rejects its line."""
+        line_number, size = origin
+        self.report.recount(stream, "(input)")
+        problem = Problem("unreadable_input_line", not_json(line_number, size))
+        self.rejects.reject("(input)", f"line-{line_number}", [problem], {})
 
     def unreadable(self, line_number: int, why: str) -> None:
         """A line that is no Singer message may have been a record: never lose it silently."""
@@ -202,7 +235,7 @@ class Pipeline:
         """A request is finished: count it, reject what it refused, write the STATE it allows."""
         self.report.deliver(outcome.delivered, outcome.identifier_masks)
         for item, problem in outcome.refused:
-            self.rejects.reject(item.stream, item.event_id, [problem], item.record)
+            self.rejects.reject(item.stream, item.event_id, [problem], decode_raw(item.record))
         self._write_ready_state()
 
     def _close(self, *, abandon: bool) -> None:

@@ -20,13 +20,48 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
-from .messages import check_message
+from .messages import check_message, may_stay_raw
 
 READ_BUFFER_BYTES = 1 << 20
 # How often the reader lets the pipeline write STATEs and send what waited too long.
 TICK_SECONDS = 0.5
 # Numbers with a fraction become Decimal, as with the SDK's own readers.
 _DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
+
+
+class _RecordLine(msgspec.Struct):
+    """A RECORD line with its record left undecoded (other fields are skipped)."""
+
+    type: str
+    stream: str
+    record: msgspec.Raw
+
+
+_RECORD_LINE = msgspec.json.Decoder(_RecordLine)
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+
+
+def not_json(line_number: int, size: int | str) -> str:
+    """Why an input line is unreadable: a RECORD line (`size` in bytes), or a BATCH file's
+    line (`size` is then the file's URL)."""
+    if isinstance(size, str):
+        return f"line {line_number} of BATCH file {size[:300]!r} is not a JSON object"
+    return f"input line {line_number} is not valid UTF-8 JSON ({size} bytes)"
+
+
+def raw_record(line: bytes) -> msgspec.Raw | None:
+    """A line holding one record (a BATCH file's), undecoded, if it may stay so."""
+    if not may_stay_raw(line):
+        return None
+    try:
+        raw = _RAW.decode(line)
+    except msgspec.DecodeError:
+        return None  # the full path says why
+    return raw if _is_object(raw) else None
+
+
+def _is_object(raw: msgspec.Raw) -> bool:
+    return memoryview(raw)[0] == ord("{")
 
 
 class StopReading(BaseException):
@@ -47,16 +82,18 @@ class SafeReader(MsgSpecReader):
         self.waiting_for_input = False
         self.stop_requested = False
         self.on_start: Callable[[], None] | None = None
+        # RECORD lines of these streams go to `on_raw_record` with their record undecoded.
+        self.raw_streams: set[str] = set()
+        self.on_raw_record: Callable[[str, msgspec.Raw, tuple[int, int | str]], None] | None = None
         self.on_unreadable: Callable[[int, str], None] | None = None
         self.on_tick: Callable[[], None] | None = None
 
     def deserialize_json(self, line: str | bytes) -> dict[str, t.Any]:
         try:
             message = _DECODER.decode(line)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            raise InvalidInputLine(
-                f"input line {self.line_number} is not valid UTF-8 JSON ({len(line)} bytes)"
-            ) from None
+        except (msgspec.DecodeError, UnicodeDecodeError, decimal.InvalidOperation):
+            # InvalidOperation: a number whose exponent no Decimal can hold (1e99999999999999999999)
+            raise InvalidInputLine(not_json(self.line_number, len(line))) from None
         except RecursionError:  # caught here, where it surfaces: no walk over every line
             raise InvalidInputLine(
                 f"input line {self.line_number} is nested too deeply to read ({len(line)} bytes)"
@@ -105,6 +142,9 @@ class SafeReader(MsgSpecReader):
                         self.on_tick()
                     continue
                 self.line_number += 1
+                if self.raw_streams and self._took_raw(line):
+                    stats["RECORD"] += 1
+                    continue
                 message = self._read(line)
                 if message is not None:
                     self._dispatch(message, callbacks)
@@ -164,6 +204,21 @@ class SafeReader(MsgSpecReader):
             self._process_unknown_message(message)
         else:
             callback(message)
+
+    def _took_raw(self, line: str | bytes) -> bool:
+        """Hand a RECORD line of a raw stream on undecoded, when it may stay so."""
+        if not isinstance(line, bytes) or not may_stay_raw(line):
+            return False
+        try:
+            message = _RECORD_LINE.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return False  # not a RECORD, or not readable: the full path says which
+        if message.type != "RECORD" or message.stream not in self.raw_streams:
+            return False
+        if not _is_object(message.record) or self.on_raw_record is None:
+            return False
+        self.on_raw_record(message.stream, message.record, (self.line_number, len(line)))
+        return True
 
     def _read(self, line: str | bytes) -> dict[str, t.Any] | None:
         if not line.strip():

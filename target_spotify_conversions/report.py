@@ -91,6 +91,11 @@ class RunReport:
         self.records_read += 1
         self.read_by_stream[stream] += 1
 
+    def recount(self, stream: str, as_stream: str) -> None:
+        """A record counted under `stream` turned out to be an unreadable line."""
+        self.read_by_stream[stream] -= 1
+        self.read_by_stream[as_stream] += 1
+
     def warn(self, stream: str, event_id: str, kinds: Iterable[str]) -> None:
         """Count warnings; the first few of each kind are logged so the row can be found."""
         for kind in kinds:

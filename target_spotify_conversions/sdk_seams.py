@@ -106,6 +106,16 @@ SEAMS: tuple[Seam, ...] = (
         called_by="singer_sdk.target_base.Target._process_record_message",
     ),
     Seam(
+        "singer_sdk.sinks.core.Sink",
+        "_remove_sdc_metadata_from_record",
+        ("self", "record"),
+        "reader.py, messages.py",
+        "the one change the SDK's per-record path makes to a record of a stream with an "
+        "identity map, no flattening and no metadata; lines holding `_sdc_` keys therefore "
+        "take the full path, and all others may skip it undecoded (the lean path)",
+        called_by="singer_sdk.target_base.Target._process_record_message",
+    ),
+    Seam(
         "singer_sdk.helpers._typing",
         "get_datelike_property_type",
         ("property_schema",),

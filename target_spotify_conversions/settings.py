@@ -117,8 +117,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         "mapping_processes",
         th.IntegerType(minimum=0, maximum=MAX_MAPPING_PROCESSES),
         description="Worker processes that map records beside the one reading them. Default: "
-        f"one per usable CPU but one, at most {MAX_PROCESSES}. 0 maps in the reading process "
-        "(the only choice where fork is unavailable).",
+        f"one per usable CPU (none on one CPU), at most {MAX_PROCESSES}. 0 maps in the reading "
+        "process (the only choice where fork is unavailable).",
     ),
     th.Property(
         "request_timeout",

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import typing as t
 
+from singer_sdk.mapper import SameRecordTransform, StreamMap
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
+from .mapping_process import StreamChecks
 from .validation import RecordChecks
 
 if t.TYPE_CHECKING:
@@ -51,6 +53,22 @@ class SpotifyConversionsSink(BatchSink):
 
     def process_record(self, record: dict[str, t.Any], context: dict[str, t.Any]) -> None:
         self._pipeline.process(record, self.stream_name, self._checks.problems(record))
+
+    def raw_checks(self, stream_maps: t.Sequence[StreamMap]) -> StreamChecks | None:
+        """What the workers need to take this stream's records raw, if they may: when the
+        SDK's per-record steps would hand them on unchanged (one identity map, no flattening,
+        no metadata), skipping those steps changes nothing but the time they take."""
+        same = (
+            len(stream_maps) == 1
+            and type(stream_maps[0]) is SameRecordTransform
+            and stream_maps[0].stream_alias == self.stream_name
+            and not stream_maps[0].flattening_enabled
+            and not self.include_sdc_metadata_properties
+        )
+        if not same:
+            return None
+        keys = list(self.key_properties or ())
+        return StreamChecks(self.stream_name, self.schema, keys, self.validate_schema)
 
     def process_batch(self, context: dict[str, t.Any]) -> None:
         """An SDK drain: every request sent and answered, so the SDK may write its STATE."""

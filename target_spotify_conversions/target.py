@@ -14,6 +14,7 @@ from singer_sdk.exceptions import (
     RecordsWithoutSchemaException,
     StreamMapConfigError,
 )
+from singer_sdk.mapper import StreamMap
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
 
@@ -23,7 +24,7 @@ from .escaping import install_log_escaping
 from .mapping_process import MappingProcessError
 from .messages import SchemaMessageError, check_schema_message
 from .pipeline import Pipeline
-from .reader import SafeReader, StopReading
+from .reader import SafeReader, StopReading, not_json, raw_record
 from .rejects import RejectedRecordError
 from .report import unmatched_stream_maps
 from .sdk_seams import ConfigInput
@@ -97,6 +98,7 @@ class TargetSpotifyConversions(Target):
         reader = t.cast("SafeReader", self.message_reader)
         reader.on_unreadable = self._pipeline.unreadable
         reader.on_tick = self._pipeline.idle
+        reader.on_raw_record = self._pipeline.process_raw
 
     def fail_run(self, outcome: str) -> None:
         """The run is failing: stop sending and print the summary, if the run had started."""
@@ -113,7 +115,27 @@ class TargetSpotifyConversions(Target):
             check_schema_message(message_dict)  # taps may repeat a SCHEMA: check each once
             self._schemas_checked[message_dict["stream"]] = seen
         super()._process_schema_message(message_dict)  # (re)registers the stream's maps
-        guard_stream_maps(self.mapper.stream_maps[message_dict["stream"]], self.pipeline.process)
+        stream_maps = self.mapper.stream_maps[message_dict["stream"]]
+        guard_stream_maps(stream_maps, self.pipeline.process)
+        self._route_records(message_dict["stream"], stream_maps)
+
+    def _route_records(self, stream: str, stream_maps: t.Sequence[StreamMap]) -> None:
+        """Records of a stream the SDK would not change skip its per-record path: the reader
+        hands them on undecoded and the mapping workers check them (the lean path)."""
+        reader = t.cast("SafeReader", self.message_reader)
+        sink = self.get_sink(stream_maps[0].stream_alias)  # the SDK made one for each map
+        checks = sink.raw_checks(stream_maps) if isinstance(sink, SpotifyConversionsSink) else None
+        if checks is None:
+            reader.raw_streams.discard(stream)
+            return
+        self.pipeline.add_raw_stream(checks)
+        if stream not in reader.raw_streams:
+            self.logger.info(
+                "Stream %s: records skip the SDK's per-record path (no stream map, flattening "
+                "or metadata to apply); the mapping workers check them",
+                stream,
+            )
+        reader.raw_streams.add(stream)
 
     def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
         super()._process_state_message(message_dict)
@@ -121,17 +143,22 @@ class TargetSpotifyConversions(Target):
 
     def _process_batch_message(self, message_dict: dict[str, t.Any]) -> None:
         """Each line of the batch's files takes the RECORD path: stream maps, validation and
-        all (the SDK's own handling skips both and holds a whole file in memory)."""
+        all, or the lean path for a stream that has one (the SDK's own handling skips
+        validation and stream maps, and holds a whole file in memory)."""
         reader = t.cast("SafeReader", self.message_reader)
         stream = message_dict.get("stream")
         for url, number, line in batch_lines(message_dict):
             if reader.stop_requested:  # the STATE after the batch will not be read either
                 return
+            lean = isinstance(stream, str) and stream in reader.raw_streams
+            raw = raw_record(line) if lean else None
+            if raw is not None:
+                self.pipeline.process_raw(t.cast("str", stream), raw, (number, url))
+                continue
             try:
                 record = reader.deserialize_json(line)
             except InvalidInputLine:
-                why = f"line {number} of BATCH file {url[:300]!r} is not a JSON object"
-                self.pipeline.unreadable(number, why)
+                self.pipeline.unreadable(number, not_json(number, url))
                 continue
             self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
 

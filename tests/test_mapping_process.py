@@ -206,6 +206,12 @@ def test_a_failure_mapping_in_process_stops_the_run_as_a_worker_failure_would(ca
     assert "jane.doe" not in capfd.readouterr().err
 
 
-def test_the_default_leaves_one_cpu_to_the_reading_process():
+def test_the_default_is_one_worker_per_usable_cpu_and_none_on_one():
     usable = len(os.sched_getaffinity(0))
-    assert default_processes() == max(0, min(usable - 1, MAX_PROCESSES))
+    assert default_processes() == (0 if usable == 1 else min(usable, MAX_PROCESSES))
+    original = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(original)})  # as `taskset -c 0` would
+        assert default_processes() == 0
+    finally:
+        os.sched_setaffinity(0, original)

@@ -334,3 +334,52 @@ def test_every_number_of_mapping_processes_writes_the_same_bodies_and_rejects(tm
     assert {"schema_validation", "missing_key_properties", "unknown_event_name"} <= codes
     assert outputs[1] == outputs[0]
     assert outputs[2] == outputs[0]
+
+
+LEAN = "records skip the SDK's per-record path"
+HOSTILE_LINES = [
+    record_message(purchase(900, email="Zoë.Ng@example.com")),  # not ASCII
+    record_message(purchase(901, _sdc_extracted_at="2026-01-01T00:00:00Z")),  # SDK metadata
+    record_message(purchase(902, amount={"deep": [[[[{"x": 1}]]]]})),
+    record_message(purchase(903, **{"$event_time": "not a time"})),
+    record_message(purchase(904, **{"$ip": 12345})),  # fails the schema
+    record_message({"spotify_event_name": "PURCHASE", "amount": 12345678901234567890123}),
+    '{"type": "RECORD", "stream": "conversions", "record": {"amount": NaN}}',
+    '{"type": "RECORD", "stream": "conversions", "record": ["not", "an", "object"]}',
+    '{"type": "RECORD", "stream": "conversions", "record": ' + '{"a": ' * 120 + "1" + "}" * 121,
+    '{"type": "RECORD", "stream": "conversions", "record": {"email": "\\u0000@x.io"}, "v": 1}',
+    # Valid JSON no decoder here can hold: unreadable lines, on both paths.
+    '{"type": "RECORD", "stream": "conversions", "record": {"amount": 1' + "0" * 5000 + "}}",
+    '{"type": "RECORD", "stream": "conversions", "record": {"amount": 1e99999999999999999999}}',
+]
+
+
+def test_the_lean_path_writes_what_the_sdk_path_writes(tmp_path):
+    """A stream without stream maps skips the SDK's per-record path; an identity stream map
+    keeps it. Both give the same bodies, rejects and counts, for clean and hostile lines."""
+    lines = [
+        schema_message(key_properties=["$event_id"]),
+        *singer_lines(SAMPLE)[1:],
+        *HOSTILE_LINES,
+    ]
+    settings = {"dry_run": True, "phone_default_country": "GB", "events_per_request": 9,
+                "event_name_map": {"Search": "CUSTOM_EVENT_1"}}
+    outputs = []
+    for name, stream_maps in (("lean", None), ("sdk", {"conversions": {}})):
+        config = target_config(**settings, **({"stream_maps": stream_maps} if stream_maps else {}))
+        run = run_target(tmp_path / name, config, lines)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert (LEAN in run.stderr) == (name == "lean")
+        rejects = sorted(
+            json.dumps({k: v for k, v in reject.items() if k not in ("run_id", "run_started")})
+            for reject in run.rejects()
+        )
+        counts = {k: v for k, v in run.summary().items() if k.startswith(("records", "rejected"))}
+        bodies = sorted((run.workdir / "dry-run.jsonl").read_bytes().splitlines())
+        outputs.append((bodies, rejects, counts))
+    lean, sdk = outputs
+    assert len(lean[0]) > 10
+    assert lean[2]["rejected unreadable_input_line"].startswith("5")
+    assert lean[0] == sdk[0]
+    assert lean[1] == sdk[1]
+    assert lean[2] == sdk[2]
