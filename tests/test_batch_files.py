@@ -144,3 +144,34 @@ def test_plain_paths_and_blank_lines(tmp_path):
     assert [(n, line.strip()) for _, n, line in batch_lines(message)] == [
         (1, b'{"a": 1}'), (4, b'{"b": 2}'),
     ]
+
+
+def test_batch_lines_give_what_record_lines_give_on_either_path(tmp_path):
+    """BATCH lines take the lean path when their stream does; the output is the same as the
+    same records sent as RECORD lines, and as either sent through an identity stream map."""
+    records = [purchase(i) for i in range(30)] + [
+        purchase(30, email="Zoë@example.com"),  # not ASCII: the SDK path
+        purchase(31, **{"$ip": 5}),  # fails the schema
+        {"spotify_event_name": "PURCHASE", "amount": 1},  # no identifier, no currency
+    ]
+    bad_lines = ["[1, 2]", '{"amount": 1' + "0" * 5000 + "}"]
+    url = write_batch(tmp_path / "part.jsonl.gz", records, extra_lines=bad_lines)
+    as_batch = [schema_message(), batch_message([url])]
+    as_records = [schema_message(), *(record_message(r) for r in records)]
+    outputs = {}
+    for name, lines in (("batch", as_batch), ("records", as_records)):
+        for path, maps in (("lean", {}), ("sdk", {"stream_maps": {"conversions": {}}})):
+            config = target_config(dry_run=True, events_per_request=8, **maps)
+            run = run_target(tmp_path / f"{name}-{path}", config, lines)
+            assert run.returncode == 0, run.stderr[-2000:]
+            bodies = sorted((run.workdir / "dry-run.jsonl").read_bytes().splitlines())
+            rejects = sorted(
+                json.dumps({k: v for k, v in r.items() if k not in ("run_id", "run_started")})
+                for r in run.rejects() if r["stream"] != "(input)"
+            )
+            outputs[name, path] = (bodies, rejects, run.count("rejected unreadable_input_line"))
+    assert len(outputs["batch", "lean"][0]) == 4  # 31 events in requests of 8
+    assert outputs["batch", "lean"][2] == 2
+    assert outputs["batch", "lean"] == outputs["batch", "sdk"]
+    assert outputs["batch", "lean"][:2] == outputs["records", "lean"][:2]
+    assert outputs["records", "lean"] == outputs["records", "sdk"]
