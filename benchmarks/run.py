@@ -5,7 +5,9 @@
                                        [--skip-noop] [--users N] [--set KEY=VALUE]
                                        [--json results.json]
 
-1. Generates N Freshpaint-style events once (benchmarks/make_events.py, in a subprocess).
+1. Generates N Freshpaint-style events once (sample/make_events.py, in a subprocess): messy
+   (the default) or clean (`--input clean`: canonical values, every record valid); with
+   `--batch` the target reads them as an SDK BATCH message of gzip JSON-lines files.
 2. Checks that the fake API is not what is measured: POSTs pre-built 500-event bodies to a
    count-only fake from 4 threads and reports what it sustains, and the fake's own CPU time per
    request.
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import http.client
+import itertools
 import json
 import os
 import resource
@@ -62,8 +66,8 @@ if not TARGET_BIN.exists():
 EVENTS_PER_BODY = 500  # the target's default events_per_request
 MB = 1024.0  # ru_maxrss is in kB on Linux
 
-# Goals of the performance issue (200k events, 2-core machine).
-GOAL_RATIO = 3.5
+# Goals of the performance issues (2-core machine): target/no-op on each input, on one core.
+GOAL_RATIO = {"clean": 4.0, "messy": 6.0, "one core": 2.0}
 GOAL_RATE_NO_LATENCY = 20_000
 GOAL_RATE_LATENCY = 15_000
 GOAL_RSS_MB = 150
@@ -80,6 +84,7 @@ class RunResult:
     seconds: float
     events_per_s: float
     peak_rss_mb: float
+    peak_pss_mb: float = 0.0  # proportional: pages shared by forked workers counted once
     requests: int | None = None
     unique_ids: int | None = None
     fake_cpu_pct: float | None = None
@@ -244,19 +249,26 @@ def capacity_check(fake: FakeProcess, bodies: list[bytes], threads: int,
 # --------------------------------------------------------------------------------------------
 
 
-def run_child(cmd: list[str], stdin: Path, log: Path, cwd: Path,
-              timeout: float) -> tuple[int, float, float]:
-    """Exit code, wall seconds (spawn to exit) and peak RSS in MB of one child process.
+# Prefix of every target and no-op command (`--one-core`: taskset -c 0).
+PREFIX: list[str] = []
 
-    The peak is the larger of the child's own ru_maxrss and the sampled sum of the RSS of the
-    child and its own children (the target maps records in a child process of its own).
+
+def run_child(cmd: list[str], stdin: Path, log: Path, cwd: Path,
+              timeout: float) -> tuple[int, float, float, float]:
+    """Exit code, wall seconds (spawn to exit), peak RSS and peak PSS in MB of one child.
+
+    The RSS peak is the larger of the child's own ru_maxrss and the sampled sum of the RSS of
+    the child and its own children (the target maps records in child processes of its own);
+    that sum counts the pages forked workers share with their parent once per process. The
+    PSS peak (sampled sum of proportional set sizes) counts each shared page once.
     """
     with stdin.open("rb") as fin, log.open("wb") as ferr:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=fin, stdout=subprocess.DEVNULL, stderr=ferr, cwd=cwd)
+        proc = subprocess.Popen(PREFIX + cmd, stdin=fin, stdout=subprocess.DEVNULL, stderr=ferr,
+                                cwd=cwd)
         watchdog = threading.Timer(timeout, _kill_pid, args=(proc.pid,))
         watchdog.start()
-        tree_peak = [0.0]
+        tree_peak = [0.0, 0.0]
         sampler = threading.Thread(target=_sample_tree_rss, args=(proc.pid, tree_peak),
                                    daemon=True)
         sampler.start()
@@ -267,25 +279,29 @@ def run_child(cmd: list[str], stdin: Path, log: Path, cwd: Path,
         seconds = time.perf_counter() - t0
         sampler.join(timeout=1)
     proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
-    return proc.returncode, seconds, max(usage.ru_maxrss / MB, tree_peak[0])
+    return proc.returncode, seconds, max(usage.ru_maxrss / MB, tree_peak[0]), tree_peak[1]
 
 
 def _sample_tree_rss(pid: int, peak: list[float]) -> None:
-    """Every 20 ms: the RSS of the process and its children, in MB, summed."""
+    """Every 20 ms the summed RSS, every 100 ms the summed PSS, of the process and its
+    children, in MB (PSS reads /proc/PID/smaps_rollup: dearer, so less often)."""
     try:
         root = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return
-    while True:
+    for tick in itertools.count():
         try:
             tree = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
-        total = 0
+        rss = pss = 0
         for process in tree:
-            with contextlib.suppress(psutil.NoSuchProcess):  # a child may end meanwhile
-                total += process.memory_info().rss
-        peak[0] = max(peak[0], total / (1024 * 1024))
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                rss += process.memory_info().rss  # a child may end meanwhile
+                if tick % 5 == 0:
+                    pss += process.memory_full_info().pss
+        peak[0] = max(peak[0], rss / (1024 * 1024))
+        peak[1] = max(peak[1], pss / (1024 * 1024))
         time.sleep(0.02)
 
 
@@ -321,8 +337,8 @@ def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
         (rundir / "config.json").write_text(json.dumps(config))
         before = fake.stats()
         cpu0 = fake.cpu_seconds()
-        code, seconds, rss = run_child([str(TARGET_BIN), "--config", "config.json"],
-                                       input_path, log, rundir, timeout)
+        code, seconds, rss, pss = run_child([str(TARGET_BIN), "--config", "config.json"],
+                                            input_path, log, rundir, timeout)
         cpu = fake.cpu_seconds() - cpu0
         after = fake.stats()
     requests = after["requests"] - before["requests"]
@@ -350,7 +366,7 @@ def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
             problems.append(f"the target's summary says '{key}: {got}', expected {value}")
     if problems:
         raise BenchError(f"{where}: " + "; ".join(problems))
-    return RunResult(n, "target", seconds, meta["events"] / seconds, rss, requests, unique,
+    return RunResult(n, "target", seconds, meta["events"] / seconds, rss, pss, requests, unique,
                      100 * cpu / seconds, str(log))
 
 
@@ -362,8 +378,9 @@ def run_noop(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
     config = {"api_url": "http://127.0.0.1:9/unused/", "auth_token": TOKEN,
               "capi_connection_id": CONNECTION_ID}
     (rundir / "config.json").write_text(json.dumps(config))
-    code, seconds, rss = run_child([PY, str(HERE / "noop_target.py"), "--config", "config.json"],
-                                   input_path, log, rundir, timeout)
+    code, seconds, rss, pss = run_child(
+        [PY, str(HERE / "noop_target.py"), "--config", "config.json"], input_path, log, rundir,
+        timeout)
     where = f"noop run {n} (log: {log})"
     if code != 0:
         raise BenchError(f"{where} exited {code}; the end of its log:\n{tail(log)}")
@@ -373,7 +390,59 @@ def run_noop(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
             counted += json.loads(line.split("METRIC: ", 1)[1])["value"]
     if counted != meta["events"]:
         raise BenchError(f"{where} counted {counted} records, the input has {meta['events']}")
-    return RunResult(n, "noop", seconds, meta["events"] / seconds, rss, log=str(log))
+    return RunResult(n, "noop", seconds, meta["events"] / seconds, rss, pss, log=str(log))
+
+
+BATCH_RECORDS = 50_000  # records a BATCH file
+
+
+def as_batch(input_path: Path, workdir: Path) -> Path:
+    """The same records as gzip JSON-lines files, and a stdin of SCHEMA, one BATCH message
+    naming them, and the input's last STATE."""
+    schema, records, last_state, files = "", [], "", []
+    with input_path.open() as lines:
+        for line in lines:
+            message = json.loads(line)
+            if message["type"] == "SCHEMA":
+                schema = line
+            elif message["type"] == "STATE":
+                last_state = line
+            else:
+                records.append(json.dumps(message["record"], separators=(",", ":")))
+    for start in range(0, len(records), BATCH_RECORDS):
+        path = workdir / f"batch-{start // BATCH_RECORDS}.jsonl.gz"
+        path.write_bytes(gzip.compress(("\n".join(records[start:start + BATCH_RECORDS])
+                                        + "\n").encode(), compresslevel=1))
+        files.append(path.as_uri())
+    stream = json.loads(schema)["stream"]
+    batch = {"type": "BATCH", "stream": stream, "manifest": files,
+             "encoding": {"format": "jsonl", "compression": "gzip"}}
+    out = workdir / "batch-stdin.jsonl"
+    out.write_text(schema + json.dumps(batch) + "\n" + last_state)
+    return out
+
+
+def bare_loop(input_path: Path) -> float:
+    """Events/s of the floor of Python here, in a child process on one core: decode each
+    RECORD line with msgspec, SHA-256 the trimmed lower-case email, encode a small event."""
+    code = """
+import hashlib, sys, time, msgspec
+decode, encode = msgspec.json.Decoder().decode, msgspec.json.Encoder().encode
+lines = open(sys.argv[1], "rb").read().splitlines()
+t, n = time.perf_counter(), 0
+for line in lines:
+    message = decode(line)
+    if message["type"] != "RECORD":
+        continue
+    record, n = message["record"], n + 1
+    email = record.get("email")
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest() if email else None
+    encode({"event_id": record.get("$event_id"), "user_data": {"hashed_emails": [digest]}})
+print(n / (time.perf_counter() - t))
+"""
+    cmd = [*(["taskset", "-c", "0"] if shutil.which("taskset") else []), PY, "-c", code,
+           str(input_path)]
+    return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,12 +456,13 @@ def fmt(value: float | None, spec: str) -> str:
 
 def table(results: list[RunResult]) -> list[str]:
     head = (f"{'run':<8}{'what':<8}{'seconds':>9}{'events/s':>11}{'peak RSS MB':>13}"
-            f"{'requests':>10}{'unique ids':>12}{'fake CPU':>10}")
+            f"{'peak PSS MB':>13}{'requests':>10}{'unique ids':>12}{'fake CPU':>10}")
     lines = [head, "-" * len(head)]
     for r in results:
         lines.append(
             f"{r.repeat:<8}{r.what:<8}{r.seconds:>9.2f}{r.events_per_s:>11,.0f}"
-            f"{r.peak_rss_mb:>13.1f}{fmt(r.requests, ','):>10}{fmt(r.unique_ids, ','):>12}"
+            f"{r.peak_rss_mb:>13.1f}{r.peak_pss_mb:>13.1f}"
+            f"{fmt(r.requests, ','):>10}{fmt(r.unique_ids, ','):>12}"
             f"{fmt(r.fake_cpu_pct, '.0f') + ('%' if r.fake_cpu_pct is not None else ''):>10}"
         )
     lines.append("-" * len(head))
@@ -406,6 +476,7 @@ def table(results: list[RunResult]) -> list[str]:
             f"{'median':<8}{what:<8}{statistics.median(r.seconds for r in mine):>9.2f}"
             f"{statistics.median(r.events_per_s for r in mine):>11,.0f}"
             f"{statistics.median(r.peak_rss_mb for r in mine):>13.1f}"
+            f"{statistics.median(r.peak_pss_mb for r in mine):>13.1f}"
             f"{fmt(statistics.median(reqs) if reqs else None, ',.0f'):>10}"
             f"{'':>12}"
             f"{(format(statistics.median(cpu), '.0f') + '%') if cpu else '-':>10}"
@@ -419,6 +490,7 @@ def medians(results: list[RunResult], what: str) -> dict[str, float] | None:
         return None
     return {"events_per_s": statistics.median(r.events_per_s for r in mine),
             "peak_rss_mb": statistics.median(r.peak_rss_mb for r in mine),
+            "peak_pss_mb": statistics.median(r.peak_pss_mb for r in mine),
             "seconds": statistics.median(r.seconds for r in mine)}
 
 
@@ -455,6 +527,14 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="KEY=JSON", type=setting,
                         help="extra target setting, e.g. --set max_concurrent_requests=8 "
                              "(repeatable; the default is the target's own defaults)")
+    parser.add_argument("--input", choices=("messy", "clean"), default="messy",
+                        help="messy: typed spellings, 1%% invalid; clean: canonical, all valid")
+    parser.add_argument("--batch", action="store_true",
+                        help="the target reads the records as a BATCH message of gzip files")
+    parser.add_argument("--one-core", action="store_true",
+                        help="run target and no-op under taskset -c 0")
+    parser.add_argument("--bare-loop", action="store_true",
+                        help="also time the physical floor: decode, hash, encode, one core")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
@@ -485,17 +565,26 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     say = lambda text="": print(text, flush=True)  # noqa: E731
     input_path = workdir / "events.jsonl"
     meta_path = workdir / "events.meta.json"
-    gen = [PY, str(HERE / "make_events.py"), "--events", str(args.events), "--seed",
+    gen = [PY, str(REPO / "sample" / "make_events.py"), "--events", str(args.events), "--seed",
            str(args.seed), "--out", str(input_path), "--meta", str(meta_path)]
     if args.users is not None:
         gen += ["--users", str(args.users)]
+    if args.input == "clean":
+        gen.append("--clean")
     subprocess.run(gen, check=True, stdout=subprocess.DEVNULL)
     meta = json.loads(meta_path.read_text())
+    if args.one_core:
+        if shutil.which("taskset") is None:
+            raise BenchError("--one-core needs taskset (util-linux)")
+        PREFIX[:] = ["taskset", "-c", "0"]
+    target_input = as_batch(input_path, workdir) if args.batch else input_path
     cpus = os.cpu_count()
     say(f"machine: {cpus} CPUs, load average {os.getloadavg()[0]:.2f} at start; python "
         f"{sys.version.split()[0]}")
-    say(f"input: {meta['events']:,} events ({meta['valid']:,} valid, {meta['invalid']:,} "
-        f"invalid: {meta['invalid_by_kind']}), {meta['properties_per_record']} properties a "
+    say(f"input ({args.input}{', as BATCH files' if args.batch else ''}"
+        f"{', one core (taskset -c 0)' if args.one_core else ''}): {meta['events']:,} events "
+        f"({meta['valid']:,} valid, {meta['invalid']:,} invalid: {meta['invalid_by_kind']}), "
+        f"{meta['properties_per_record']} properties a "
         f"record, user pool {meta['user_pool']:,} ({meta['users_seen']:,} seen), "
         f"{meta['bytes'] / 1e6:.1f} MB, seed {meta['seed']}, generated in {meta['seconds']} s")
 
@@ -527,6 +616,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # Start-up and shut-down cost: the same programs on an input with no record.
     empty = workdir / "empty.jsonl"
     empty.write_text(input_path.open().readline())
+    floor = bare_loop(input_path) if args.bare_loop else None
+    if floor is not None:
+        say(f"bare loop (one core: decode each RECORD with msgspec, hash the email, encode a "
+            f"small event): {floor:,.0f} events/s")
     none = {"events": 0, "valid": 0, "invalid": 0}
     idle = [run_target(0, workdir, empty, none, args.latency, args.timeout, settings)]
     if not args.skip_noop:
@@ -536,7 +629,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     results: list[RunResult] = []
     for n in range(1, args.repeats + 1):
-        runs = [("target", lambda n=n: run_target(n, workdir, input_path, meta, args.latency,
+        runs = [("target", lambda n=n: run_target(n, workdir, target_input, meta, args.latency,
                                                    args.timeout, settings))]
         if not args.skip_noop:
             runs.append(("noop", lambda n=n: run_noop(n, workdir, input_path, meta,
@@ -546,6 +639,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             results.append(result)
             say(f"  repeat {n} {what:<6} {result.seconds:7.2f} s  "
                 f"{result.events_per_s:9,.0f} events/s  peak RSS {result.peak_rss_mb:6.1f} MB"
+                f"  PSS {result.peak_pss_mb:6.1f} MB"
                 + (f"  {result.requests} requests, fake CPU {result.fake_cpu_pct:.0f}%"
                    if result.requests is not None else ""))
 
@@ -576,9 +670,12 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     say(f"  target >= {rate_goal:,} events/s: {target_m['events_per_s']:,.0f} -> "
         f"{verdict(target_m['events_per_s'] >= rate_goal)}")
     if ratio is not None and args.latency == 0:
-        say(f"  target >= {GOAL_RATIO}x noop: {ratio:.2f}x -> {verdict(ratio >= GOAL_RATIO)}")
-    say(f"  peak RSS < {GOAL_RSS_MB} MB: {target_m['peak_rss_mb']:.1f} MB -> "
-        f"{verdict(target_m['peak_rss_mb'] < GOAL_RSS_MB)}")
+        goal = GOAL_RATIO["one core" if args.one_core else args.input]
+        say(f"  target >= {goal}x noop: {ratio:.2f}x -> {verdict(ratio >= goal)}")
+    for kind in ("rss", "pss"):
+        peak = target_m[f"peak_{kind}_mb"]
+        say(f"  peak {kind.upper()} < {GOAL_RSS_MB} MB: {peak:.1f} MB -> "
+            f"{verdict(peak < GOAL_RSS_MB)}")
     say("  peak RSS within 10% between 20k and 200k events: compare the median peak RSS of "
         "a --events 20000 run with this one")
     return {
@@ -591,6 +688,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "median_target": target_m,
         "median_noop": noop_m,
         "ratio": ratio,
+        "bare_loop_events_per_s": floor,
         "driver_peak_rss_mb": driver_rss,
     }
 

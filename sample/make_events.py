@@ -19,16 +19,36 @@ unknown event name, an invalid currency, action source, URL, amount or opt-out f
 target should accept, for the end-to-end test. It assumes the settings of meltano.yml:
 ``phone_default_country: GB``, no ``default_event_name`` and
 ``event_name_map: {"Search": "CUSTOM_EVENT_1"}``.
+
+The same vocabulary also makes **benchmark streams** of any size (benchmarks/run.py):
+
+    python sample/make_events.py --events 200000 --out /tmp/events.jsonl [--clean]
+
+a Singer file as a warehouse export of such events carries it: one SCHEMA, one RECORD per
+event with the same 16 columns (null where a value does not apply), a STATE every 1000
+records, events in time order over the 25 days before ``--anchor`` (default: this hour).
+Users come from a pool (default N/8, so the target's caches see repeats at a realistic
+rate). *Messy* (the default): emails and phones in the spellings people type, some
+pre-hashed, some national-only phones (dropped with a warning), times in several forms, and
+about 1% of records invalid on purpose, one problem each (a time in the future, an unknown
+event name, a PURCHASE without currency, no identifier). *Clean* (``--clean``): every value
+in its canonical form and every record valid. The JSON summary it prints says how many
+events the API must receive (``valid``). Deterministic for a given seed, size, pool and
+anchor.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import json
 import random
 import sys
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -726,6 +746,192 @@ class Generator:
 _DELETE = object()
 
 
+# --- benchmark streams -------------------------------------------------------------------------
+
+STREAM = "conversions"
+STATE_EVERY = 1000
+SPAN = timedelta(days=25)
+INVALID_RATE = 0.01
+INVALID_KINDS = ("future_time", "unknown_event_name", "purchase_without_currency", "no_identifier")
+_NULLABLE = {"type": ["null", "string"]}
+# Warehouse column types, as a tap reading the events table declares them.
+STREAM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "$event_id": {"type": ["string"]},
+        "spotify_event_name": _NULLABLE,
+        "$event_time": {"type": ["null", "string"], "format": "date-time"},
+        **dict.fromkeys(["email", "phone", "$ip", "$device_id", "$user_agent"], _NULLABLE),
+        **dict.fromkeys(["$action_source", "event_source_url"], _NULLABLE),
+        "amount": {"type": ["null", "number"]},
+        **dict.fromkeys(["currency", "content_name", "content_category"], _NULLABLE),
+        "opt_out_targeting": {"type": ["null", "boolean"]},
+        "$spclid": _NULLABLE,
+    },
+}
+# (spelling in the export, Spotify name it resolves to, weight): a shop's funnel.
+FUNNEL: list[tuple[str, str, int]] = [
+    ("page_view", "VIEW", 18), ("Page Viewed", "VIEW", 12), ("VIEW", "VIEW", 4),
+    ("Product Viewed", "PRODUCT", 14), ("view_item", "PRODUCT", 6),
+    ("add_to_cart", "ADD_TO_CART", 8), ("Product Added", "ADD_TO_CART", 4),
+    ("begin_checkout", "CHECK_OUT", 4), ("Checkout Started", "CHECK_OUT", 3),
+    ("PURCHASE", "PURCHASE", 4), ("Order Completed", "PURCHASE", 8),
+    ("Signed Up", "SIGN_UP", 3), ("sign_up", "SIGN_UP", 2),
+    ("LEAD", "LEAD", 2), ("generate_lead", "LEAD", 1),
+]  # fmt: skip
+UNKNOWN_NAMES = ["Coupon Applied", "wishlist_add", "Serch", "Cart Abandoned"]
+_MESSY_CHANCE = {"email": 0.55, "phone": 0.6, "time": 0.55}
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """One user of a benchmark stream: what the export knows about them, across events."""
+
+    email: str | None  # canonical lower-case address, or (pre-hashed) a digest
+    phone: str | None  # E.164, or a digest
+    ip: str
+    device_id: str | None
+    app: bool
+
+
+def make_shopper(rng: random.Random, n: int, clean: bool) -> Shopper:
+    app = rng.random() < 0.3
+    email = None
+    if rng.random() < 0.85:
+        email = f"{rng.choice(FIRST).lower()}.{rng.choice(LAST).lower()}{n}@example.com"
+        if not clean and rng.random() < 0.10:  # the source system already hashed it
+            email = sha256(email)
+    phone = None
+    if rng.random() < 0.6:
+        phone = f"+1{rng.choice(('415', '212', '646', '312', '206'))}55501{rng.randrange(100):02d}"
+        if not clean and rng.random() < 0.05:
+            phone = sha256(phone)
+    ip = rng.choice(IPV6 if rng.random() < 0.3 else IPV4)
+    device = str(uuid.UUID(int=rng.getrandbits(128), version=4)) if rng.random() < 0.8 else None
+    return Shopper(email, phone, ip, device.upper() if app and device else device, app)
+
+
+def messy(rng: random.Random, kind: str, value: str) -> str:
+    """A value as people type it: case and stray spaces; phones with punctuation or none."""
+    if len(value) == 64 or rng.random() >= _MESSY_CHANCE[kind]:
+        return value
+    if kind == "email":
+        return rng.choice([f"  {value} ", value.upper(), value.title()])
+    d = value[2:]  # a +1 number's ten digits
+    return rng.choice([f"+1 ({d[:3]}) {d[3:6]}-{d[6:]}", f"+1.{d[:3]}.{d[3:6]}.{d[6:]}",
+                       f"({d[:3]}) {d[3:6]}-{d[6:]}"])  # the last: national only, dropped
+
+
+def stream_time(rng: random.Random, moment: datetime, clean: bool) -> str:
+    """Spotify's own form when clean; else also offsets, no offset, or microseconds."""
+    canonical = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if clean or rng.random() >= _MESSY_CHANCE["time"]:
+        return canonical
+    return rng.choice([
+        moment.astimezone(timezone(timedelta(hours=rng.choice((2, -5, 9))))).isoformat(),
+        moment.replace(tzinfo=None).isoformat(timespec="seconds"),
+        moment.isoformat(timespec="microseconds"),
+    ])
+
+
+def stream_record(rng: random.Random, shopper: Shopper, name: str, kind: str,
+                  moment: datetime, order: int, clean: bool) -> dict[str, Any]:
+    """One event of a benchmark stream: the 16 columns, null where they do not apply."""
+    product, price, categories = rng.choice(PRODUCTS[:10])  # those with a taxonomy id
+    quantity = 1 + (rng.random() < 0.3)
+    has_amount = kind in ("ADD_TO_CART", "CHECK_OUT", "PURCHASE")
+    source = "APP" if shopper.app else "WEB"
+    spclid = f"{rng.getrandbits(96):024x}" if rng.random() < 0.2 else None
+    url = None
+    if source == "WEB":
+        url = f"{SHOP}/products/{product.lower().replace(' ', '-')}"
+        url += f"?spclid={spclid}" if spclid else ""
+    event_id = f"ORD-{order}" if kind == "PURCHASE" else str(uuid.UUID(int=rng.getrandbits(128)))
+    return {
+        "$event_id": event_id,
+        "spotify_event_name": kind if clean else name,
+        "$event_time": stream_time(rng, moment, clean),
+        "email": shopper.email and (shopper.email if clean else messy(rng, "email", shopper.email)),
+        "phone": shopper.phone and (shopper.phone if clean else messy(rng, "phone", shopper.phone)),
+        "$ip": shopper.ip,
+        "$device_id": shopper.device_id,
+        "$user_agent": rng.choice(APP_USER_AGENTS if shopper.app else USER_AGENTS),
+        "$action_source": source,
+        "event_source_url": url,
+        "amount": round(float(price) * quantity, 2) if has_amount else None,
+        "currency": ("USD" if clean else rng.choice(CURRENCIES)) if has_amount else None,
+        "content_name": product if kind != "VIEW" else None,
+        "content_category": str(categories[0]) if kind != "VIEW" else None,
+        "opt_out_targeting": False if clean else rng.random() < 0.05,
+        "$spclid": spclid,
+    }  # fmt: skip
+
+
+def spoil(rng: random.Random, record: dict[str, Any], anchor: datetime) -> str:
+    """Make a record invalid in one way; return which."""
+    bad = rng.choice(INVALID_KINDS)
+    if bad == "future_time":
+        record["$event_time"] = (anchor + timedelta(days=2 + rng.random() * 2)).isoformat()
+    elif bad == "unknown_event_name":
+        record["spotify_event_name"] = rng.choice(UNKNOWN_NAMES)
+    elif bad == "purchase_without_currency":
+        record.update(spotify_event_name="Order Completed", amount=42.0, currency=None)
+    else:
+        record.update({"email": None, "phone": None, "$ip": None, "$device_id": None})
+    return bad
+
+
+def _encoder() -> Callable[[Any], str]:
+    """Compact JSON: msgspec when installed (the target's venv has it), else the stdlib."""
+    try:
+        import msgspec
+    except ImportError:
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    encode = msgspec.json.Encoder().encode
+    return lambda obj: encode(obj).decode()
+
+
+def generate(out: Path, events: int, *, seed: int = 1, users: int | None = None,
+             clean: bool = False, anchor: datetime | None = None) -> dict[str, Any]:
+    """Write a benchmark stream to `out`; return its counts (``valid``: events to deliver)."""
+    rng = random.Random(seed)
+    anchor = anchor or datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    pool_size = max(1, users if users is not None else events // 8)
+    pool: dict[int, Shopper] = {}
+    names, weights = [n for n, _, _ in FUNNEL], [w for _, _, w in FUNNEL]
+    kinds = {n: k for n, k, _ in FUNNEL}
+    cumulative = [sum(weights[: i + 1]) for i in range(len(weights))]
+    invalid = dict.fromkeys(INVALID_KINDS, 0)
+    dumps, started, start = _encoder(), time.perf_counter(), anchor - SPAN
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as f:
+        f.write(dumps({"type": "SCHEMA", "stream": STREAM, "schema": STREAM_SCHEMA,
+                       "key_properties": ["$event_id"]}) + "\n")
+        last_time = ""
+        for i in range(events):
+            u = rng.randrange(pool_size)
+            shopper = pool.get(u) or pool.setdefault(u, make_shopper(rng, u, clean))
+            name = names[bisect.bisect(cumulative, rng.random() * cumulative[-1])]
+            moment = start + SPAN * ((i + rng.random()) / max(events, 1))
+            record = stream_record(rng, shopper, name, kinds[name], moment, 1_000_000 + i, clean)
+            if not clean and rng.random() < INVALID_RATE:
+                invalid[spoil(rng, record, anchor)] += 1
+            else:
+                last_time = record["$event_time"]
+            f.write(dumps({"type": "RECORD", "stream": STREAM, "record": record}) + "\n")
+            if (i + 1) % STATE_EVERY == 0 or i + 1 == events:
+                bookmark = {"replication_key": "$event_time", "replication_key_value": last_time}
+                f.write(dumps({"type": "STATE", "value": {"bookmarks": {STREAM: bookmark}}}) + "\n")
+    bad = sum(invalid.values())
+    return {
+        "path": str(out), "events": events, "valid": events - bad, "invalid": bad,
+        "invalid_by_kind": invalid, "clean": clean, "user_pool": pool_size,
+        "users_seen": len(pool), "properties_per_record": len(STREAM_SCHEMA["properties"]),
+        "bytes": out.stat().st_size, "seed": seed, "anchor": anchor.isoformat(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }  # fmt: skip
+
+
 def render(records: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records)
 
@@ -737,7 +943,23 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="verify the committed files match what the generator writes",
     )
+    parser.add_argument("--events", type=int, help="write a benchmark stream of N events")
+    parser.add_argument("--out", type=Path, help="the benchmark stream's file")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--users", type=int, help="user pool (default: events/8)")
+    parser.add_argument("--clean", action="store_true", help="canonical values, none invalid")
+    parser.add_argument("--anchor", type=datetime.fromisoformat, help="latest event time")
+    parser.add_argument("--meta", type=Path, help="also write the counts as JSON here")
     args = parser.parse_args(argv)
+    if args.events is not None:
+        if args.out is None:
+            parser.error("--events needs --out")
+        meta = json.dumps(generate(args.out, args.events, seed=args.seed, users=args.users,
+                                   clean=args.clean, anchor=args.anchor), sort_keys=True)
+        if args.meta is not None:
+            args.meta.write_text(meta + "\n")
+        print(meta)
+        return 0
     records, expected = Generator().build()
     events_text = render(records)
     expected_text = json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
