@@ -383,3 +383,28 @@ def test_the_lean_path_writes_what_the_sdk_path_writes(tmp_path):
     assert lean[0] == sdk[0]
     assert lean[1] == sdk[1]
     assert lean[2] == sdk[2]
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_new_schema_applies_from_the_next_record_on_the_lean_path(tmp_path, processes):
+    """Records read before a stream's new SCHEMA are checked against the old one, even while
+    they are still at a worker; records after it against the new one."""
+    def without_email(i: int) -> dict:
+        return {k: v for k, v in purchase(i).items() if k != "email"}
+
+    before = [without_email(i) for i in range(25)]
+    after = [without_email(100 + i) for i in range(25)]
+    lines = [
+        schema_message(key_properties=["$event_id"]),
+        *(record_message(r) for r in before),
+        schema_message(key_properties=["email"]),  # now every record needs an email
+        *(record_message(r) for r in after),
+    ]
+    config = target_config(dry_run=True, events_per_request=10, mapping_processes=processes)
+    run = run_target(tmp_path / "run", config, lines)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert LEAN in run.stderr
+    sent = {e["event_id"] for b in run.dry_run_bodies() for e in b["conversion_events"]["events"]}
+    assert sent == {f"ord-{i}" for i in range(25)}
+    assert {r["event_id"] for r in run.rejects()} == {f"ord-{100 + i}" for i in range(25)}
+    assert run.count("rejected missing_key_properties") == 25
