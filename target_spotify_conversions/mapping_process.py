@@ -11,6 +11,12 @@ Singer record is (decimals keep their digits; a datetime that a stream map made 
 RFC 3339 string, and a float NaN, which no Singer line can carry, as null); a chunk holding a
 value JSON cannot carry at all is pickled instead. Results come back as msgpack.
 
+On the lean path a record arrives as the raw JSON of its input line (msgspec.Raw, embedded in
+the chunk as it is): the worker decodes it and runs the stream's RecordChecks (sent ahead with
+`add_stream`), which the SDK side runs for the others. A raw record that a full decoding
+refuses spoils its chunk's decoding: the chunk is then decoded entry by entry, and that one
+record comes back `unreadable`.
+
 With `mapping_processes` workers, chunks go to them in turn and results are taken in the same
 turn, so they come back in the order sent. With none (one usable CPU, or no `fork`), chunks are
 mapped in the main process, through the same encoding, so the events are byte for byte the same.
