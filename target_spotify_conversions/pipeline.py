@@ -58,6 +58,7 @@ class Pipeline:
         self._chunk_size = settings.events_per_request
         self._chunk: list[Queued] = []
         self._chunks_out: deque[list[Queued]] = deque()  # sent to the workers, results not taken
+        self._raw_streams: dict[str, StreamChecks] = {}  # as the workers know them
         self.checkpoints = Checkpoints()
         self._write_state = write_state
         self._waiting_since: float | None = None  # first record read since the last idle flush
@@ -103,7 +104,11 @@ class Pipeline:
 
     def add_raw_stream(self, checks: StreamChecks) -> None:
         """A stream whose records may come raw; records read before are sent first, so a new
-        SCHEMA of the stream applies from the next record on."""
+        SCHEMA of the stream applies from the next record on. A repeated SCHEMA (taps repeat
+        them) changes nothing and costs nothing."""
+        if self._raw_streams.get(checks.stream) == checks:
+            return
+        self._raw_streams[checks.stream] = checks
         if self._chunk:
             self._send_chunk()
         self.workers.add_stream(checks)

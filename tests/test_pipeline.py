@@ -69,3 +69,19 @@ def test_only_the_newest_ready_state_is_written(fake, tmp_path):
     assert states[-1] == {"at": 4}
     assert states == sorted(states, key=lambda s: s["at"]), "never an older STATE after a newer"
     run.finish()
+
+
+def test_a_repeated_schema_is_not_sent_to_the_workers_again(fake, tmp_path, monkeypatch):
+    from target_spotify_conversions.mapping_process import StreamChecks
+
+    run = pipeline(tmp_path, fake, [], mapping_processes=0)
+    sent: list[StreamChecks] = []
+    monkeypatch.setattr(run.workers, "add_stream", sent.append)
+    schema = {"type": "object", "properties": {"email": {"type": ["string", "null"]}}}
+    checks = StreamChecks("conversions", schema, ["$event_id"], True)
+    run.add_raw_stream(checks)
+    run.add_raw_stream(StreamChecks("conversions", schema, ["$event_id"], True))  # repeated
+    changed = StreamChecks("conversions", schema, ["email"], True)
+    run.add_raw_stream(changed)
+    assert sent == [checks, changed]
+    run.finish()
