@@ -25,6 +25,7 @@ SAMPLES_PER_KIND = 5
 # The identifiers whose share of sent events the report gives, each with a bit of a mask.
 IDENTIFIERS = ("hashed_emails", "hashed_phone_number", "ip_address", "device_id", "clickID")
 IDENTIFIER_BITS = {name: 1 << n for n, name in enumerate(IDENTIFIERS)}
+_IDENTIFIER_BIT_PAIRS = tuple(IDENTIFIER_BITS.items())
 
 # Which property a warning kind is about, for the log line (the kind itself says why).
 WARNING_FIELDS = {
@@ -40,7 +41,11 @@ WARNING_FIELDS = {
 
 def identifier_mask(user_data: Mapping[str, Any]) -> int:
     """The identifiers an event carries, as bits (cheap to count per event)."""
-    return sum(bit for name, bit in IDENTIFIER_BITS.items() if name in user_data)
+    mask = 0
+    for name, bit in _IDENTIFIER_BIT_PAIRS:  # a plain loop: a third of sum() over a generator
+        if name in user_data:
+            mask |= bit
+    return mask
 
 
 def warning_field(kind: str) -> str:

@@ -7,8 +7,8 @@ every request against the published contract (and records each breach in
 injects the faults the real API may produce: 5xx, 429 with Retry-After, dropped connections,
 latency, outages and 4xx refusals of single events.
 
-Standard library only (plus pycountry, a dependency of the project), so it also runs as a
-stand-alone process for benchmarks::
+Standard library only (plus pycountry and msgspec, dependencies of the project), so it also
+runs as a stand-alone process for benchmarks::
 
     python -m tests.fake_spotify --port 0 --token T --connection-id C [--count-only]
 
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
 import pycountry
 
 EVENTS_PATH = "/capi-direct/events/"
@@ -325,6 +326,43 @@ def check_body(body: object, *, per_event: bool = True, now: float | None = None
             if isinstance(event, dict):
                 out += check_event(event, i, now=now)
     return result
+
+
+class _CountedEvent(msgspec.Struct):
+    event_id: str
+
+
+class _CountedEnvelope(msgspec.Struct, forbid_unknown_fields=True):
+    capi_connection_id: str
+    events: list[_CountedEvent]
+
+
+class _CountedBody(msgspec.Struct, forbid_unknown_fields=True):
+    conversion_events: _CountedEnvelope
+
+
+_COUNTED_BODY = msgspec.json.Decoder(_CountedBody)
+
+
+def count_body(body: bytes) -> BodyCheck | None:
+    """count_only's reading of a well-formed body: the envelope and the event ids, which is all
+    `check_body(per_event=False)` checks, at a fifth of the CPU (the benchmark's fake shares the
+    machine with the target it measures). None when anything is off: the full reading then
+    says what."""
+    try:
+        envelope = _COUNTED_BODY.decode(body).conversion_events
+    except msgspec.DecodeError:  # not JSON, not UTF-8, NaN, a wrong shape or type
+        return None
+    ids = [event.event_id for event in envelope.events]
+    if (
+        not ids
+        or not _UUID.fullmatch(envelope.capi_connection_id)
+        or len(set(ids)) != len(ids)
+        or not all(_nonblank_str(event_id) for event_id in ids)
+    ):
+        return None
+    events = [{"event_id": event_id} for event_id in ids]
+    return BodyCheck(connection_id=envelope.capi_connection_id, events=events, event_ids=ids)
 
 
 # --------------------------------------------------------------------------------------------
@@ -834,10 +872,12 @@ class FakeSpotify:
             if violations:
                 return _Outcome(400, violations, "INVALID_ARGUMENT", violations)
             return _Outcome(413, ["request body too large"], "PAYLOAD_TOO_LARGE")
-        parsed = self._parse_json(body, violations)
-        if parsed is _INVALID:
-            return _Outcome(400, violations, "INVALID_ARGUMENT", violations)
-        found = check_body(parsed, per_event=not self.count_only)
+        found = count_body(body) if self.count_only and not violations else None
+        if found is None:
+            parsed = self._parse_json(body, violations)
+            if parsed is _INVALID:
+                return _Outcome(400, violations, "INVALID_ARGUMENT", violations)
+            found = check_body(parsed, per_event=not self.count_only)
         violations += found.violations
         if violations:
             return _Outcome(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fake_spotify import FakeSpotify, check_body
+from tests.fake_spotify import FakeSpotify, check_body, count_body
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-fake"
@@ -746,6 +746,44 @@ def test_count_only_counts_unique_ids_without_keeping_events() -> None:
         assert post(server, make_body([make_event(6), make_event(7)])).status_code == 413
         assert len(server.contract_violations) == 3
         assert server.unique_count == 4
+
+
+def test_count_body_reads_what_check_body_reads_of_a_good_body() -> None:
+    body = make_body([make_event(0), make_event(1, event_name="not checked")])
+    quick = count_body(json.dumps(body).encode())
+    full = check_body(body, per_event=False)
+    assert quick is not None
+    assert (quick.connection_id, quick.event_ids, quick.violations) == (
+        full.connection_id,
+        full.event_ids,
+        [],
+    )
+    assert [event["event_id"] for event in quick.events] == ["order-0", "order-1"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"conversion_events": {"capi_connection_id": "%s", "events": [{"event_id": NaN}]}}',
+        json.dumps(make_body([make_event(0)]) | {"extra": 1}).encode(),
+        json.dumps(make_body([make_event(0)], cid="not-a-uuid")).encode(),
+        json.dumps(make_body([])).encode(),
+        json.dumps(make_body([make_event(0), make_event(0)])).encode(),
+        json.dumps(make_body([make_event(0, event_id=" ")])).encode(),
+        json.dumps(make_body([make_event(0, event_id=7)])).encode(),
+        json.dumps(make_body([{"event_name": "PURCHASE"}])).encode(),
+        json.dumps(make_body(["not an object"])).encode(),
+    ],
+)
+def test_count_body_leaves_every_odd_body_to_the_full_check(body: bytes) -> None:
+    body = body.replace(b"%s", CID.encode())
+    assert count_body(body) is None
+    with FakeSpotify(token=TOKEN, connection_id=CID, count_only=True) as server:
+        answer = post(server, data=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400
+        assert server.contract_violations, "the full check names what is wrong"
+        assert server.unique_count == 0
 
 
 def test_count_only_counts_every_event_of_full_size_requests() -> None:
