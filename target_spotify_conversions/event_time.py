@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
+from functools import lru_cache
+from typing import TypeGuard
 
 from .values import finite_decimal
 
@@ -45,19 +47,32 @@ def format_event_time(moment: dt.datetime) -> str:
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
 
 
-# JavaScript's Date.toISOString() form, which analytics tools write: exactly Spotify's form.
-_SPOTIFY_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+# JavaScript's Date.toISOString() form, which analytics tools write: exactly Spotify's form,
+# with the time of day in range (the date is checked by `_real_date`).
+_SPOTIFY_FORM = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z"
+)
 
 
-def event_time_text(value: object, moment: dt.datetime) -> str:
-    """`moment` (parsed from `value`) as Spotify's string.
+def in_spotify_form(value: object) -> TypeGuard[str]:
+    """Whether a value is a real time written exactly as Spotify's string.
 
-    A value already in that form is passed on as it is: formatting a datetime costs more than
-    parsing it, and most events arrive in this form.
+    Most events arrive so, and such strings compare as the times they stand for: a regular
+    expression and a cached date check stand in for parsing and formatting a datetime.
     """
-    if isinstance(value, str) and _SPOTIFY_FORM.fullmatch(value):
-        return value
-    return format_event_time(moment)
+    if not isinstance(value, str):
+        return False
+    match = _SPOTIFY_FORM.fullmatch(value)
+    return match is not None and _real_date(match[1])
+
+
+@lru_cache(maxsize=4096)
+def _real_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:  # 2026-02-30, year 0000
+        return False
+    return True
 
 
 def _as_utc(moment: dt.datetime) -> dt.datetime:

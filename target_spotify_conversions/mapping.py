@@ -20,7 +20,12 @@ import pycountry
 
 from . import event_id as ids
 from .event_names import EventNameResolver
-from .event_time import UTC, event_time_text, format_event_time, parse_event_time
+from .event_time import (
+    UTC,
+    format_event_time,
+    in_spotify_form,
+    parse_event_time,
+)
 from .hashing import (
     MAX_EMAILS,
     hash_email,
@@ -332,6 +337,8 @@ class EventMapper:
             if options.default_action_source
             else None
         )
+        self._now: dt.datetime | None = None
+        self._now_texts = ("", "")
 
     def map(
         self, record: Mapping[str, Any], stream: str, now: dt.datetime | None = None
@@ -427,6 +434,15 @@ class EventMapper:
         warnings: list[str],
     ) -> str | None:
         value = record.get("$event_time")
+        if in_spotify_form(value):  # the common case, compared as text (see _clock)
+            now_text, limit_text = self._clock(now)
+            if value <= now_text:
+                return value
+            if value > limit_text:
+                problems.append(Problem("event_time_in_future", "more than 5 minutes ahead of now"))
+                return None
+            warnings.append("event_time_clamped")
+            return now_text
         if is_absent(value):
             warnings.append("event_time_missing")
             return format_event_time(now)
@@ -441,7 +457,17 @@ class EventMapper:
         if moment > now:
             warnings.append("event_time_clamped")
             return format_event_time(now)
-        return event_time_text(value, moment)
+        return format_event_time(moment)  # not in Spotify's form (checked above)
+
+    def _clock(self, now: dt.datetime) -> tuple[str, str]:
+        """`now` and the latest acceptable time, in Spotify's form: worked out once per `now`
+        (a chunk of records shares one). Texts of that fixed-width form sort as their times,
+        and a time with milliseconds is after `now` exactly when it is after `now` cut to
+        milliseconds."""
+        if now is not self._now:
+            self._now = now
+            self._now_texts = (format_event_time(now), format_event_time(now + MAX_CLOCK_SKEW))
+        return self._now_texts
 
     def _apply_rules(
         self,
@@ -451,9 +477,15 @@ class EventMapper:
         warnings: list[str],
     ) -> None:
         options = self.options
+        rules = RULES_BY_SOURCE
         for key, value in record.items():
-            rule = RULES_BY_SOURCE.get(key)
-            if rule is None or value is None or is_absent(value):
+            rule = rules.get(key)
+            if rule is None or value is None:
+                continue
+            if type(value) is str:  # most values: is_absent without the call
+                if not value or value.isspace():
+                    continue
+            elif is_absent(value):
                 continue
             try:
                 sections[rule.section][rule.target] = rule.convert(value, options)

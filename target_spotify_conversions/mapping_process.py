@@ -18,8 +18,10 @@ refuses spoils its chunk's decoding: the chunk is then decoded entry by entry, a
 record comes back `unreadable`.
 
 With `mapping_processes` workers, chunks go to them in turn and results are taken in the same
-turn, so they come back in the order sent. With none (one usable CPU, or no `fork`), chunks are
-mapped in the main process, through the same encoding, so the events are byte for byte the same.
+turn, so they come back in the order sent. A worker is a fresh interpreter that imports this
+module, the mapping and the checks, and nothing of the SDK or the HTTP stack (see
+MappingProcess). With none (one usable CPU, or Windows), chunks are mapped in the main
+process, through the same encoding, so the events are byte for byte the same.
 
 Neither side can block the other for good: the main thread writes without blocking and, when
 the task pipe is full, reads results meanwhile (the worker may be waiting to hand one over).
@@ -32,16 +34,17 @@ import datetime as dt
 import decimal
 import fcntl
 import gc
+import json
 import os
 import pickle
 import select
-import signal
 import struct
+import subprocess
 import sys
 import traceback
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any, BinaryIO, NoReturn, Protocol, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 import msgspec
 
@@ -58,7 +61,7 @@ Chunk = Sequence[Entry]
 
 # A message: 8-byte length, 1-byte kind, payload.
 _HEADER = struct.Struct("!Qc")
-_JSON, _PICKLE, _STREAM, _RESULTS, _ERROR = b"J", b"P", b"S", b"R", b"E"
+_JSON, _PICKLE, _STREAM, _RESULTS, _ERROR, _OPTIONS = b"J", b"P", b"S", b"R", b"E", b"O"
 # Pipes hold this much (Linux; elsewhere the system's default), so a chunk or two fit in them.
 PIPE_BYTES = 1 << 20
 # More workers than this gain nothing: the main process's reading is then the bottleneck.
@@ -99,6 +102,7 @@ class StreamChecks(msgspec.Struct, array_like=True):
     schema: dict[str, Any]
     key_properties: list[str]
     validate: bool
+    datelike: list[tuple[str, str]] = []  # (property, format), by the SDK's rule
 
 
 class Workers(Protocol):
@@ -117,21 +121,23 @@ class Workers(Protocol):
 
 def default_processes() -> int:
     """One worker per usable CPU (the reading process is light on the lean path, and on the
-    SDK path an extra worker costs little); none on one CPU or without fork."""
-    if not hasattr(os, "fork"):
+    SDK path an extra worker costs little); none on one CPU or where workers cannot start."""
+    if not can_start_workers():
         return 0
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return 0 if (usable or 1) < 2 else min(usable or 1, MAX_PROCESSES)
 
 
+def can_start_workers() -> bool:
+    """Workers talk over inherited pipes (POSIX) and run this Python (`sys.executable`)."""
+    return os.name == "posix" and bool(sys.executable)
+
+
 def start_workers(options: MappingOptions, processes: int) -> Workers:
-    """The run's mapping workers; forks, so call it before any thread or file is started."""
+    """The run's mapping workers (they start in the background: the first chunk waits)."""
     if processes == 0:
         return InlineWorkers(options)
-    started: list[MappingProcess] = []
-    for _ in range(processes):
-        started.append(MappingProcess(options, siblings=started))
-    return WorkerPool(started)
+    return WorkerPool([MappingProcess(options) for _ in range(processes)])
 
 
 class InlineWorkers:
@@ -192,39 +198,57 @@ class WorkerPool:
             process.close(abandon=abandon)
 
 
-class MappingProcess:
-    """A worker process holding an EventMapper (and its caches) for the whole run."""
+# The worker's command: signals first (the parent handles them: it drains, writes STATE, then
+# closes the pipe), then the parent's import path, then the mapping and nothing of the SDK.
+_WORKER_CODE = (
+    "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "import json, sys; sys.path[:] = json.loads(sys.argv[3]); "
+    "from target_spotify_conversions.mapping_process import worker_main; "
+    "worker_main(int(sys.argv[1]), int(sys.argv[2]))"
+)
 
-    def __init__(self, options: MappingOptions, siblings: Sequence[MappingProcess] = ()) -> None:
-        """`siblings`: workers started before this one, whose pipe ends this child must close
-        (a worker sees the end of its tasks only when no process holds their pipe open)."""
-        task_read, self._tasks = os.pipe()
+
+class MappingProcess:
+    """A worker process holding an EventMapper (and its caches) for the whole run.
+
+    A fresh interpreter, not a fork: it imports the mapping only (about 25 MB, where a fork of
+    the reading process carries the SDK and the HTTP stack, about 50 MB), forking a process
+    that may already run threads is unsafe, and it starts in about 0.1 s, while the reading
+    process reads its first chunk. Its session is its own: a Ctrl-C at a terminal reaches the
+    reading process only, which drains the workers before it exits.
+    """
+
+    def __init__(self, options: MappingOptions) -> None:
+        task_read, self._tasks = os.pipe()  # the parent's ends are not inherited (PEP 446)
         self._results, result_write = os.pipe()
         for fd in (self._tasks, result_write):
             _widen(fd)
-        # A plain fork, first thing in the run while this process has a single thread: the
-        # child starts in milliseconds with the modules already imported, and (unlike a
-        # multiprocessing.Process) nothing at exit waits for it.
-        self._pid = os.fork()
-        if self._pid == 0:
-            parent_ends = [self._tasks, self._results]
-            parent_ends += [fd for sibling in siblings for fd in sibling.parent_ends]
-            _worker_main(options, task_read, result_write, parent_ends)
-        os.close(task_read)
-        os.close(result_write)
+        command = [sys.executable, "-I", "-c", _WORKER_CODE, str(task_read), str(result_write)]
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - this Python, our own code
+                [*command, json.dumps(sys.path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # stderr is the run's: a worker's traceback shows
+                pass_fds=(task_read, result_write),
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(self._tasks)
+            os.close(self._results)
+            raise
+        finally:
+            os.close(task_read)
+            os.close(result_write)
         os.set_blocking(self._tasks, False)
         self._exit_code: int | None = None
         self._inbox = bytearray()  # bytes from the worker, not yet a whole message
         self._ready: deque[tuple[bytes, bytes]] = deque()  # whole messages, in order
+        self._write(_frame(_OPTIONS, _JSON_ENCODER.encode(options)))
 
     @property
     def pid(self) -> int:
-        return self._pid
-
-    @property
-    def parent_ends(self) -> tuple[int, int]:
-        """The parent's ends of this worker's two pipes."""
-        return self._tasks, self._results
+        return self._process.pid
 
     def submit(self, chunk: Chunk) -> None:
         """Send (stream, record) pairs to the worker; `take` returns their results in order."""
@@ -249,7 +273,7 @@ class MappingProcess:
     def close(self, *, abandon: bool = False) -> None:
         """Let the worker finish and exit, or (`abandon`) stop it at once."""
         if abandon and self._exit_code is None:
-            os.kill(self._pid, signal.SIGKILL)
+            self._process.kill()
         os.close(self._tasks)  # the worker reads to the end, then exits
         self._reap()
         os.close(self._results)
@@ -261,8 +285,7 @@ class MappingProcess:
 
     def _reap(self) -> int:
         if self._exit_code is None:
-            _, status = os.waitpid(self._pid, 0)
-            self._exit_code = os.waitstatus_to_exitcode(status)
+            self._exit_code = self._process.wait()
         return self._exit_code
 
     def _write(self, data: bytes) -> None:
@@ -317,33 +340,15 @@ def _widen(fd: int) -> None:
             fcntl.fcntl(fd, set_size, PIPE_BYTES)
 
 
-def _worker_main(
-    options: MappingOptions, task_read: int, result_write: int, parent_ends: Sequence[int]
-) -> NoReturn:
-    """The forked child: serve, then exit without running anything of the parent's."""
-    # Signals are the parent's to handle: it drains, writes STATE, then closes the pipe.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    code = 1
-    try:
-        for fd in parent_ends:
-            os.close(fd)  # so the parent's death ends the task pipe for this process
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)  # the tap's pipe is the parent's to read and to close
-        os.close(devnull)
-        _serve(options, task_read, result_write)
-        code = 0
-    except BaseException as exc:
-        _describe(exc)
-    finally:
-        os._exit(code)
-
-
-def _serve(options: MappingOptions, task_read: int, result_write: int) -> None:
-    """Map chunks until the task pipe ends (the parent closed it, or died)."""
-    mapper = ChunkMapper(options)
-    gc.freeze()  # what the fork inherited lives as long as the worker: keep the collector off it
+def worker_main(task_read: int, result_write: int) -> None:
+    """The worker process: read the run's options, then map chunks until the task pipe ends
+    (the parent closed it, or died)."""
     with os.fdopen(task_read, "rb", buffering=PIPE_BYTES) as tasks:  # closed: no ResourceWarning
+        first = _read_message(tasks)
+        if first is None or first[0] != _OPTIONS:
+            return
+        mapper = ChunkMapper(msgspec.json.decode(first[1], type=MappingOptions))
+        gc.freeze()  # modules and tables live as long as the worker: keep the collector off them
         while (message := _read_message(tasks)) is not None:
             kind, payload = message
             if kind == _STREAM:
@@ -394,7 +399,7 @@ class ChunkMapper:
     def add_stream(self, payload: bytes) -> None:
         spec = msgspec.json.decode(payload, type=StreamChecks)
         self._checks[spec.stream] = RecordChecks(
-            spec.schema, spec.key_properties, validate=spec.validate
+            spec.schema, spec.key_properties, validate=spec.validate, datelike=spec.datelike
         )
 
     def map(self, kind: bytes, payload: bytes) -> bytes:

@@ -52,7 +52,7 @@ class Pipeline:
         write_state: Callable[[Any], None],
     ) -> None:
         self.settings = settings
-        # First, while this process has one thread and no open file: workers are forks.
+        # First: the workers start (a fresh interpreter each) while this process reads on.
         self.workers = start_workers(settings.mapping_options, settings.mapping_processes)
         self._max_chunks_out = CHUNKS_OUT_PER_WORKER * max(1, settings.mapping_processes)
         self._chunk_size = settings.events_per_request

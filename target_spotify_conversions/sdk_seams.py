@@ -9,13 +9,27 @@ The two private imports the target needs are re-exported from here and imported 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from singer_sdk.helpers._typing import get_datelike_property_type
 from singer_sdk.plugin_base import _ConfigInput
 
-__all__ = ["SEAMS", "ConfigInput", "Seam", "get_datelike_property_type"]
+from .validation import DATE_KINDS
+
+__all__ = ["SEAMS", "ConfigInput", "Seam", "datetime_properties", "get_datelike_property_type"]
 
 ConfigInput = _ConfigInput  # the type of `config` in invoke(); see the "invoke" seam
+
+
+def datetime_properties(schema: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(property, format) of the top-level properties the SDK would parse: found once per stream
+    by the SDK's own rule (a string with format date-time, date or time), for RecordChecks."""
+    found = []
+    for name, spec in (schema.get("properties") or {}).items():
+        kind = get_datelike_property_type(spec) if isinstance(spec, dict) else None
+        if kind in DATE_KINDS:
+            found.append((name, kind))
+    return tuple(found)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from .escaping import printable
 from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import INPUT_PROPERTIES, MappingOptions
-from .mapping_process import MAX_PROCESSES, default_processes
+from .mapping_process import MAX_PROCESSES, can_start_workers, default_processes
 
 DEFAULT_API_URL = "https://capi.spotify.com/capi-direct/events/"
 MAX_EVENTS_PER_REQUEST = 1000
@@ -118,7 +118,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.IntegerType(minimum=0, maximum=MAX_MAPPING_PROCESSES),
         description="Worker processes that map records beside the one reading them. Default: "
         f"one per usable CPU (none on one CPU), at most {MAX_PROCESSES}. 0 maps in the reading "
-        "process (the only choice where fork is unavailable).",
+        "process (the only choice on Windows, where worker processes cannot start).",
     ),
     th.Property(
         "request_timeout",
@@ -365,8 +365,8 @@ def _is_loopback(host: str) -> bool:
 def _mapping_processes(value: object) -> int:
     if value is None:
         return default_processes()
-    if int(str(value)) > 0 and not hasattr(os, "fork"):
-        raise SettingsError("mapping_processes: this system cannot fork worker processes; use 0")
+    if int(str(value)) > 0 and not can_start_workers():
+        raise SettingsError("mapping_processes: this system cannot start worker processes; use 0")
     return int(str(value))
 
 

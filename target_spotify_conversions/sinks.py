@@ -13,6 +13,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from .mapping_process import StreamChecks
+from .sdk_seams import datetime_properties
 from .validation import RecordChecks
 
 if t.TYPE_CHECKING:
@@ -35,8 +36,12 @@ class SpotifyConversionsSink(BatchSink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self._pipeline = target.pipeline
+        self._datelike = datetime_properties(self.schema)
         self._checks = RecordChecks(
-            self.schema, self.key_properties or (), validate=self.validate_schema
+            self.schema,
+            self.key_properties or (),
+            validate=self.validate_schema,
+            datelike=self._datelike,
         )
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
@@ -68,7 +73,8 @@ class SpotifyConversionsSink(BatchSink):
         if not same:
             return None
         keys = list(self.key_properties or ())
-        return StreamChecks(self.stream_name, self.schema, keys, self.validate_schema)
+        datelike = list(self._datelike)
+        return StreamChecks(self.stream_name, self.schema, keys, self.validate_schema, datelike)
 
     def process_batch(self, context: dict[str, t.Any]) -> None:
         """An SDK drain: every request sent and answered, so the SDK may write its STATE."""

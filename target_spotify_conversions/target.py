@@ -89,10 +89,10 @@ class TargetSpotifyConversions(Target):
         return self._pipeline
 
     def _start_run(self) -> None:
-        """Start the run's machinery (worker forks, files, request threads) as reading starts.
+        """Start the run's machinery (worker processes, files, request threads) as reading starts.
 
         Not in __init__: building a target (as --about, --help or the SDK's test runner do)
-        must not fork, open files or start threads.
+        must not start processes, open files or start threads.
         """
         self._pipeline = Pipeline(self.settings, self.logger, self._emit_state)
         reader = t.cast("SafeReader", self.message_reader)
@@ -147,10 +147,10 @@ class TargetSpotifyConversions(Target):
         validation and stream maps, and holds a whole file in memory)."""
         reader = t.cast("SafeReader", self.message_reader)
         stream = message_dict.get("stream")
+        lean = isinstance(stream, str) and stream in reader.raw_streams
         for url, number, line in batch_lines(message_dict):
             if reader.stop_requested:  # the STATE after the batch will not be read either
                 return
-            lean = isinstance(stream, str) and stream in reader.raw_streams
             raw = raw_record(line) if lean else None
             if raw is not None:
                 self.pipeline.process_raw(t.cast("str", stream), raw, (number, url))

@@ -2,27 +2,35 @@
 
 The SDK's own validator puts the offending value in its message (and logs it), and either stops
 the run or passes the record on. Here the message names the field and the rule only.
+
+No SDK import at module level: the mapping workers run these checks in a lean interpreter of
+their own (mapping_process.py). Which fields are date-like is the SDK's rule, so the SDK side
+works it out (sdk_seams.datetime_properties) and hands the list in.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import fastjsonschema
-import jsonschema
 import msgspec
-from singer_sdk.exceptions import InvalidRecord
-from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
 
-from .event_time import from_iso
+from .event_time import from_iso, in_spotify_form
 from .problems import Problem
 from .schema_types import record_type
-from .sdk_seams import get_datelike_property_type
 
 
-class FastValidator(BaseJSONSchemaValidator):
+class SchemaViolation(ValueError):
+    """A record the stream's schema refuses; the message names the field and rule, no value."""
+
+
+class Validator(Protocol):
+    def validate(self, record: dict[str, Any]) -> None: ...
+
+
+class FastValidator:
     """fastjsonschema compiles the stream's schema to Python: about 20x the SDK's validator.
 
     In front of it, for a schema that states only types, the msgspec Struct of schema_types.py
@@ -31,7 +39,6 @@ class FastValidator(BaseJSONSchemaValidator):
     """
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        super().__init__(schema)
         # Formats are checked by parsing date-times below, as the SDK does; fastjsonschema's
         # own date-time regex would refuse offset-less times the SDK accepts.
         self._validate = fastjsonschema.compile(schema, use_formats=False, use_default=False)
@@ -48,28 +55,34 @@ class FastValidator(BaseJSONSchemaValidator):
         try:
             self._validate(record)
         except fastjsonschema.JsonSchemaValueException as exc:
-            raise InvalidRecord(f"{_path(exc.path)} fails '{exc.rule}'", {}) from None
+            raise SchemaViolation(f"{_path(exc.path)} fails '{exc.rule}'") from None
 
 
-class SafeSDKValidator(BaseJSONSchemaValidator):
-    """The SDK's validator for schemas fastjsonschema cannot compile, with value-free messages."""
+class SafeSDKValidator:
+    """The SDK's validator for schemas fastjsonschema cannot compile, with value-free messages.
+
+    Rare, so the SDK is imported only then (in a worker too)."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        super().__init__(schema)
+        from singer_sdk.sinks.core import JSONSchemaValidator
+
         self._inner = JSONSchemaValidator(schema)
 
     def validate(self, record: dict[str, Any]) -> None:
+        import jsonschema
+        from singer_sdk.exceptions import InvalidRecord
+
         try:
             self._inner.validate(record)
         except InvalidRecord as exc:
             cause = exc.__cause__
             if isinstance(cause, jsonschema.ValidationError):
                 where = _path(["data", *map(str, cause.absolute_path)])
-                raise InvalidRecord(f"{where} fails '{cause.validator}'", {}) from None
-            raise InvalidRecord("record fails the stream schema", {}) from None
+                raise SchemaViolation(f"{where} fails '{cause.validator}'") from None
+            raise SchemaViolation("record fails the stream schema") from None
 
 
-def validator_for(schema: dict[str, Any]) -> BaseJSONSchemaValidator:
+def validator_for(schema: dict[str, Any]) -> Validator:
     """The fastest validator that understands this schema."""
     try:
         return FastValidator(schema)
@@ -77,15 +90,25 @@ def validator_for(schema: dict[str, Any]) -> BaseJSONSchemaValidator:
         return SafeSDKValidator(schema)
 
 
+# (property, format) of the date-like top-level properties of a stream's schema.
+DateFields = Sequence[tuple[str, str]]
+
+
 class RecordChecks:
     """Everything that rejects a record before mapping, in one place: the stream's schema, its
     date-time fields and its key properties, each failure a rejection reason, none a crash."""
 
     def __init__(
-        self, schema: dict[str, Any], key_properties: Sequence[str], *, validate: bool
+        self,
+        schema: dict[str, Any],
+        key_properties: Sequence[str],
+        *,
+        validate: bool,
+        datelike: DateFields = (),
     ) -> None:
+        """`datelike`: the fields the SDK would parse as dates (sdk_seams.datetime_properties)."""
         self._validator = validator_for(schema) if validate else None
-        self._datelike = datetime_properties(schema)
+        self._datelike = tuple((name, kind) for name, kind in datelike if kind in DATE_KINDS)
         self._keys = tuple(key_properties)
 
     def problems(self, record: dict[str, Any]) -> list[Problem]:
@@ -94,7 +117,7 @@ class RecordChecks:
         if self._validator is not None:
             try:
                 self._validator.validate(record)
-            except InvalidRecord as exc:
+            except SchemaViolation as exc:
                 problems.append(Problem("schema_validation", str(exc)))
         if self._datelike:
             problems += unreadable_datetimes(record, self._datelike)
@@ -104,22 +127,7 @@ class RecordChecks:
         return problems
 
 
-def datetime_properties(schema: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """(property, format) of the top-level properties the SDK would parse: found once per stream.
-
-    The SDK's own rule decides which ones (a string with format date-time, date or time).
-    """
-    found = []
-    for name, spec in (schema.get("properties") or {}).items():
-        kind = get_datelike_property_type(spec) if isinstance(spec, dict) else None
-        if kind in _PARSERS:
-            found.append((name, kind))
-    return tuple(found)
-
-
-def unreadable_datetimes(
-    record: dict[str, Any], fields: tuple[tuple[str, str], ...]
-) -> list[Problem]:
+def unreadable_datetimes(record: dict[str, Any], fields: DateFields) -> list[Problem]:
     """Date-like fields whose value is no date: the SDK would crash the run on them.
 
     They are checked, not converted: the mapping reads strings.
@@ -135,11 +143,16 @@ def unreadable_datetimes(
     return problems
 
 
+def _date_time(text: str) -> object:
+    return text if in_spotify_form(text) else from_iso(text)  # the common form, unparsed
+
+
 _PARSERS: dict[str, Callable[[str], object]] = {
-    "date-time": from_iso,
+    "date-time": _date_time,
     "date": dt.date.fromisoformat,
     "time": dt.time.fromisoformat,
 }
+DATE_KINDS = frozenset(_PARSERS)
 
 
 def _path(parts: Any) -> str:

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from target_spotify_conversions.event_time import (
-    event_time_text,
     format_event_time,
+    in_spotify_form,
     parse_event_time,
 )
 
@@ -157,18 +157,18 @@ def test_format_drops_sub_millisecond_digits():
     assert text.startswith("2024-01-02T03:04:05.12")
 
 
-# --- event_time_text: a value already in Spotify's form is passed on --------------------------
+# --- in_spotify_form: a value already in Spotify's form is passed on as it is ---------------
 
 
 @pytest.mark.parametrize(("value", "expected"), ACCEPTED)
-def test_event_time_text_agrees_with_formatting(value, expected):
-    assert event_time_text(value, parse_event_time(value)) == expected
+def test_only_a_value_that_formats_to_itself_is_in_spotify_form(value, expected):
+    assert in_spotify_form(value) == (value == expected)
 
 
 @given(st.datetimes(timezones=st.just(UTC)))
 def test_a_value_in_spotify_form_is_exactly_what_formatting_gives(moment):
     text = format_event_time(moment)
-    assert event_time_text(text, parse_event_time(text)) == text
+    assert in_spotify_form(text)
     assert format_event_time(parse_event_time(text)) == text
 
 
@@ -182,5 +182,29 @@ def test_a_value_in_spotify_form_is_exactly_what_formatting_gives(moment):
         "2024-03-10T12:34:56.7890Z",
     ],
 )
-def test_near_misses_of_spotify_form_are_formatted(value):
-    assert event_time_text(value, parse_event_time(value)) == "2024-03-10T12:34:56.789Z"
+def test_near_misses_of_spotify_form_are_not_in_it(value):
+    assert not in_spotify_form(value)
+    assert format_event_time(parse_event_time(value)) == "2024-03-10T12:34:56.789Z"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2023-02-29T12:00:00.000Z",  # no such day
+        "2024-04-31T12:00:00.000Z",
+        "0000-01-01T00:00:00.000Z",  # no year 0
+        "2024-01-01T24:00:00.000Z",
+        "2024-01-01T23:60:00.000Z",
+        "2024-01-01T23:59:60.000Z",  # a leap second: Python has none
+        "2024-13-01T00:00:00.000Z",
+    ],
+)
+def test_impossible_times_in_spotify_shape_are_not_in_spotify_form(value):
+    assert not in_spotify_form(value)
+    with pytest.raises(ValueError, match=r"\w"):
+        parse_event_time(value)
+
+
+def test_only_strings_are_in_spotify_form():
+    assert not in_spotify_form(None)
+    assert not in_spotify_form(dt.datetime(2024, 1, 1, tzinfo=UTC))

@@ -8,6 +8,8 @@ import hashlib
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from target_spotify_conversions.mapping import (
     INPUT_PROPERTIES,
@@ -593,6 +595,31 @@ def test_event_time_slightly_ahead_is_clamped_to_now(ahead):
 def test_event_time_too_far_ahead_is_rejected(ahead):
     result = rejected({**BASE, "$event_time": at(ahead)})
     assert codes(result) == {"event_time_in_future"}
+
+
+def outcome(result):
+    if isinstance(result, Mapped):
+        return result.event["event_time"], result.warnings
+    return None, sorted(codes(result))
+
+
+@given(
+    now=st.datetimes(
+        min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    offset_ms=st.one_of(st.integers(-(10**10), 10**7), st.integers(-2, 300_002)),
+)
+def test_a_time_in_spotify_form_maps_as_the_same_time_in_any_other_form(now, offset_ms):
+    # Spotify's form is compared as text with `now`; any other form is parsed and compared as
+    # a datetime: both must agree to the millisecond, at the clamp and the 5-minute limit too.
+    moment = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    moment += dt.timedelta(milliseconds=offset_ms)
+    spotify_form = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    other_form = moment.isoformat(timespec="microseconds")
+    one = mapper()
+    as_text = outcome(one.map({**BASE, "$event_time": spotify_form}, STREAM, now))
+    parsed = outcome(one.map({**BASE, "$event_time": other_form}, STREAM, now))
+    assert as_text == parsed
 
 
 def test_event_time_now_and_in_the_past_is_kept():

@@ -215,3 +215,19 @@ def test_the_default_is_one_worker_per_usable_cpu_and_none_on_one():
         assert default_processes() == 0
     finally:
         os.sched_setaffinity(0, original)
+
+
+def test_a_worker_is_a_lean_interpreter_in_a_session_of_its_own():
+    # A fresh interpreter with the mapping only (no SDK, no HTTP stack): a fraction of the
+    # memory of a fork of the reading process; its own session: a Ctrl-C at the terminal
+    # reaches the reading process only, which drains the workers before it exits.
+    process = MappingProcess(OPTIONS)
+    try:
+        process.submit([("orders", records()[0])])
+        assert process.take()[0].event_id == "a-1"
+        worker = psutil.Process(process.pid)
+        assert worker.cmdline()[1:3] == ["-I", "-c"]
+        assert os.getsid(process.pid) == process.pid != os.getsid(0)
+        assert worker.memory_info().rss < 60 * 2**20
+    finally:
+        process.close()

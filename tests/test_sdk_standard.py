@@ -33,8 +33,8 @@ CONFIG = {
     "capi_connection_id": CONNECTION_ID,
     "default_event_name": "CUSTOM_EVENT_1",
     "rejects_file": os.devnull,  # the suite runs in the repository: keep no rejects there
-    # In-process, beside the fake's server thread: forking a threaded process is unsafe.
-    "mapping_processes": 0,
+    # In-process beside the fake's server thread, with the default mapping workers: they are
+    # fresh interpreters, not forks of this threaded process.
 }
 STANDARD_STREAMS = importlib.resources.files("singer_sdk.testing") / "target_test_streams"
 

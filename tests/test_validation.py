@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import decimal
+import subprocess
+import sys
 
 import pytest
-from singer_sdk.exceptions import InvalidRecord
 
+from target_spotify_conversions.sdk_seams import datetime_properties
 from target_spotify_conversions.validation import (
     FastValidator,
     RecordChecks,
     SafeSDKValidator,
-    datetime_properties,
+    SchemaViolation,
     unreadable_datetimes,
     validator_for,
 )
@@ -29,7 +31,7 @@ SECRET = "jane.doe@example.com"
 
 
 def reason(validator, record):
-    with pytest.raises(InvalidRecord) as caught:
+    with pytest.raises(SchemaViolation) as caught:
         validator.validate(record)
     return str(caught.value)
 
@@ -67,6 +69,12 @@ def test_a_schema_fastjsonschema_cannot_compile_falls_back_to_the_sdk_validator(
     validator = validator_for(schema)
     assert isinstance(validator, SafeSDKValidator)
     validator.validate({"b": 1})
+    typed = {"type": "object", "properties": {"a": {"type": "integer"}}, "$ref": "#/nowhere"}
+    validator = validator_for(typed)
+    assert isinstance(validator, SafeSDKValidator)
+    message = reason(validator, {"a": SECRET})
+    assert "data.a" in message
+    assert SECRET not in message
 
 
 def test_date_like_fields_are_found_once_and_checked_per_record():
@@ -77,8 +85,31 @@ def test_date_like_fields_are_found_once_and_checked_per_record():
     assert [problem.code for problem in problems] == ["invalid_date_time"]
 
 
+def test_spotify_form_date_times_pass_unparsed_and_impossible_ones_do_not():
+    fields = (("$event_time", "date-time"),)
+    for good in ("2024-05-01T12:00:00.250Z", "2024-02-29T23:59:59.999Z", "2024-05-01 12:00"):
+        assert unreadable_datetimes({"$event_time": good}, fields) == []
+    for bad in ("2023-02-29T12:00:00.250Z", "2024-05-01T24:00:00.000Z", "0000-01-01T00:00:00Z"):
+        problems = unreadable_datetimes({"$event_time": bad}, fields)
+        assert [problem.code for problem in problems] == ["invalid_date_time"], bad
+
+
+def test_the_checks_workers_run_import_nothing_of_the_sdk_or_the_http_stack():
+    # The mapping workers are lean interpreters: an import of the SDK there would double
+    # their memory.
+    code = (
+        "import sys, target_spotify_conversions.mapping_process; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'singer_sdk', 'requests', 'urllib3', 'jsonschema', 'click'}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
+
+
 def test_record_checks_give_every_reason_a_record_is_refused_and_none_quote_a_value():
-    checks = RecordChecks(SCHEMA, ["$event_id"], validate=True)
+    checks = RecordChecks(
+        SCHEMA, ["$event_id"], validate=True, datelike=datetime_properties(SCHEMA)
+    )
     record = {"email": 5, "quantity": 1, "$event_time": SECRET}
     problems = checks.problems(record)
     assert [p.code for p in problems] == [
@@ -90,6 +121,8 @@ def test_record_checks_give_every_reason_a_record_is_refused_and_none_quote_a_va
 
 
 def test_record_checks_without_validation_still_check_dates_and_keys():
-    checks = RecordChecks(SCHEMA, ["$event_id"], validate=False)
+    checks = RecordChecks(
+        SCHEMA, ["$event_id"], validate=False, datelike=datetime_properties(SCHEMA)
+    )
     problems = checks.problems({"email": 5, "$event_time": "soon"})
     assert [p.code for p in problems] == ["invalid_date_time", "missing_key_properties"]
