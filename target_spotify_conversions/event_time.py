@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import re
-from functools import lru_cache
 from typing import TypeGuard
 
 from .values import finite_decimal
@@ -47,30 +45,21 @@ def format_event_time(moment: dt.datetime) -> str:
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
 
 
-# JavaScript's Date.toISOString() form, which analytics tools write: exactly Spotify's form,
-# with the time of day in range (the date is checked by `_real_date`).
-_SPOTIFY_FORM = re.compile(
-    r"([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z"
-)
-
-
 def in_spotify_form(value: object) -> TypeGuard[str]:
-    """Whether a value is a real time written exactly as Spotify's string.
+    """Whether a value is a real time written exactly as Spotify's string (RFC 3339 in UTC with
+    milliseconds and `Z`, JavaScript's Date.toISOString(): what analytics tools write).
 
-    Most events arrive so, and such strings compare as the times they stand for: a regular
-    expression and a cached date check stand in for parsing and formatting a datetime.
+    Most events arrive so, and such strings sort as the times they stand for: the mapping
+    compares them as text. The layout is checked by one slice; the C parser proves the rest
+    (digits, a real date, the time of day in range).
     """
-    if not isinstance(value, str):
+    if type(value) is not str or len(value) != 24 or value[23] != "Z":
         return False
-    match = _SPOTIFY_FORM.fullmatch(value)
-    return match is not None and _real_date(match[1])
-
-
-@lru_cache(maxsize=4096)
-def _real_date(text: str) -> bool:
+    if value[4:20:3] != "--T::.":  # the separators at 4, 7, 10, 13, 16 and 19
+        return False
     try:
-        dt.date.fromisoformat(text)
-    except ValueError:  # 2026-02-30, year 0000
+        from_iso(value)
+    except ValueError:
         return False
     return True
 

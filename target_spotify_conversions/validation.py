@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import fastjsonschema
 import msgspec
 
-from .event_time import from_iso, in_spotify_form
+from .event_time import from_iso
 from .problems import Problem
 from .schema_types import record_type
 
@@ -143,12 +143,8 @@ def unreadable_datetimes(record: dict[str, Any], fields: DateFields) -> list[Pro
     return problems
 
 
-def _date_time(text: str) -> object:
-    return text if in_spotify_form(text) else from_iso(text)  # the common form, unparsed
-
-
 _PARSERS: dict[str, Callable[[str], object]] = {
-    "date-time": _date_time,
+    "date-time": from_iso,
     "date": dt.date.fromisoformat,
     "time": dt.time.fromisoformat,
 }
