@@ -17,7 +17,7 @@ import typing as t
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from upath import UPath
 
@@ -30,15 +30,25 @@ class BatchFileError(Exception):
     """A BATCH message or one of its files cannot be read; the run must stop before its STATE."""
 
 
-def batch_lines(message: Mapping[str, Any]) -> Iterator[tuple[str, int, bytes]]:
-    """(file URL, line number, line) for every non-empty line of every file, in order."""
+class Block(NamedTuple):
+    """About a megabyte of whole lines of one file: per-line work is then a loop over a list,
+    and a check that holds for `text` holds for each of its `lines`."""
+
+    url: str
+    first: int  # the number of the first line in its file
+    text: bytes  # the lines as read, line breaks included
+    lines: list[bytes]  # without their line break; blank ones kept, so numbers stay right
+
+
+def batch_blocks(message: Mapping[str, Any]) -> Iterator[Block]:
+    """Every file of a BATCH message, in order, a block at a time."""
     stream = str(message.get("stream"))[:100]
     gzipped = _check_encoding(message.get("encoding"), stream)
     manifest = message.get("manifest")
     if not isinstance(manifest, list) or not all(isinstance(url, str) for url in manifest):
         raise BatchFileError(f"BATCH message of stream {stream!r}: manifest is no list of URLs")
     for url in manifest:
-        yield from _file_lines(url, gzipped, stream)
+        yield from _file_blocks(url, gzipped, stream)
 
 
 def _check_encoding(encoding: object, stream: str) -> bool:
@@ -55,12 +65,13 @@ def _check_encoding(encoding: object, stream: str) -> bool:
     return compression == "gzip"
 
 
-def _file_lines(url: str, gzipped: bool, stream: str) -> Iterator[tuple[str, int, bytes]]:
+def _file_blocks(url: str, gzipped: bool, stream: str) -> Iterator[Block]:
     try:
         with UPath(url).open("rb") as raw, _decompressed(raw, gzipped) as file:
-            for number, line in enumerate(_lines(file), 1):
-                if line and not line.isspace():
-                    yield url, number, line
+            first = 1
+            for text, lines in _blocks(file):
+                yield Block(url, first, text, lines)
+                first += len(lines)
     except (OSError, EOFError, zlib.error, ImportError, ValueError) as exc:
         # OSError covers missing files, permissions and bad gzip data (BadGzipFile).
         raise BatchFileError(
@@ -74,15 +85,17 @@ def _file_lines(url: str, gzipped: bool, stream: str) -> Iterator[tuple[str, int
 READ_BYTES = 1 << 20
 
 
-def _lines(file: IO[bytes]) -> Iterator[bytes]:
-    """A file's lines without their line break, read a block at a time."""
+def _blocks(file: IO[bytes]) -> Iterator[tuple[bytes, list[bytes]]]:
+    """A file's whole lines, a block at a time: as read, and split."""
     rest = b""
-    while block := file.read(READ_BYTES):
-        lines = (rest + block).split(b"\n") if rest else block.split(b"\n")
+    while read := file.read(READ_BYTES):
+        text = rest + read if rest else read
+        lines = text.split(b"\n")
         rest = lines.pop()
-        yield from lines
+        if lines:
+            yield (text[: len(text) - len(rest)] if rest else text), lines
     if rest:
-        yield rest
+        yield rest, [rest]
 
 
 def _decompressed(raw: IO[bytes], gzipped: bool) -> AbstractContextManager[IO[bytes]]:

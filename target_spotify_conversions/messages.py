@@ -49,7 +49,17 @@ def may_stay_raw(line: bytes) -> bool:
     that its JSON, once the decoder has skipped over it, is all a full decoding would accept
     (ASCII, so no invalid UTF-8; few brackets, so not too deep) and that the SDK would not
     change it (no `_sdc_` metadata to remove)."""
-    return line.isascii() and _brackets(line) <= _BRACKETS_UNCHECKED and b'"_sdc_' not in line
+    return text_may_stay_raw(line) and shallow(line)
+
+
+def text_may_stay_raw(text: bytes) -> bool:
+    """The scans of `may_stay_raw` that hold for many lines at once if for their whole text."""
+    return text.isascii() and b'"_sdc_' not in text
+
+
+def shallow(line: bytes) -> bool:
+    """The scan of `may_stay_raw` that each line needs for itself."""
+    return line.count(b"{") + line.count(b"[") <= _BRACKETS_UNCHECKED
 
 
 def check_schema_message(message: dict[str, Any]) -> None:

@@ -13,14 +13,14 @@ import sys
 import time
 import typing as t
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
-from .messages import check_message, may_stay_raw
+from .messages import check_message, may_stay_raw, shallow, text_may_stay_raw
 
 READ_BUFFER_BYTES = 1 << 20
 # How often the reader lets the pipeline write STATEs and send what waited too long.
@@ -58,6 +58,27 @@ def raw_record(line: bytes) -> msgspec.Raw | None:
     except msgspec.DecodeError:
         return None  # the full path says why
     return raw if _is_object(raw) else None
+
+
+def raw_records(text: bytes, lines: Sequence[bytes]) -> list[msgspec.Raw | None]:
+    """`raw_record` of each of a BATCH file's lines (`text` is them as read), with the scans
+    that hold for all if for their text made once; a loop, no call per line."""
+    if not text_may_stay_raw(text):
+        return [raw_record(line) for line in lines]
+    raws: list[msgspec.Raw | None] = []
+    decode = _RAW.decode
+    for line in lines:
+        raw = None
+        if shallow(line):
+            try:
+                raw = decode(line)
+            except msgspec.DecodeError:
+                pass  # the full path says why
+            else:
+                if line[:1] != b"{" and not _is_object(raw):  # most lines start with their {
+                    raw = None
+        raws.append(raw)
+    return raws
 
 
 def _is_object(raw: msgspec.Raw) -> bool:

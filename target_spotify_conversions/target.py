@@ -18,13 +18,13 @@ from singer_sdk.mapper import StreamMap
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
 
-from .batch_files import BatchFileError, batch_lines
+from .batch_files import BatchFileError, batch_blocks
 from .client import Aborted, DeliveryError
 from .escaping import install_log_escaping
 from .mapping_process import MappingProcessError
 from .messages import SchemaMessageError, check_schema_message
 from .pipeline import Pipeline
-from .reader import SafeReader, StopReading, not_json, raw_record
+from .reader import SafeReader, StopReading, not_json, raw_records
 from .rejects import RejectedRecordError
 from .report import unmatched_stream_maps
 from .sdk_seams import ConfigInput
@@ -148,19 +148,26 @@ class TargetSpotifyConversions(Target):
         reader = t.cast("SafeReader", self.message_reader)
         stream = message_dict.get("stream")
         lean = isinstance(stream, str) and stream in reader.raw_streams
-        for url, number, line in batch_lines(message_dict):
+        for block in batch_blocks(message_dict):
             if reader.stop_requested:  # the STATE after the batch will not be read either
                 return
-            raw = raw_record(line) if lean else None
-            if raw is not None:
-                self.pipeline.process_raw(t.cast("str", stream), raw, (number, url))
-                continue
-            try:
-                record = reader.deserialize_json(line)
-            except InvalidInputLine:
-                self.pipeline.unreadable(number, not_json(number, url))
-                continue
-            self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
+            raws = raw_records(block.text, block.lines) if lean else None
+            for number, line in enumerate(block.lines, block.first):
+                raw = raws[number - block.first] if raws is not None else None
+                if raw is not None:
+                    self.pipeline.process_raw(t.cast("str", stream), raw, (number, block.url))
+                elif line and not line.isspace():
+                    self._batch_record(t.cast("str", stream), number, line, block.url)
+
+    def _batch_record(self, stream: str, number: int, line: bytes, url: str) -> None:
+        """A BATCH file's line on the SDK's RECORD path (stream maps, validation and all)."""
+        reader = t.cast("SafeReader", self.message_reader)
+        try:
+            record = reader.deserialize_json(line)
+        except InvalidInputLine:
+            self.pipeline.unreadable(number, not_json(number, url))
+            return
+        self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
 
     def process_endofpipe(self) -> None:
         super().process_endofpipe()

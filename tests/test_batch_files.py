@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from target_spotify_conversions.batch_files import BatchFileError, batch_lines
+from target_spotify_conversions import batch_files
+from target_spotify_conversions.batch_files import BatchFileError, batch_blocks
 from tests.harness import (
     SCHEMA,
     purchase,
@@ -31,6 +32,16 @@ def batch_message(urls, stream="conversions", compression="gzip"):
         "type": "BATCH", "stream": stream,
         "encoding": {"format": "jsonl", "compression": compression}, "manifest": urls,
     })
+
+
+def batch_lines(message):
+    """(line number, line) of every non-blank line of a BATCH message's files."""
+    return [
+        (number, line)
+        for block in batch_blocks(message)
+        for number, line in enumerate(block.lines, block.first)
+        if line.strip()
+    ]
 
 
 def test_a_batch_of_gzip_files_is_delivered_in_full_with_its_state(fake, tmp_path):
@@ -133,7 +144,7 @@ def test_a_corrupt_gzip_file_stops_the_run_with_one_clear_line(fake, tmp_path):
 )
 def test_batch_messages_the_target_cannot_read_are_named(message, words):
     with pytest.raises(BatchFileError, match=words):
-        list(batch_lines(message))
+        batch_lines(message)
 
 
 def test_plain_paths_and_blank_lines(tmp_path):
@@ -141,9 +152,27 @@ def test_plain_paths_and_blank_lines(tmp_path):
     path.write_text('{"a": 1}\n\n   \n{"b": 2}\n')
     message = {"stream": "s", "encoding": {"format": "jsonl", "compression": "none"},
                "manifest": [str(path)]}
-    assert [(n, line.strip()) for _, n, line in batch_lines(message)] == [
+    assert [(n, line.strip()) for n, line in batch_lines(message)] == [
         (1, b'{"a": 1}'), (4, b'{"b": 2}'),
     ]
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_files_are_read_in_blocks_without_splitting_a_line_or_losing_its_number(
+    tmp_path, monkeypatch, gzipped
+):
+    monkeypatch.setattr(batch_files, "READ_BYTES", 1000)  # many blocks, lines across their ends
+    lines = [json.dumps({"n": n, "pad": "x" * (n * 37 % 900)}).encode() for n in range(400)]
+    lines[10] = lines[11] = b""  # blank lines keep their numbers
+    data = b"\n".join(lines)  # and the last line has no line break
+    path = tmp_path / ("part.jsonl.gz" if gzipped else "part.jsonl")
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    message = json.loads(batch_message([path.as_uri()], compression="gzip" if gzipped else "none"))
+    blocks = list(batch_blocks(message))
+    assert len(blocks) > 100
+    assert all(block.text.split(b"\n")[: len(block.lines)] == block.lines for block in blocks)
+    expected = [(n, line) for n, line in enumerate(lines, 1) if line]
+    assert batch_lines(message) == expected
 
 
 def test_batch_lines_give_what_record_lines_give_on_either_path(tmp_path):

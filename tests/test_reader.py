@@ -8,6 +8,9 @@ import subprocess
 import threading
 import time
 
+import pytest
+
+from target_spotify_conversions.reader import raw_record, raw_records
 from tests.harness import (
     TARGET_BIN,
     Run,
@@ -86,3 +89,32 @@ def test_a_line_that_is_not_utf8_is_rejected_from_input_file_as_from_stdin(fake,
     assert run.count("rejected unreadable_input_line") == 1
     assert [r["event_id"] for r in run.rejects()] == ["line-4"]
     assert fake.accepted_ids() == {"ord-1", "ord-2"}
+
+
+ODD_LINES = [
+    b'{"$event_id": "e-1", "email": "a@example.com"}',
+    b'  {"$event_id": "e-2"}  ',  # spaces around the object
+    b"[1, 2]",  # JSON, but no object
+    b'"text"',
+    b'{"$event_id": "e-3"',  # cut short
+    b'{"a": 1} {"b": 2}',  # two values on one line
+    b"",
+    b"   ",
+    b'{"deep": ' + b"[" * 150 + b"]" * 150 + b"}",  # too deep to stay raw
+    b'{"$event_id": "e-4", "_sdc_extracted_at": "2024-01-01"}',  # SDK metadata to remove
+    "{\"name\": \"Zoë\"}".encode(),  # not ASCII
+    b'{"amount": 1' + b"0" * 5000 + b"}",
+]
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_raw_records_of_a_block_are_raw_record_of_each_line(order):
+    # A BATCH block is checked with the scans made once for its whole text: each line must
+    # come out as it would on its own, whatever the other lines of its block hold.
+    lines = ODD_LINES[::order]
+    for block in (lines, [line for line in lines if line.isascii() and b"_sdc_" not in line]):
+        text = b"\n".join(block) + b"\n"
+        got = [None if raw is None else bytes(raw) for raw in raw_records(text, block)]
+        expected = [None if (raw := raw_record(line)) is None else bytes(raw) for line in block]
+        assert got == expected
+        assert got[block.index(ODD_LINES[0])] == ODD_LINES[0]
