@@ -108,6 +108,8 @@ class SafeReader(MsgSpecReader):
         self.on_raw_record: Callable[[str, msgspec.Raw, tuple[int, int | str]], None] | None = None
         self.on_unreadable: Callable[[int, str], None] | None = None
         self.on_tick: Callable[[], None] | None = None
+        # text_may_stay_raw of the read the current line came from (unknown: False).
+        self._text_may_stay_raw = False
 
     def deserialize_json(self, line: str | bytes) -> dict[str, t.Any]:
         try:
@@ -194,10 +196,13 @@ class SafeReader(MsgSpecReader):
             if chunk is None:
                 yield None
                 continue
-            lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+            text = rest + chunk if rest else chunk
+            self._text_may_stay_raw = text_may_stay_raw(text)  # for all the lines that follow
+            lines = text.split(b"\n")
             rest = lines.pop()
             yield from lines
         if rest:
+            self._text_may_stay_raw = text_may_stay_raw(rest)
             yield rest
 
     def _chunks(self, fd: int) -> t.Iterator[bytes | None]:
@@ -228,7 +233,10 @@ class SafeReader(MsgSpecReader):
 
     def _took_raw(self, line: str | bytes) -> bool:
         """Hand a RECORD line of a raw stream on undecoded, when it may stay so."""
-        if not isinstance(line, bytes) or not may_stay_raw(line):
+        if not isinstance(line, bytes):
+            return False
+        # The scans made once for the read the line came in; if they fail, each line's own.
+        if not (shallow(line) if self._text_may_stay_raw else may_stay_raw(line)):
             return False
         try:
             message = _RECORD_LINE.decode(line)

@@ -180,6 +180,7 @@ def test_batch_lines_give_what_record_lines_give_on_either_path(tmp_path):
     same records sent as RECORD lines, and as either sent through an identity stream map."""
     records = [purchase(i) for i in range(30)] + [
         purchase(30, email="Zoë@example.com"),  # not ASCII: the SDK path
+        purchase(32, _sdc_extracted_at="2024-05-01T00:00:00Z"),  # SDK metadata: the SDK path
         purchase(31, **{"$ip": 5}),  # fails the schema
         {"spotify_event_name": "PURCHASE", "amount": 1},  # no identifier, no currency
     ]
