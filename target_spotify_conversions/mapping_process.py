@@ -342,7 +342,17 @@ def _widen(fd: int) -> None:
 
 def worker_main(task_read: int, result_write: int) -> None:
     """The worker process: read the run's options, then map chunks until the task pipe ends
-    (the parent closed it, or died)."""
+    (the parent closed it, or died). A failure outside a chunk ends the worker with where it
+    failed and exit code 1, never with the message (it may quote a value); the parent then
+    stops the run."""
+    try:
+        _serve(task_read, result_write)
+    except BaseException as exc:
+        _describe(exc)
+        sys.exit(1)
+
+
+def _serve(task_read: int, result_write: int) -> None:
     with os.fdopen(task_read, "rb", buffering=PIPE_BYTES) as tasks:  # closed: no ResourceWarning
         first = _read_message(tasks)
         if first is None or first[0] != _OPTIONS:

@@ -231,3 +231,24 @@ def test_a_worker_is_a_lean_interpreter_in_a_session_of_its_own():
         assert worker.memory_info().rss < 60 * 2**20
     finally:
         process.close()
+
+
+def test_a_failure_outside_a_chunk_ends_the_worker_without_quoting_what_it_read(capfd):
+    from target_spotify_conversions import mapping_process
+
+    process = MappingProcess(OPTIONS)
+    try:
+        # A stream announcement the worker cannot read (never sent by the target itself).
+        bad = b'["orders", {}, ["jane.doe@example.com"], "jane.doe@example.com"]'
+        process._write(mapping_process._frame(mapping_process._STREAM, bad))
+        def map_a_chunk():  # the submit or the take finds the worker gone
+            process.submit([("orders", records()[0])])
+            return process.take()
+
+        with pytest.raises(MappingProcessError, match=r"ended unexpectedly \(exit code 1\)"):
+            map_a_chunk()
+    finally:
+        process.close()
+    err = capfd.readouterr().err
+    assert "Internal error ValidationError in the mapping process" in err
+    assert "jane.doe" not in err
