@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
 
 import pytest
 
@@ -11,12 +12,15 @@ from target_spotify_conversions import batch_files
 from target_spotify_conversions.batch_files import BatchFileError, batch_blocks
 from tests.harness import (
     SCHEMA,
+    Run,
     purchase,
     record_message,
     run_target,
     schema_message,
+    start_target,
     state_message,
     target_config,
+    wait_until,
 )
 
 
@@ -145,6 +149,30 @@ def test_a_corrupt_gzip_file_stops_the_run_with_one_clear_line(fake, tmp_path):
 def test_batch_messages_the_target_cannot_read_are_named(message, words):
     with pytest.raises(BatchFileError, match=words):
         batch_lines(message)
+
+
+def test_a_stop_during_a_batch_ends_it_and_never_writes_the_state_after_it(fake, tmp_path):
+    # Many records in one file (several blocks of lines), a slow API: SIGTERM arrives while
+    # the batch is read. What was read is delivered; the STATE after the batch is not written.
+    fake.configure(latency=0.05)
+    url = write_batch(tmp_path / "big.jsonl.gz", [purchase(i) for i in range(20_000)])
+    lines = [
+        schema_message(),
+        state_message({"before": True}),
+        batch_message([url]),
+        state_message({"after_batch": True}),
+    ]
+    config = target_config(fake.url, events_per_request=100, max_concurrent_requests=1)
+    process = start_target(tmp_path / "run", config, lines)
+    wait_until(lambda: fake.unique_count >= 200, "the batch to be delivered in part", 60)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    run = Run(process.returncode, stdout, stderr, tmp_path / "run", config)
+    assert run.returncode == 128 + signal.SIGTERM, run.stderr[-2000:]
+    assert {"after_batch": True} not in run.states
+    read = run.count("records read")
+    assert 200 <= read < 20_000
+    assert run.count("events delivered") == read == fake.unique_count
 
 
 def test_plain_paths_and_blank_lines(tmp_path):
