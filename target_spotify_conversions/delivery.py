@@ -21,9 +21,11 @@ from .problems import Problem
 from .transport import MAX_BODY_BYTES, Answer, Transport, body_of, envelope_size
 
 
-@dataclass(slots=True)
-class Pending:
-    """One mapped event waiting for delivery, with what a rejection would need."""
+class Pending(msgspec.Struct, gc=False):
+    """One mapped event waiting for delivery, with what a rejection would need.
+
+    One per event, out of the collector's sight (gc=False: it holds no cycle).
+    """
 
     stream: str
     event_id: str

@@ -75,13 +75,17 @@ _ENTRIES_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _UNDECODABLE = (msgspec.DecodeError, decimal.InvalidOperation)
 
 
-class MappedRecord(msgspec.Struct, array_like=True):
-    """What the worker says of one record: an encoded event, or the reasons it is rejected."""
+class MappedRecord(msgspec.Struct, array_like=True, gc=False):
+    """What the worker says of one record: an encoded event, or the reasons it is rejected.
+
+    Out of the collector's sight (gc=False: it holds no cycle), and tuples (an empty one is
+    shared): the reading process decodes hundreds of thousands of them.
+    """
 
     event_id: str
     body: bytes | None
-    warnings: list[str]
-    reasons: list[Problem]
+    warnings: tuple[str, ...]
+    reasons: tuple[Problem, ...]
     identifiers: int = 0  # report.IDENTIFIER_BITS of the event's user_data
     skipped: bool = False  # not sent and not kept: the record gives no consent
     unreadable: bool = False  # a raw record that a full decoding refuses (a huge number)
@@ -427,19 +431,20 @@ class ChunkMapper:
         try:
             stream, record, raw = _decoded(entry)
         except _UNDECODABLE:
-            return MappedRecord("", None, [], [], unreadable=True)
+            return MappedRecord("", None, (), (), unreadable=True)
         if raw:  # checked here, as the SDK side checks the others
             problems = self._checks[stream].problems(record)
             if problems:
-                return MappedRecord(self._mapper.event_id(record, stream), None, [], problems)
+                event_id = self._mapper.event_id(record, stream)
+                return MappedRecord(event_id, None, (), tuple(problems))
         result = self._mapper.map(record, stream, now)
         if isinstance(result, Mapped):
             body = _JSON_ENCODER.encode(result.event)
             mask = identifier_mask(result.event["user_data"])
-            return MappedRecord(result.event_id, body, result.warnings, [], mask)
+            return MappedRecord(result.event_id, body, tuple(result.warnings), (), mask)
         if isinstance(result, Skipped):
-            return MappedRecord(result.event_id, None, [], [], skipped=True)
-        return MappedRecord(result.event_id, None, result.warnings, result.reasons)
+            return MappedRecord(result.event_id, None, (), (), skipped=True)
+        return MappedRecord(result.event_id, None, tuple(result.warnings), tuple(result.reasons))
 
 
 def _decoded(entry: Entry | msgspec.Raw) -> tuple[str, dict[str, Any], bool]:

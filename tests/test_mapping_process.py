@@ -72,7 +72,8 @@ def in_worker(chunk: list[tuple[str, dict[str, object]]]) -> list[tuple[object, 
     finally:
         process.close()
     return [
-        (m.event_id, None if m.body is None else msgspec.json.decode(m.body), m.warnings, m.reasons)
+        (m.event_id, None if m.body is None else msgspec.json.decode(m.body), list(m.warnings),
+         list(m.reasons))
         for m in mapped
     ]
 
@@ -171,7 +172,8 @@ def mapped_by(workers, chunks) -> list[tuple[object, ...]]:
     finally:
         workers.close()
     return [
-        (m.event_id, None if m.body is None else msgspec.json.decode(m.body), m.warnings, m.reasons)
+        (m.event_id, None if m.body is None else msgspec.json.decode(m.body), list(m.warnings),
+         list(m.reasons))
         for m in results
     ]
 
