@@ -5,20 +5,22 @@ how they export large tables fast. The files are read here line by line (never a
 memory) and each line goes through the same path as a RECORD message, so a batch is validated,
 mapped, rejected and delivered exactly like the same records sent one by one.
 
-Files are opened with universal-pathlib (the SDK's own dependency): `file://` URLs and plain
-paths always work; other schemes (`s3://`, `gs://`, ...) work when their fsspec package is
-installed next to the target.
+Gzip files are inflated with python-isal (Intel ISA-L, about 3x zlib's speed: the reading
+process inflates every line, so zlib made a BATCH slower than the same records as RECORD
+lines). Files are opened with universal-pathlib (the SDK's own dependency): `file://` URLs
+and plain paths always work; other schemes (`s3://`, `gs://`, ...) work when their fsspec
+package is installed next to the target.
 """
 
 from __future__ import annotations
 
-import gzip
 import typing as t
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any, NamedTuple
 
+from isal import igzip, isal_zlib
 from upath import UPath
 
 # Compression values taps write, and what "no compression" may be spelled as.
@@ -72,13 +74,23 @@ def _file_blocks(url: str, gzipped: bool, stream: str) -> Iterator[Block]:
             for text, lines in _blocks(file):
                 yield Block(url, first, text, lines)
                 first += len(lines)
-    except (OSError, EOFError, zlib.error, ImportError, ValueError) as exc:
-        # OSError covers missing files, permissions and bad gzip data (BadGzipFile).
+    except _UNREADABLE as exc:
         raise BatchFileError(
             f"BATCH file {url[:300]!r} of stream {stream!r} cannot be read "
             f"({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
 
+
+# OSError covers missing files, permissions and bad gzip headers (BadGzipFile); the isal
+# error a corrupt deflate stream; EOFError a file cut short.
+_UNREADABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    zlib.error,
+    t.cast("type[BaseException]", isal_zlib.error),
+    ImportError,
+    ValueError,
+)
 
 # Bytes read (after decompression) at a time: lines are split from blocks in C, which costs
 # less than a readline per line.
@@ -100,5 +112,6 @@ def _blocks(file: IO[bytes]) -> Iterator[tuple[bytes, list[bytes]]]:
 
 def _decompressed(raw: IO[bytes], gzipped: bool) -> AbstractContextManager[IO[bytes]]:
     if gzipped:
-        return t.cast("AbstractContextManager[IO[bytes]]", gzip.GzipFile(fileobj=raw, mode="rb"))
+        inflated = igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[no-untyped-call]
+        return t.cast("AbstractContextManager[IO[bytes]]", inflated)
     return nullcontext(raw)

@@ -175,6 +175,26 @@ def test_a_stop_during_a_batch_ends_it_and_never_writes_the_state_after_it(fake,
     assert run.count("events delivered") == read == fake.unique_count
 
 
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda data: data[: len(data) // 2],  # cut short
+        lambda data: data[:30] + bytes(b ^ 0xFF for b in data[30:60]) + data[60:],  # corrupt
+        lambda data: b"not gzip at all" * 10,
+        lambda data: data[:-8] + b"\0\0\0\0" + data[-4:],  # wrong checksum
+    ],
+    ids=["truncated", "corrupt-deflate", "not-gzip", "bad-crc"],
+)
+def test_a_damaged_gzip_file_is_named_and_stops_the_batch(tmp_path, spoil):
+    records = [purchase(i, pad="x" * (i % 97)) for i in range(2000)]
+    path = tmp_path / "part.jsonl.gz"
+    write_batch(path, records)
+    path.write_bytes(spoil(path.read_bytes()))
+    message = json.loads(batch_message([path.as_uri()]))
+    with pytest.raises(BatchFileError, match=r"BATCH file 'file://.*part\.jsonl\.gz' of stream"):
+        batch_lines(message)
+
+
 def test_plain_paths_and_blank_lines(tmp_path):
     path = tmp_path / "plain.jsonl"
     path.write_text('{"a": 1}\n\n   \n{"b": 2}\n')
