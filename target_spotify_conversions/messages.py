@@ -44,22 +44,20 @@ def check_message(message: dict[str, Any], line: str | bytes) -> None:
         raise InvalidInputLine(f"nested more than {MAX_DEPTH} levels deep")
 
 
-def may_stay_raw(line: bytes) -> bool:
+def may_stay_raw(line: bytes, *, text_ok: bool = False) -> bool:
     """Whether a line's record may go to the mapping workers undecoded: a few C scans prove
     that its JSON, once the decoder has skipped over it, is all a full decoding would accept
     (ASCII, so no invalid UTF-8; few brackets, so not too deep) and that the SDK would not
-    change it (no `_sdc_` metadata to remove)."""
-    return text_may_stay_raw(line) and shallow(line)
+    change it (no `_sdc_` metadata to remove).
+
+    `text_ok`: `text_may_stay_raw` already holds for a text the line is part of, so only the
+    depth, which each line needs for itself, is left to check."""
+    return (text_ok or text_may_stay_raw(line)) and _brackets(line) <= _BRACKETS_UNCHECKED
 
 
 def text_may_stay_raw(text: bytes) -> bool:
     """The scans of `may_stay_raw` that hold for many lines at once if for their whole text."""
     return text.isascii() and b'"_sdc_' not in text
-
-
-def shallow(line: bytes) -> bool:
-    """The scan of `may_stay_raw` that each line needs for itself."""
-    return line.count(b"{") + line.count(b"[") <= _BRACKETS_UNCHECKED
 
 
 def check_schema_message(message: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
-from .messages import check_message, may_stay_raw, shallow, text_may_stay_raw
+from .messages import check_message, may_stay_raw, text_may_stay_raw
 
 READ_BUFFER_BYTES = 1 << 20
 # How often the reader lets the pipeline write STATEs and send what waited too long.
@@ -49,36 +49,23 @@ def not_json(line_number: int, size: int | str) -> str:
     return f"input line {line_number} is not valid UTF-8 JSON ({size} bytes)"
 
 
-def raw_record(line: bytes) -> msgspec.Raw | None:
-    """A line holding one record (a BATCH file's), undecoded, if it may stay so."""
-    if not may_stay_raw(line):
+def raw_record(line: bytes, *, text_ok: bool = False) -> msgspec.Raw | None:
+    """A line holding one record (a BATCH file's), undecoded, if it may stay so (`text_ok`:
+    see may_stay_raw)."""
+    if not may_stay_raw(line, text_ok=text_ok):
         return None
     try:
         raw = _RAW.decode(line)
     except msgspec.DecodeError:
         return None  # the full path says why
-    return raw if _is_object(raw) else None
+    return raw if line[:1] == b"{" or _is_object(raw) else None  # most lines start with it
 
 
 def raw_records(text: bytes, lines: Sequence[bytes]) -> list[msgspec.Raw | None]:
     """`raw_record` of each of a BATCH file's lines (`text` is them as read), with the scans
-    that hold for all if for their text made once; a loop, no call per line."""
-    if not text_may_stay_raw(text):
-        return [raw_record(line) for line in lines]
-    raws: list[msgspec.Raw | None] = []
-    decode = _RAW.decode
-    for line in lines:
-        raw = None
-        if shallow(line):
-            try:
-                raw = decode(line)
-            except msgspec.DecodeError:
-                pass  # the full path says why
-            else:
-                if line[:1] != b"{" and not _is_object(raw):  # most lines start with their {
-                    raw = None
-        raws.append(raw)
-    return raws
+    that hold for all if for their text made once."""
+    text_ok = text_may_stay_raw(text)
+    return [raw_record(line, text_ok=text_ok) for line in lines]
 
 
 def _is_object(raw: msgspec.Raw) -> bool:
@@ -235,8 +222,7 @@ class SafeReader(MsgSpecReader):
         """Hand a RECORD line of a raw stream on undecoded, when it may stay so."""
         if not isinstance(line, bytes):
             return False
-        # The scans made once for the read the line came in; if they fail, each line's own.
-        if not (shallow(line) if self._text_may_stay_raw else may_stay_raw(line)):
+        if not may_stay_raw(line, text_ok=self._text_may_stay_raw):
             return False
         try:
             message = _RECORD_LINE.decode(line)

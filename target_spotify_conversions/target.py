@@ -154,11 +154,10 @@ class TargetSpotifyConversions(Target):
         stream = message_dict.get("stream")
         lean = isinstance(stream, str) and stream in reader.raw_streams
         for block in batch_blocks(message_dict):
-            raws = raw_records(block.text, block.lines) if lean else None
-            for number, line in enumerate(block.lines, block.first):
+            raws = raw_records(block.text, block.lines) if lean else [None] * len(block.lines)
+            for number, (line, raw) in enumerate(zip(block.lines, raws, strict=True), block.first):
                 if reader.stop_requested:  # the STATE after the batch will not be read either
                     return
-                raw = raws[number - block.first] if raws is not None else None
                 if raw is not None:
                     self.pipeline.process_raw(t.cast("str", stream), raw, (number, block.url))
                 elif line and not line.isspace():

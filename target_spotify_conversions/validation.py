@@ -108,7 +108,7 @@ class RecordChecks:
     ) -> None:
         """`datelike`: the fields the SDK would parse as dates (sdk_seams.datetime_properties)."""
         self._validator = validator_for(schema) if validate else None
-        self._datelike = tuple((name, kind) for name, kind in datelike if kind in DATE_KINDS)
+        self._datelike = tuple(datelike)
         self._keys = tuple(key_properties)
 
     def problems(self, record: dict[str, Any]) -> list[Problem]:

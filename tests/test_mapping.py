@@ -19,7 +19,7 @@ from target_spotify_conversions.mapping import (
     MappingOptions,
     Rejected,
 )
-from tests.spec import SPEC_INPUTS
+from tests.contract_tables import CONTRACT_INPUTS
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -194,12 +194,12 @@ ROWS = [
 
 
 def test_input_properties_are_the_spec_ones():
-    assert set(INPUT_PROPERTIES) == SPEC_INPUTS
-    assert {rule.source for rule in PROPERTIES} <= SPEC_INPUTS
+    assert set(INPUT_PROPERTIES) == CONTRACT_INPUTS
+    assert {rule.source for rule in PROPERTIES} <= CONTRACT_INPUTS
 
 
 def test_row_table_covers_every_spec_property():
-    assert {row[0] for row in ROWS} | {"event"} == SPEC_INPUTS
+    assert {row[0] for row in ROWS} | {"event"} == CONTRACT_INPUTS
 
 
 @pytest.mark.parametrize(
@@ -487,7 +487,9 @@ def test_phone_default_country_makes_national_numbers_usable():
 
 ABSENT = [None, "", "   ", "\t\n"]
 # Every mapping input but the event's name, id and time, and the identifier kept by BASE.
-OPTIONAL = sorted(SPEC_INPUTS - {"spotify_event_name", "event", "$event_id", "$event_time", "$ip"})
+OPTIONAL = sorted(
+    CONTRACT_INPUTS - {"spotify_event_name", "event", "$event_id", "$event_time", "$ip"}
+)
 
 
 @pytest.mark.parametrize("prop", OPTIONAL)
@@ -829,7 +831,7 @@ def test_redact_keeps_only_mapping_inputs_and_hashes_email_and_phone():
     result = the_mapper.map(record, STREAM, NOW)
     assert isinstance(result, Rejected)
     kept = the_mapper.redact(record, result.event_id)
-    assert set(kept) <= SPEC_INPUTS
+    assert set(kept) <= CONTRACT_INPUTS
     assert kept["email"] == [JANE, JOHN]
     assert kept["phone"] == LONDON
     assert kept["currency"] == "XYZ"

@@ -24,9 +24,9 @@ from target_spotify_conversions.mapping import (
     MappingOptions,
     Rejected,
 )
+from tests.contract_tables import CONTRACT_INPUTS
 from tests.fake_spotify import check_body
 from tests.harness import CONNECTION_ID
-from tests.spec import SPEC_INPUTS
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -238,7 +238,7 @@ def test_nothing_is_lost_and_nothing_leaks(record, opts, stream):
 
     # Nothing leaks: no raw email or phone in the event, the result or the rejects record.
     kept = mapper.redact(record, mapper.event_id(record, stream))
-    assert set(kept) <= SPEC_INPUTS
+    assert set(kept) <= CONTRACT_INPUTS
     assert set(kept) <= set(record) | {"$event_id"}
     outputs = [json.dumps(kept, default=str).lower(), repr(result).lower()]
     if isinstance(result, Mapped):

@@ -4,7 +4,7 @@ Never read from the package, so a test compares the code with the documents, not
 """
 
 # docs/contract.md §2, both tables, plus the name/id/time inputs.
-SPEC_INPUTS = {
+CONTRACT_INPUTS = {
     "spotify_event_name",
     "event",
     "$event_id",
