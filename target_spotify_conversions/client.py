@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import itertools
 import json
 import logging
+import math
 import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 
 import backoff
 import requests
@@ -82,6 +85,69 @@ def _shut(sock: object) -> None:
         sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
 
 
+class _Watchdog:
+    """One thread that cuts each request still running at its deadline (see _Sockets).
+
+    A timer thread per request cost a thread start and its wake-ups for every POST. Deadlines
+    share one timeout, so each new one is the latest: the watcher sleeps until the earliest,
+    and is woken only when it had nothing to watch.
+    """
+
+    def __init__(self, cut: Callable[[int], None]) -> None:
+        self._cut = cut
+        self._changed = threading.Condition()
+        self._armed: dict[int, tuple[float, int]] = {}  # deadline id -> (when, request thread)
+        self._fired: set[int] = set()
+        self._ids = itertools.count()
+        self._sleeping_until = math.inf
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> int:
+        """A deadline `seconds` from now for the calling thread's request; its id."""
+        when = time.monotonic() + seconds
+        with self._changed:
+            deadline = next(self._ids)
+            self._armed[deadline] = (when, threading.get_ident())
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="capi-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif when < self._sleeping_until:
+                self._changed.notify()
+        return deadline
+
+    def disarm(self, deadline: int) -> bool:
+        """The request is over; whether its deadline had already cut it short."""
+        with self._changed:
+            self._armed.pop(deadline, None)
+            if deadline in self._fired:
+                self._fired.discard(deadline)
+                return True
+            return False
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+
+    def _watch(self) -> None:
+        with self._changed:
+            while not self._closed:
+                now = time.monotonic()
+                for deadline, (when, thread) in list(self._armed.items()):
+                    if when <= now:
+                        del self._armed[deadline]
+                        self._fired.add(deadline)
+                        self._cut(thread)
+                self._sleeping_until = min(
+                    (when for when, _ in self._armed.values()), default=math.inf
+                )
+                wait = None if self._sleeping_until == math.inf else self._sleeping_until - now
+                self._changed.wait(wait)
+
+
 def _tracked_adapter(sockets: _Sockets) -> HTTPAdapter:
     """An adapter whose connections report their socket when they connect."""
 
@@ -135,6 +201,7 @@ class CapiClient:
         self._not_before = 0.0  # monotonic time before which no request may start
         self._stop = threading.Event()
         self._sockets = _Sockets()
+        self._watchdog = _Watchdog(self._sockets.cut)
         parts = urllib.parse.urlsplit(api_url)
         self._where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         self.requests_made = 0
@@ -151,6 +218,7 @@ class CapiClient:
 
     def close(self) -> None:
         """Close every thread's connections (the request threads have ended)."""
+        self._watchdog.close()
         with self._gate_lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
@@ -195,23 +263,23 @@ class CapiClient:
         """One attempt, bounded as a whole by `request_timeout` (connect, send, full answer)."""
         with self._gate_lock:
             self.requests_made += 1
-        watchdog = threading.Timer(self._timeout, self._sockets.cut, (threading.get_ident(),))
-        watchdog.daemon = True
-        watchdog.start()
+        deadline = self._watchdog.arm(self._timeout)
         try:
-            response = self._session().post(
-                self.api_url, data=body, timeout=self._timeout, allow_redirects=False, stream=True
-            )
-            with response:
-                text = _read_prefix(response)
+            try:
+                response = self._session().post(
+                    self.api_url, data=body, timeout=self._timeout, allow_redirects=False,
+                    stream=True,
+                )
+                with response:
+                    text = _read_prefix(response)
+            finally:
+                cut_short = self._watchdog.disarm(deadline)
         except requests.exceptions.SSLError as exc:
             raise DeliveryError(_tls_failure(self._where, exc)) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            if not watchdog.is_alive() or isinstance(exc, requests.Timeout):
+            if cut_short or isinstance(exc, requests.Timeout):
                 raise _Transient(f"no answer within {self._timeout:g} s") from None
             raise _Transient(self._connection_problem(exc)) from None
-        finally:
-            watchdog.cancel()
         return self._classify(response, text)
 
     def _connection_problem(self, exc: Exception) -> str:

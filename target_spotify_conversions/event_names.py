@@ -95,7 +95,8 @@ def checked_name(value: object, setting: str) -> str:
 class EventNameResolver:
     """Resolve a record's event name: the user's map first, then the built-in names."""
 
-    def __init__(self, event_name_map: Mapping[str, str], default: str | None = None) -> None:
+    def __init__(self, event_name_map: Mapping[str, object], default: object = None) -> None:
+        """Values are checked here (a hand-written config may hold anything)."""
         self._exact = {
             key: checked_name(value, f"event_name_map[{key!r}]")
             for key, value in event_name_map.items()

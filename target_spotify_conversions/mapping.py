@@ -319,7 +319,7 @@ INPUT_PROPERTIES: tuple[str, ...] = (
     "event",
     "$event_id",
     "$event_time",
-    *(rule.source for rule in PROPERTIES),
+    *[rule.source for rule in PROPERTIES],
 )
 
 

@@ -48,6 +48,7 @@ from typing import Any, BinaryIO, Protocol, cast
 
 import msgspec
 
+from . import mapping as mapping_module
 from .event_time import UTC
 from .mapping import EventMapper, Mapped, MappingOptions, Skipped
 from .problems import Problem
@@ -121,6 +122,14 @@ class Workers(Protocol):
     def take(self) -> list[MappedRecord]: ...
 
     def close(self, *, abandon: bool = False) -> None: ...
+
+
+def mapping_build() -> str:
+    """How the mapping modules were installed, for the run's first lines (setup.py): compiled
+    ones take about a quarter less CPU per record."""
+    if mapping_module.__file__ is not None and not mapping_module.__file__.endswith(".py"):
+        return "compiled with mypyc"
+    return "pure Python (not compiled: no C compiler at install, or turned off)"
 
 
 def default_processes() -> int:
@@ -361,7 +370,8 @@ def _serve(task_read: int, result_write: int) -> None:
         first = _read_message(tasks)
         if first is None or first[0] != _OPTIONS:
             return
-        mapper = ChunkMapper(msgspec.json.decode(first[1], type=MappingOptions))
+        # Built from a dict: msgspec cannot decode into a dataclass that mypyc compiled.
+        mapper = ChunkMapper(MappingOptions(**msgspec.json.decode(first[1])))
         gc.freeze()  # modules and tables live as long as the worker: keep the collector off them
         while (message := _read_message(tasks)) is not None:
             kind, payload = message

@@ -55,7 +55,7 @@ class Rejects:
     ) -> None:
         """Count, log and keep one rejected record; raise when the run must stop."""
         text = [str(problem) for problem in reasons]
-        self._report.reject(stream, event_id, zip((p.code for p in reasons), text, strict=True))
+        self._report.reject(stream, event_id, zip([p.code for p in reasons], text, strict=True))
         if self._path:
             line = {
                 **self._run,

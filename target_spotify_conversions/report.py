@@ -220,14 +220,14 @@ class RunReport:
             f"records read: {self.records_read}",
             f"events {self.sent_verb}: {self.delivered}",
             f"records rejected: {self.rejected}",
-            *(f"  rejected {code}: {n}" for code, n in sorted(self.reasons.items())),
+            *[f"  rejected {code}: {n}" for code, n in sorted(self.reasons.items())],
             *(
                 [f"records skipped without consent: {self.skipped_no_consent}"]
                 if self.skipped_no_consent
                 else []
             ),
             f"warnings: {sum(self.warnings.values())}",
-            *(f"  warning {kind}: {n}" for kind, n in sorted(self.warnings.items())),
+            *[f"  warning {kind}: {n}" for kind, n in sorted(self.warnings.items())],
             f"rejects and warnings not logged one by one: {self.not_logged}",
             "identifier coverage: "
             + ", ".join(f"{name} {share:.1%}" for name, share in coverage.items()),

@@ -22,7 +22,7 @@ from singer_sdk.singerlib.json import serialize_json
 from .batch_files import BatchFileError, batch_blocks
 from .client import Aborted, DeliveryError
 from .escaping import install_log_escaping
-from .mapping_process import MappingProcessError
+from .mapping_process import MappingProcessError, mapping_build
 from .messages import SchemaMessageError, check_schema_message
 from .pipeline import Pipeline
 from .reader import SafeReader, StopReading, not_json, raw_records
@@ -247,6 +247,7 @@ class TargetSpotifyConversions(Target):
         # 11.6k -> 15.5k events/s with 50 ms API latency (benchmarks/run.py).
         sys.setswitchinterval(0.001)
         cls.print_version(print_fn=cls.logger.info)
+        cls.logger.info("Mapping: %s", mapping_build())
         config = config or ConfigInput()
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
         try:

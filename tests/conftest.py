@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
 import pytest
 
 from tests.fake_spotify import FakeSpotify
@@ -18,6 +21,7 @@ def fake():
 # its module does, so a new test lands in the right tier without anyone thinking of it.
 # (Meltano and PostgreSQL are started with subprocess; a module that only reads meltano.yml
 # starts nothing.)
+_PACKAGE = Path(__file__).resolve().parent.parent / "target_spotify_conversions"
 _PROCESS_MARKERS = ("run_target(", "start_target(", "subprocess", "target_sync_test")
 _slow_modules: dict[str, bool] = {}
 
@@ -34,3 +38,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _starts_processes(item.path):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_sessionstart(session):
+    """Compiled mapping modules (setup.py) load in place of their .py files: one older than its
+    source would test old code. `make test` rebuilds them; a bare pytest stops here instead."""
+    stale = [
+        compiled.name
+        for compiled in _PACKAGE.glob(f"*{EXTENSION_SUFFIXES[0]}")  # this Python's only
+        if (source := _PACKAGE / (compiled.name.split(".")[0] + ".py")).exists()
+        and source.stat().st_mtime > compiled.stat().st_mtime
+    ]
+    if stale:
+        pytest.exit(
+            f"compiled modules older than their source: {', '.join(stale)}; run `make compile` "
+            "(or `make pure` to test the pure-Python modules)",
+            returncode=2,
+        )
