@@ -14,6 +14,7 @@ log line of a run say which one is installed.
 from __future__ import annotations
 
 import os
+import warnings
 
 from setuptools import setup
 
@@ -49,11 +50,15 @@ def extensions() -> list:  # type: ignore[type-arg]
         return []
     from mypyc.build import mypycify
 
-    modules = mypycify(
-        [f"{PACKAGE}/{name}.py" for name in COMPILED],
-        opt_level="3",
-        group_name=f"{PACKAGE}._compiled",  # the shared library lives inside the package
-    )
+    try:
+        modules = mypycify(
+            [f"{PACKAGE}/{name}.py" for name in COMPILED],
+            opt_level="3",
+            group_name=f"{PACKAGE}._compiled",  # the shared library lives inside the package
+        )
+    except (Exception, SystemExit) as exc:  # mypyc refuses the code: install it uncompiled
+        warnings.warn(f"mypyc cannot compile the modules ({exc!r}): pure Python", stacklevel=1)
+        return []
     for module in modules:
         module.optional = True  # no compiler: the .py files are used
     return modules

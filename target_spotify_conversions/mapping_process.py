@@ -54,9 +54,11 @@ from .mapping import EventMapper, Mapped, MappingOptions, Skipped
 from .problems import Problem
 from .report import identifier_mask
 from .validation import RecordChecks
+from .values import MAX_DEPTH, nests_deeper
 
-# A chunk entry: (stream, record) for a record the SDK side has checked, or (stream, raw, True)
-# for a record straight from its input line (msgspec.Raw): the worker decodes and checks it.
+# A chunk entry: (stream, record) for a record the SDK side has checked, or (stream, raw, deep)
+# for a record straight from its input line (msgspec.Raw): the worker decodes and checks it,
+# and with `deep` also measures its depth (a RECORD line's; a BATCH line's was measured as read).
 Entry = tuple[str, Mapping[str, Any]] | tuple[str, msgspec.Raw, bool]
 Chunk = Sequence[Entry]
 
@@ -89,9 +91,15 @@ class MappedRecord(msgspec.Struct, array_like=True, gc=False):
     reasons: tuple[Problem, ...]
     identifiers: int = 0  # report.IDENTIFIER_BITS of the event's user_data
     skipped: bool = False  # not sent and not kept: the record gives no consent
-    unreadable: bool = False  # a raw record that a full decoding refuses (a huge number)
+    # Why a raw record is an unreadable line: NOT_JSON (a full decoding refuses it: a huge
+    # number) or TOO_DEEP (nested deeper than its reader allows); "" when it is readable.
+    unreadable: str = ""
+    # A rejected raw record as the rejects file keeps it (EventMapper.redact, JSON): redacted
+    # here, where its phone number was just parsed (and cached), not in the reading process.
+    kept: bytes | None = None
 
 
+NOT_JSON, TOO_DEEP = "not_json", "too_deep"
 _RESULT_ENCODER = msgspec.msgpack.Encoder()
 _RESULT_DECODER = msgspec.msgpack.Decoder(list[MappedRecord])
 
@@ -439,14 +447,17 @@ class ChunkMapper:
 
     def _map_one(self, entry: Entry | msgspec.Raw, now: dt.datetime) -> MappedRecord:
         try:
-            stream, record, raw = _decoded(entry)
+            stream, record, raw, deep = _decoded(entry)
         except _UNDECODABLE:
-            return MappedRecord("", None, (), (), unreadable=True)
+            return MappedRecord("", None, (), (), unreadable=NOT_JSON)
+        if deep and nests_deeper(record, MAX_DEPTH - 1):  # inside its message: one level more
+            return MappedRecord("", None, (), (), unreadable=TOO_DEEP)
         if raw:  # checked here, as the SDK side checks the others
             problems = self._checks[stream].problems(record)
             if problems:
                 event_id = self._mapper.event_id(record, stream)
-                return MappedRecord(event_id, None, (), tuple(problems))
+                redacted = self._kept(record, event_id)
+                return MappedRecord(event_id, None, (), tuple(problems), kept=redacted)
         result = self._mapper.map(record, stream, now)
         if isinstance(result, Mapped):
             body = _JSON_ENCODER.encode(result.event)
@@ -454,18 +465,29 @@ class ChunkMapper:
             return MappedRecord(result.event_id, body, tuple(result.warnings), (), mask)
         if isinstance(result, Skipped):
             return MappedRecord(result.event_id, None, (), (), skipped=True)
-        return MappedRecord(result.event_id, None, tuple(result.warnings), tuple(result.reasons))
+        kept = self._kept(record, result.event_id) if raw else None
+        return MappedRecord(
+            result.event_id, None, tuple(result.warnings), tuple(result.reasons), kept=kept
+        )
+
+    def _kept(self, record: Mapping[str, Any], event_id: str) -> bytes:
+        """A raw record decodes here exactly as in the reading process (decode_raw): its
+        redacted form is the same bytes either side. (A record from the SDK side may hold
+        values JSON does not carry, such as datetimes: that side redacts its own.)"""
+        return _JSON_ENCODER.encode(self._mapper.redact(record, event_id))
 
 
-def _decoded(entry: Entry | msgspec.Raw) -> tuple[str, dict[str, Any], bool]:
-    """(stream, record, whether it came raw) of an entry, decoding what is still raw (an entry
-    of a chunk decoded one by one; a record of a pickled chunk)."""
-    if isinstance(entry, msgspec.Raw):
-        entry = _CHUNK_DECODER.decode(entry)
-    record = entry[1]
+def _decoded(entry: Entry | msgspec.Raw) -> tuple[str, dict[str, Any], bool, bool]:
+    """(stream, record, whether it came raw, whether its depth is to be measured) of an entry,
+    decoding what is still raw (an entry of a chunk decoded one by one; a record of a pickled
+    chunk)."""
+    # A list once decoded from a chunk's JSON, a tuple when pickled or mapped inline.
+    parts: Sequence[Any] = _CHUNK_DECODER.decode(entry) if isinstance(entry, msgspec.Raw) else entry
+    record = parts[1]
     if isinstance(record, msgspec.Raw):
         record = _CHUNK_DECODER.decode(record)
-    return cast("str", entry[0]), cast("dict[str, Any]", record), len(entry) > 2
+    raw = len(parts) > 2
+    return cast("str", parts[0]), cast("dict[str, Any]", record), raw, raw and parts[2] is True
 
 
 def decode_raw(record: Mapping[str, Any] | msgspec.Raw) -> Mapping[str, Any]:

@@ -11,17 +11,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgspec
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
+from .values import MAX_DEPTH, nests_deeper
 
-# Deeper than any real record or schema. Below it every later step (validation, the mapping
-# process, the rejects file) handles a value without running out of Python stack.
-MAX_DEPTH = 100
 # Opening brackets a line may hold before its depth is measured: most lines are not measured.
 _BRACKETS_UNCHECKED = MAX_DEPTH
+# Why a line nested too deeply is unreadable (after "input line N: ").
+TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
 
 
 class SchemaMessageError(Exception):
@@ -41,7 +42,7 @@ def check_message(message: dict[str, Any], line: str | bytes) -> None:
     elif kind == "STATE" and "value" not in message:
         raise InvalidInputLine("a STATE message without a value")
     if kind != "SCHEMA" and _brackets(line) > _BRACKETS_UNCHECKED and too_deep(message):
-        raise InvalidInputLine(f"nested more than {MAX_DEPTH} levels deep")
+        raise InvalidInputLine(TOO_DEEP)
 
 
 def may_stay_raw(line: bytes, *, text_ok: bool = False) -> bool:
@@ -53,6 +54,13 @@ def may_stay_raw(line: bytes, *, text_ok: bool = False) -> bool:
     `text_ok`: `text_may_stay_raw` already holds for a text the line is part of, so only the
     depth, which each line needs for itself, is left to check."""
     return (text_ok or text_may_stay_raw(line)) and _brackets(line) <= _BRACKETS_UNCHECKED
+
+
+def envelope_may_stay_raw(line: bytes, record: bytes | msgspec.Raw) -> bool:
+    """`may_stay_raw`'s depth check for a RECORD line whose record a mapping worker measures
+    (mapping_process): what is left is the message around the record. Unless that is long
+    (rare: taps add a field or two), it cannot nest too deeply, and the line is not scanned."""
+    return len(line) - len(record) <= _BRACKETS_UNCHECKED or _brackets(line) <= MAX_DEPTH
 
 
 def text_may_stay_raw(text: bytes) -> bool:
@@ -100,16 +108,7 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
 
 def too_deep(value: object) -> bool:
     """Whether a decoded value nests more than MAX_DEPTH objects and lists; stops early."""
-    if not isinstance(value, (dict, list)):
-        return False
-    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
+    return nests_deeper(value, MAX_DEPTH)
 
 
 def _brackets(line: str | bytes) -> int:

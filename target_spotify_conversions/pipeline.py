@@ -22,11 +22,19 @@ from typing import Any
 
 import msgspec
 
+from . import messages
 from .checkpoints import Checkpoints
 from .client import CapiClient
 from .delivery import Delivery, Outcome, Pending
 from .mapping import EventMapper
-from .mapping_process import Entry, MappedRecord, StreamChecks, decode_raw, start_workers
+from .mapping_process import (
+    TOO_DEEP,
+    Entry,
+    MappedRecord,
+    StreamChecks,
+    decode_raw,
+    start_workers,
+)
 from .problems import Problem
 from .reader import not_json
 from .rejects import Rejects
@@ -98,8 +106,10 @@ class Pipeline:
 
     def process_raw(self, stream: str, record: msgspec.Raw, origin: Origin) -> None:
         """Queue a record as its input line holds it, undecoded: the workers decode, check and
-        map it. Only for streams `add_raw_stream` announced (see reader.raw_record)."""
-        self._chunk.append((self._arrived(stream), (stream, record, True), origin))
+        map it. Only for streams `add_raw_stream` announced (see reader.raw_record). A RECORD
+        line's record is measured there too (a BATCH line was measured as it was read)."""
+        deep = not isinstance(origin[1], str)
+        self._chunk.append((self._arrived(stream), (stream, record, deep), origin))
         if len(self._chunk) >= self._chunk_size:
             self._send_chunk()
 
@@ -137,7 +147,7 @@ class Pipeline:
             chunk = self._chunks_out[0]  # still unfinished while it is handed on
             for (seq, entry, origin), mapped in zip(chunk, self.workers.take(), strict=True):
                 if mapped.unreadable and origin is not None:
-                    self._unreadable_raw(entry[0], origin)
+                    self._unreadable_raw(entry[0], origin, mapped.unreadable)
                 else:
                     self._hand_on(seq, entry[0], entry[1], mapped)
             self._chunks_out.popleft()
@@ -152,7 +162,9 @@ class Pipeline:
             self.report.skip_no_consent()
             return
         if mapped.body is None:
-            self.rejects.reject(stream, mapped.event_id, mapped.reasons, decode_raw(record))
+            kept = mapped.kept  # a raw record the worker redacted: no need to decode it here
+            decoded = decode_raw(record) if kept is None else {}
+            self.rejects.reject(stream, mapped.event_id, mapped.reasons, decoded, kept=kept)
             return
         item = Pending(stream, mapped.event_id, mapped.body, record, mapped.identifiers)
         if not self.delivery.fits(item):
@@ -161,11 +173,16 @@ class Pipeline:
             return
         self.delivery.add(seq, item)
 
-    def _unreadable_raw(self, stream: str, origin: Origin) -> None:
-        """A raw record a full decoding refuses: rejected as the SDK path rejects its line."""
+    def _unreadable_raw(self, stream: str, origin: Origin, why: str) -> None:
+        """A raw record a full decoding refuses, or nested too deeply: rejected as the SDK path
+        rejects its line."""
         line_number, size = origin
         self.report.recount(stream, "(input)")
-        problem = Problem("unreadable_input_line", not_json(line_number, size))
+        if why == TOO_DEEP:
+            detail = f"input line {line_number}: {messages.TOO_DEEP}"
+        else:
+            detail = not_json(line_number, size)
+        problem = Problem("unreadable_input_line", detail)
         self.rejects.reject("(input)", f"line-{line_number}", [problem], {})
 
     def unreadable(self, line_number: int, why: str) -> None:

@@ -20,7 +20,7 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
-from .messages import check_message, may_stay_raw, text_may_stay_raw
+from .messages import check_message, envelope_may_stay_raw, may_stay_raw, text_may_stay_raw
 
 READ_BUFFER_BYTES = 1 << 20
 # How often the reader lets the pipeline write STATEs and send what waited too long.
@@ -219,18 +219,21 @@ class SafeReader(MsgSpecReader):
             callback(message)
 
     def _took_raw(self, line: str | bytes) -> bool:
-        """Hand a RECORD line of a raw stream on undecoded, when it may stay so."""
+        """Hand a RECORD line of a raw stream on undecoded, when it may stay so. Its record's
+        depth is measured by the mapping worker, which decodes it anyway."""
         if not isinstance(line, bytes):
             return False
-        if not may_stay_raw(line, text_ok=self._text_may_stay_raw):
+        if not (self._text_may_stay_raw or text_may_stay_raw(line)):
             return False
         try:
             message = _RECORD_LINE.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return False  # not a RECORD, or not readable: the full path says which
         if message.type != "RECORD" or message.stream not in self.raw_streams:
             return False
         if not _is_object(message.record) or self.on_raw_record is None:
+            return False
+        if not envelope_may_stay_raw(line, message.record):
             return False
         self.on_raw_record(message.stream, message.record, (self.line_number, len(line)))
         return True

@@ -51,9 +51,18 @@ class Rejects:
         self._size = 0
 
     def reject(
-        self, stream: str, event_id: str, reasons: Sequence[Problem], record: Mapping[str, Any]
+        self,
+        stream: str,
+        event_id: str,
+        reasons: Sequence[Problem],
+        record: Mapping[str, Any],
+        *,
+        kept: bytes | None = None,
     ) -> None:
-        """Count, log and keep one rejected record; raise when the run must stop."""
+        """Count, log and keep one rejected record; raise when the run must stop.
+
+        `kept`: the record already redacted and encoded (by a mapping worker), used as it is.
+        """
         text = [str(problem) for problem in reasons]
         self._report.reject(stream, event_id, zip([p.code for p in reasons], text, strict=True))
         if self._path:
@@ -62,7 +71,7 @@ class Rejects:
                 "stream": stream,
                 "event_id": event_id,
                 "reasons": text,
-                "record": self._redact(record, event_id),
+                "record": self._redact(record, event_id) if kept is None else msgspec.Raw(kept),
             }
             self._lines.append(_ENCODER.encode(line) + b"\n")
             self._size += len(self._lines[-1])

@@ -14,13 +14,16 @@ import pytest
 from target_spotify_conversions.mapping import EventMapper, Mapped, MappingOptions
 from target_spotify_conversions.mapping_process import (
     MAX_PROCESSES,
+    TOO_DEEP,
     InlineWorkers,
     MappingProcess,
     MappingProcessError,
+    StreamChecks,
     WorkerPool,
     default_processes,
     start_workers,
 )
+from target_spotify_conversions.values import MAX_DEPTH
 from tests.harness import wait_until
 
 OPTIONS = MappingOptions(phone_default_country="US", default_action_source="WEB")
@@ -254,3 +257,26 @@ def test_a_failure_outside_a_chunk_ends_the_worker_without_quoting_what_it_read(
     err = capfd.readouterr().err
     assert "Internal error ValidationError in the mapping process" in err
     assert "jane.doe" not in err
+
+
+def _nested_record(depth: int) -> msgspec.Raw:
+    """A record nesting `depth` objects (itself included), as raw JSON."""
+    inner = b'{"a": ' * (depth - 2) + b"{}" + b"}" * (depth - 2)
+    return msgspec.Raw(b'{"$event_id": "deep", "a": ' + inner + b"}")
+
+
+def test_a_raw_record_line_nested_past_the_readers_limit_comes_back_too_deep():
+    """The reader leaves a RECORD line's depth to the worker: its record may nest 99 levels
+    inside the message's one, as on the SDK path; a BATCH line's was measured as read."""
+    workers = InlineWorkers(OPTIONS)
+    workers.add_stream(StreamChecks("s", {"type": "object"}, [], validate=True))
+    workers.submit([
+        ("s", _nested_record(MAX_DEPTH - 1), True),
+        ("s", _nested_record(MAX_DEPTH), True),
+        ("s", _nested_record(MAX_DEPTH + 50), True),
+        ("s", _nested_record(MAX_DEPTH + 50), False),
+    ])
+    results = workers.take()
+    assert [result.unreadable for result in results] == ["", TOO_DEEP, TOO_DEEP, ""]
+    assert results[0].event_id == "deep"
+    assert results[3].event_id == "deep"

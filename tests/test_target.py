@@ -347,6 +347,13 @@ HOSTILE_LINES = [
     '{"type": "RECORD", "stream": "conversions", "record": {"amount": NaN}}',
     '{"type": "RECORD", "stream": "conversions", "record": ["not", "an", "object"]}',
     '{"type": "RECORD", "stream": "conversions", "record": ' + '{"a": ' * 120 + "1" + "}" * 121,
+    # Records nesting 99 and 100 objects: the message is one level more, and 100 is the limit.
+    '{"type": "RECORD", "stream": "conversions", "record": ' + '{"a": ' * 99 + "1" + "}" * 100,
+    '{"type": "RECORD", "stream": "conversions", "record": ' + '{"a": ' * 100 + "1" + "}" * 101,
+    # Past the decoder's own limit; and a message nested deeply outside its record.
+    '{"type": "RECORD", "stream": "conversions", "record": ' + '{"a": ' * 3000 + "1" + "}" * 3001,
+    '{"type": "RECORD", "stream": "conversions", "record": {"$event_id": "x"}, "v": '
+    + "[" * 150 + "]" * 150 + "}",
     '{"type": "RECORD", "stream": "conversions", "record": {"email": "\\u0000@x.io"}, "v": 1}',
     # Valid JSON no decoder here can hold: unreadable lines, on both paths.
     '{"type": "RECORD", "stream": "conversions", "record": {"amount": 1' + "0" * 5000 + "}}",
@@ -379,7 +386,7 @@ def test_the_lean_path_writes_what_the_sdk_path_writes(tmp_path):
         outputs.append((bodies, rejects, counts))
     lean, sdk = outputs
     assert len(lean[0]) > 10
-    assert lean[2]["rejected unreadable_input_line"].startswith("5")
+    assert lean[2]["rejected unreadable_input_line"].startswith("8")
     assert lean[0] == sdk[0]
     assert lean[1] == sdk[1]
     assert lean[2] == sdk[2]
