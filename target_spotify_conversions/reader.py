@@ -29,8 +29,9 @@ TICK_SECONDS = 0.5
 _DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
 
-class _RecordLine(msgspec.Struct):
-    """A RECORD line with its record left undecoded (other fields are skipped)."""
+class _RecordLine(msgspec.Struct, gc=False):
+    """A RECORD line with its record left undecoded (other fields are skipped); one per line,
+    out of the collector's sight (it holds no cycle)."""
 
     type: str
     stream: str

@@ -112,6 +112,10 @@ def test_sigterm_delivers_what_was_read_writes_state_and_exits_143(fake, tmp_pat
 
 
 def test_one_state_per_request_with_one_stream(fake, tmp_path):
+    # Answers take a little time, as real ones do: an instant fake lets the target read the
+    # whole input while the first answers arrive, and the STATEs they allow are then rightly
+    # written as one (the newest safe STATE supersedes the older ones).
+    fake.configure(latency=0.02)
     records = _records(5000)
     config = target_config(fake.url, events_per_request=250, max_concurrent_requests=4)
     run = run_target(tmp_path / "run", config, singer_lines(records, state_every=50))
