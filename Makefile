@@ -66,6 +66,9 @@ $(VENV_STAMP): pyproject.toml setup.py | $(PY)
 # skip what did not change). Without a C compiler the pure-Python modules are used, as setup.py says.
 $(COMPILE_STAMP): $(PACKAGE_SOURCES) setup.py $(VENV_STAMP)
 	$(PY) setup.py --quiet build_ext --inplace
+	@# Bytecode too: where PYTHONDONTWRITEBYTECODE is set, every run (and every mapping worker)
+	@# would otherwise compile the package's other modules at start-up, about 30 ms each time.
+	$(PY) -m compileall -q target_spotify_conversions
 	@# Unchanged modules are not rebuilt: mark them as checked against their sources.
 	@touch target_spotify_conversions/*$$($(PY) -c 'import importlib.machinery as m; print(m.EXTENSION_SUFFIXES[0])') 2>/dev/null || true
 	mkdir -p $(dir $@) && touch $@
