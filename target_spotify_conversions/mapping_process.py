@@ -116,6 +116,7 @@ class StreamChecks(msgspec.Struct, array_like=True):
     key_properties: list[str]
     validate: bool
     datelike: list[tuple[str, str]] = []  # (property, format), by the SDK's rule
+    metadata: list[str] = []  # the `_sdc_` keys the SDK's path removes from each record
 
 
 class Workers(Protocol):
@@ -427,12 +428,14 @@ class ChunkMapper:
     def __init__(self, options: MappingOptions) -> None:
         self._mapper = EventMapper(options)
         self._checks: dict[str, RecordChecks] = {}
+        self._metadata: dict[str, tuple[str, ...]] = {}
 
     def add_stream(self, payload: bytes) -> None:
         spec = msgspec.json.decode(payload, type=StreamChecks)
         self._checks[spec.stream] = RecordChecks(
             spec.schema, spec.key_properties, validate=spec.validate, datelike=spec.datelike
         )
+        self._metadata[spec.stream] = tuple(spec.metadata)
 
     def map(self, kind: bytes, payload: bytes) -> bytes:
         """Map an encoded chunk and encode the results, in the chunk's order."""
@@ -453,6 +456,9 @@ class ChunkMapper:
         if deep and nests_deeper(record, MAX_DEPTH - 1):  # inside its message: one level more
             return MappedRecord("", None, (), (), unreadable=TOO_DEEP)
         if raw:  # checked here, as the SDK side checks the others
+            for key in self._metadata[stream]:  # as the SDK's path does first
+                if key in record:
+                    del record[key]
             problems = self._checks[stream].problems(record)
             if problems:
                 event_id = self._mapper.event_id(record, stream)

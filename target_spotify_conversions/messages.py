@@ -46,10 +46,10 @@ def check_message(message: dict[str, Any], line: str | bytes) -> None:
 
 
 def may_stay_raw(line: bytes, *, text_ok: bool = False) -> bool:
-    """Whether a line's record may go to the mapping workers undecoded: a few C scans prove
+    """Whether a line's record may go to the mapping workers undecoded: two C scans prove
     that its JSON, once the decoder has skipped over it, is all a full decoding would accept
-    (ASCII, so no invalid UTF-8; few brackets, so not too deep) and that the SDK would not
-    change it (no `_sdc_` metadata to remove).
+    (ASCII, so no invalid UTF-8; few brackets, so not too deep). The `_sdc_` metadata the
+    SDK's path removes, the workers remove too (StreamChecks.metadata).
 
     `text_ok`: `text_may_stay_raw` already holds for a text the line is part of, so only the
     depth, which each line needs for itself, is left to check."""
@@ -64,8 +64,8 @@ def envelope_may_stay_raw(line: bytes, record: bytes | msgspec.Raw) -> bool:
 
 
 def text_may_stay_raw(text: bytes) -> bool:
-    """The scans of `may_stay_raw` that hold for many lines at once if for their whole text."""
-    return text.isascii() and b'"_sdc_' not in text
+    """The scan of `may_stay_raw` that holds for many lines at once if for their whole text."""
+    return text.isascii()
 
 
 def check_schema_message(message: dict[str, Any]) -> None:

@@ -123,10 +123,10 @@ SEAMS: tuple[Seam, ...] = (
         "singer_sdk.sinks.core.Sink",
         "_remove_sdc_metadata_from_record",
         ("self", "record"),
-        "reader.py, messages.py",
+        "sinks.py",
         "the one change the SDK's per-record path makes to a record of a stream with an "
-        "identity map, no flattening and no metadata; lines holding `_sdc_` keys therefore "
-        "take the full path, and all others may skip it undecoded (the lean path)",
+        "identity map, no flattening and no metadata: the sink asks it which keys it removes "
+        "(a probe record notes them) and the workers remove the same from raw records",
         called_by="singer_sdk.target_base.Target._process_record_message",
     ),
     Seam(

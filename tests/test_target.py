@@ -12,6 +12,7 @@ from tests.fake_spotify import FakeSpotify
 from tests.harness import (
     CONNECTION_ID,
     REPO,
+    SCHEMA,
     TOKEN,
     purchase,
     record_message,
@@ -415,3 +416,34 @@ def test_a_new_schema_applies_from_the_next_record_on_the_lean_path(tmp_path, pr
     assert sent == {f"ord-{i}" for i in range(25)}
     assert {r["event_id"] for r in run.rejects()} == {f"ord-{100 + i}" for i in range(25)}
     assert run.count("rejected missing_key_properties") == 25
+
+
+def test_sdk_metadata_is_removed_on_the_lean_path_as_on_the_sdk_path(tmp_path):
+    """The SDK's path removes its `_sdc_` metadata from a record before validation; the lean
+    path's workers remove the same keys (the SDK's own list). Under a schema that allows no
+    other property, a record with those keys passes on both paths, and one with an `_sdc_`
+    key the SDK keeps is refused on both."""
+    strict = {**SCHEMA, "additionalProperties": False}
+    records = [
+        purchase(1, _sdc_extracted_at="2026-01-01T00:00:00Z", _sdc_sequence=17),
+        purchase(2, _sdc_table_version=3, _sdc_deleted_at=None),
+        purchase(3, _sdc_not_the_sdks="x"),
+        purchase(4),
+    ]
+    lines = [schema_message(schema=strict), *map(record_message, records)]
+    outputs = []
+    for name, stream_maps in (("lean", None), ("sdk", {"conversions": {}})):
+        maps = {"stream_maps": stream_maps} if stream_maps else {}
+        config = target_config(dry_run=True, **maps)
+        run = run_target(tmp_path / name, config, lines)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert (LEAN in run.stderr) == (name == "lean")
+        sent = sorted(
+            event["event_id"]
+            for body in (run.workdir / "dry-run.jsonl").read_bytes().splitlines()
+            for event in json.loads(body)["conversion_events"]["events"]
+        )
+        refused = sorted((r["event_id"], r["reasons"][0].split(":")[0]) for r in run.rejects())
+        outputs.append((sent, refused))
+    assert outputs[0] == (["ord-1", "ord-2", "ord-4"], [("ord-3", "schema_validation")])
+    assert outputs[1] == outputs[0]
