@@ -21,6 +21,7 @@ from setuptools import setup
 PACKAGE = "target_spotify_conversions"
 COMPILED = (
     # what a mapping worker runs for each record
+    "chunk_mapping",
     "event_id",
     "event_names",
     "event_time",

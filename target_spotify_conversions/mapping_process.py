@@ -30,8 +30,6 @@ the task pipe is full, reads results meanwhile (the worker may be waiting to han
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import decimal
 import fcntl
 import gc
 import json
@@ -44,17 +42,14 @@ import sys
 import traceback
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any, BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, Protocol
 
 import msgspec
 
 from . import mapping as mapping_module
-from .event_time import UTC
-from .mapping import EventMapper, Mapped, MappingOptions, Skipped
-from .problems import Problem
-from .report import identifier_mask
-from .validation import RecordChecks
-from .values import MAX_DEPTH, nests_deeper
+from .chunk_mapping import ChunkMapper
+from .mapping import MappingOptions
+from .wire import JSON_CHUNK, PICKLED_CHUNK, MappedRecord, StreamChecks
 
 # A chunk entry: (stream, record) for a record the SDK side has checked, or (stream, raw, deep)
 # for a record straight from its input line (msgspec.Raw): the worker decodes and checks it,
@@ -64,59 +59,20 @@ Chunk = Sequence[Entry]
 
 # A message: 8-byte length, 1-byte kind, payload.
 _HEADER = struct.Struct("!Qc")
-_JSON, _PICKLE, _STREAM, _RESULTS, _ERROR, _OPTIONS = b"J", b"P", b"S", b"R", b"E", b"O"
+_STREAM, _RESULTS, _ERROR, _OPTIONS = b"S", b"R", b"E", b"O"
 # Pipes hold this much (Linux; elsewhere the system's default), so a chunk or two fit in them.
 PIPE_BYTES = 1 << 20
 # More workers than this gain nothing: the main process's reading is then the bottleneck.
 MAX_PROCESSES = 8
 
-_JSON_ENCODER = msgspec.json.Encoder(decimal_format="number")  # chunks and event bodies
-_CHUNK_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
-_ENTRIES_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
-# What a full decoding may refuse in a raw record the reader skipped over: an integer of over
-# 4,300 digits, an exponent no Decimal holds.
-_UNDECODABLE = (msgspec.DecodeError, decimal.InvalidOperation)
+_JSON_ENCODER = msgspec.json.Encoder(decimal_format="number")  # chunks
 
 
-class MappedRecord(msgspec.Struct, array_like=True, gc=False):
-    """What the worker says of one record: an encoded event, or the reasons it is rejected.
-
-    Out of the collector's sight (gc=False: it holds no cycle), and tuples (an empty one is
-    shared): the reading process decodes hundreds of thousands of them.
-    """
-
-    event_id: str
-    body: bytes | None
-    warnings: tuple[str, ...]
-    reasons: tuple[Problem, ...]
-    identifiers: int = 0  # report.IDENTIFIER_BITS of the event's user_data
-    skipped: bool = False  # not sent and not kept: the record gives no consent
-    # Why a raw record is an unreadable line: NOT_JSON (a full decoding refuses it: a huge
-    # number) or TOO_DEEP (nested deeper than its reader allows); "" when it is readable.
-    unreadable: str = ""
-    # A rejected raw record as the rejects file keeps it (EventMapper.redact, JSON): redacted
-    # here, where its phone number was just parsed (and cached), not in the reading process.
-    kept: bytes | None = None
-
-
-NOT_JSON, TOO_DEEP = "not_json", "too_deep"
-_RESULT_ENCODER = msgspec.msgpack.Encoder()
 _RESULT_DECODER = msgspec.msgpack.Decoder(list[MappedRecord])
 
 
 class MappingProcessError(RuntimeError):
     """The worker failed or died; what it was mapping is lost, so the run must stop."""
-
-
-class StreamChecks(msgspec.Struct, array_like=True):
-    """What a worker needs to check a stream's raw records as the SDK side would."""
-
-    stream: str
-    schema: dict[str, Any]
-    key_properties: list[str]
-    validate: bool
-    datelike: list[tuple[str, str]] = []  # (property, format), by the SDK's rule
-    metadata: list[str] = []  # the `_sdc_` keys the SDK's path removes from each record
 
 
 class Workers(Protocol):
@@ -349,9 +305,9 @@ def _decode_results(kind: bytes, payload: bytes) -> list[MappedRecord]:
 
 def _encode_chunk(chunk: Chunk) -> tuple[bytes, bytes]:
     try:
-        return _JSON, _JSON_ENCODER.encode(chunk)
+        return JSON_CHUNK, _JSON_ENCODER.encode(chunk)
     except TypeError:  # a value JSON cannot carry (a stream map may make one)
-        return _PICKLE, pickle.dumps(list(chunk), protocol=pickle.HIGHEST_PROTOCOL)
+        return PICKLED_CHUNK, pickle.dumps(list(chunk), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _widen(fd: int) -> None:
@@ -413,95 +369,6 @@ def _read_message(stream: BinaryIO) -> tuple[bytes, bytes] | None:
         return None
     size, kind = _HEADER.unpack(header)
     return kind, stream.read(size)
-
-
-def _chunk(kind: bytes, payload: bytes) -> Chunk:
-    if kind == _PICKLE:
-        chunk: Chunk = pickle.loads(payload)  # noqa: S301 - our own process wrote it
-        return chunk
-    return _CHUNK_DECODER.decode(payload)  # type: ignore[no-any-return]
-
-
-class ChunkMapper:
-    """An EventMapper (and its caches) for the whole run, and the checks of raw records."""
-
-    def __init__(self, options: MappingOptions) -> None:
-        self._mapper = EventMapper(options)
-        self._checks: dict[str, RecordChecks] = {}
-        self._metadata: dict[str, tuple[str, ...]] = {}
-
-    def add_stream(self, payload: bytes) -> None:
-        spec = msgspec.json.decode(payload, type=StreamChecks)
-        self._checks[spec.stream] = RecordChecks(
-            spec.schema, spec.key_properties, validate=spec.validate, datelike=spec.datelike
-        )
-        self._metadata[spec.stream] = tuple(spec.metadata)
-
-    def map(self, kind: bytes, payload: bytes) -> bytes:
-        """Map an encoded chunk and encode the results, in the chunk's order."""
-        now = dt.datetime.now(UTC)  # one clock reading a chunk: its records arrived together
-        try:
-            chunk = _chunk(kind, payload)
-        except _UNDECODABLE:  # one raw record spoils the chunk: decode entry by entry
-            return _RESULT_ENCODER.encode(
-                [self._map_one(entry, now) for entry in _ENTRIES_DECODER.decode(payload)]
-            )
-        return _RESULT_ENCODER.encode([self._map_one(entry, now) for entry in chunk])
-
-    def _map_one(self, entry: Entry | msgspec.Raw, now: dt.datetime) -> MappedRecord:
-        try:
-            stream, record, raw, deep = _decoded(entry)
-        except _UNDECODABLE:
-            return MappedRecord("", None, (), (), unreadable=NOT_JSON)
-        if deep and nests_deeper(record, MAX_DEPTH - 1):  # inside its message: one level more
-            return MappedRecord("", None, (), (), unreadable=TOO_DEEP)
-        if raw:  # checked here, as the SDK side checks the others
-            for key in self._metadata[stream]:  # as the SDK's path does first
-                if key in record:
-                    del record[key]
-            problems = self._checks[stream].problems(record)
-            if problems:
-                event_id = self._mapper.event_id(record, stream)
-                redacted = self._kept(record, event_id)
-                return MappedRecord(event_id, None, (), tuple(problems), kept=redacted)
-        result = self._mapper.map(record, stream, now)
-        if isinstance(result, Mapped):
-            body = _JSON_ENCODER.encode(result.event)
-            mask = identifier_mask(result.event["user_data"])
-            return MappedRecord(result.event_id, body, tuple(result.warnings), (), mask)
-        if isinstance(result, Skipped):
-            return MappedRecord(result.event_id, None, (), (), skipped=True)
-        kept = self._kept(record, result.event_id) if raw else None
-        return MappedRecord(
-            result.event_id, None, tuple(result.warnings), tuple(result.reasons), kept=kept
-        )
-
-    def _kept(self, record: Mapping[str, Any], event_id: str) -> bytes:
-        """A raw record decodes here exactly as in the reading process (decode_raw): its
-        redacted form is the same bytes either side. (A record from the SDK side may hold
-        values JSON does not carry, such as datetimes: that side redacts its own.)"""
-        return _JSON_ENCODER.encode(self._mapper.redact(record, event_id))
-
-
-def _decoded(entry: Entry | msgspec.Raw) -> tuple[str, dict[str, Any], bool, bool]:
-    """(stream, record, whether it came raw, whether its depth is to be measured) of an entry,
-    decoding what is still raw (an entry of a chunk decoded one by one; a record of a pickled
-    chunk)."""
-    # A list once decoded from a chunk's JSON, a tuple when pickled or mapped inline.
-    parts: Sequence[Any] = _CHUNK_DECODER.decode(entry) if isinstance(entry, msgspec.Raw) else entry
-    record = parts[1]
-    if isinstance(record, msgspec.Raw):
-        record = _CHUNK_DECODER.decode(record)
-    raw = len(parts) > 2
-    return cast("str", parts[0]), cast("dict[str, Any]", record), raw, raw and parts[2] is True
-
-
-def decode_raw(record: Mapping[str, Any] | msgspec.Raw) -> Mapping[str, Any]:
-    """A record as the mapping reads it, whether it came decoded or raw (for the rejects file)."""
-    if isinstance(record, msgspec.Raw):
-        decoded: Mapping[str, Any] = _CHUNK_DECODER.decode(record)
-        return decoded
-    return record
 
 
 def _describe(exc: BaseException) -> str:

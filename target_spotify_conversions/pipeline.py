@@ -24,23 +24,18 @@ import msgspec
 
 from . import messages
 from .checkpoints import Checkpoints
+from .chunk_mapping import decode_raw
 from .client import CapiClient
 from .delivery import Delivery, Outcome, Pending
 from .mapping import EventMapper
-from .mapping_process import (
-    TOO_DEEP,
-    Entry,
-    MappedRecord,
-    StreamChecks,
-    decode_raw,
-    start_workers,
-)
+from .mapping_process import Entry, start_workers
 from .problems import Problem
 from .reader import not_json
 from .rejects import Rejects
 from .report import RunReport
 from .settings import Settings
 from .transport import DryRunFile, Transport
+from .wire import TOO_DEEP, MappedRecord, StreamChecks
 
 # Chunks at each mapping worker and not yet handed on: enough that neither side waits for the
 # other (two left the cores idle a tenth of the time; more than four gains nothing).

@@ -12,9 +12,9 @@ from singer_sdk.mapper import SameRecordTransform, StreamMap
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from .mapping_process import StreamChecks
 from .sdk_seams import datetime_properties
 from .validation import RecordChecks
+from .wire import StreamChecks
 
 if t.TYPE_CHECKING:
     from .target import TargetSpotifyConversions

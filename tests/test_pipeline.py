@@ -72,7 +72,7 @@ def test_only_the_newest_ready_state_is_written(fake, tmp_path):
 
 
 def test_a_repeated_schema_is_not_sent_to_the_workers_again(fake, tmp_path, monkeypatch):
-    from target_spotify_conversions.mapping_process import StreamChecks
+    from target_spotify_conversions.wire import StreamChecks
 
     run = pipeline(tmp_path, fake, [], mapping_processes=0)
     sent: list[StreamChecks] = []

@@ -1,0 +1,123 @@
+"""A chunk of records in, their results out: what a mapping worker runs for each record.
+
+Compiled with mypyc (setup.py) with the mapping it calls. A chunk holds (stream, record) for
+a record the SDK side has checked, or (stream, raw, deep) for a record straight from its input
+line (msgspec.Raw): that one is decoded, cleared of the SDK's metadata, measured (with `deep`),
+checked and mapped here. Results are msgpack-encoded MappedRecords, in the chunk's order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import pickle
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import msgspec
+
+from .event_time import UTC
+from .mapping import EventMapper, Mapped, MappingOptions, Skipped
+from .report import identifier_mask
+from .validation import RecordChecks
+from .values import MAX_DEPTH, nests_deeper
+from .wire import NOT_JSON, PICKLED_CHUNK, TOO_DEEP, MappedRecord, StreamChecks
+
+_JSON_ENCODER = msgspec.json.Encoder(decimal_format="number")  # event bodies, rejected records
+_CHUNK_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_ENTRIES_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+_RESULT_ENCODER = msgspec.msgpack.Encoder()
+# What a full decoding may refuse in a raw record the reader skipped over: an integer of over
+# 4,300 digits, an exponent no Decimal holds.
+_UNDECODABLE = (msgspec.DecodeError, decimal.InvalidOperation)
+
+
+def _chunk(kind: bytes, payload: bytes) -> list[Sequence[Any]]:
+    """A chunk's entries: tuples when pickled, lists when decoded from JSON."""
+    if kind == PICKLED_CHUNK:
+        chunk: list[Sequence[Any]] = pickle.loads(payload)  # noqa: S301 - our own process wrote it
+        return chunk
+    return _CHUNK_DECODER.decode(payload)  # type: ignore[no-any-return]
+
+
+class ChunkMapper:
+    """An EventMapper (and its caches) for the whole run, and the checks of raw records."""
+
+    def __init__(self, options: MappingOptions) -> None:
+        self._mapper = EventMapper(options)
+        self._checks: dict[str, RecordChecks] = {}
+        self._metadata: dict[str, tuple[str, ...]] = {}
+
+    def add_stream(self, payload: bytes) -> None:
+        spec = msgspec.json.decode(payload, type=StreamChecks)
+        self._checks[spec.stream] = RecordChecks(
+            spec.schema, spec.key_properties, validate=spec.validate, datelike=spec.datelike
+        )
+        self._metadata[spec.stream] = tuple(spec.metadata)
+
+    def map(self, kind: bytes, payload: bytes) -> bytes:
+        """Map an encoded chunk and encode the results, in the chunk's order."""
+        now = dt.datetime.now(UTC)  # one clock reading a chunk: its records arrived together
+        try:
+            chunk = _chunk(kind, payload)
+        except _UNDECODABLE:  # one raw record spoils the chunk: decode entry by entry
+            return _RESULT_ENCODER.encode(
+                [self._map_one(entry, now) for entry in _ENTRIES_DECODER.decode(payload)]
+            )
+        return _RESULT_ENCODER.encode([self._map_one(entry, now) for entry in chunk])
+
+    def _map_one(self, entry: Sequence[Any] | msgspec.Raw, now: dt.datetime) -> MappedRecord:
+        """`entry`: a chunk entry (a list once decoded from JSON), or its raw JSON."""
+        try:
+            stream, record, raw, deep = _decoded(entry)
+        except _UNDECODABLE:
+            return MappedRecord("", None, (), (), unreadable=NOT_JSON)
+        if deep and nests_deeper(record, MAX_DEPTH - 1):  # inside its message: one level more
+            return MappedRecord("", None, (), (), unreadable=TOO_DEEP)
+        if raw:  # checked here, as the SDK side checks the others
+            for key in self._metadata[stream]:  # as the SDK's path does first
+                if key in record:
+                    del record[key]
+            problems = self._checks[stream].problems(record)
+            if problems:
+                event_id = self._mapper.event_id(record, stream)
+                redacted = self._kept(record, event_id)
+                return MappedRecord(event_id, None, (), tuple(problems), kept=redacted)
+        result = self._mapper.map(record, stream, now)
+        if isinstance(result, Mapped):
+            body = _JSON_ENCODER.encode(result.event)
+            mask = identifier_mask(result.event["user_data"])
+            return MappedRecord(result.event_id, body, tuple(result.warnings), (), mask)
+        if isinstance(result, Skipped):
+            return MappedRecord(result.event_id, None, (), (), skipped=True)
+        kept = self._kept(record, result.event_id) if raw else None
+        return MappedRecord(
+            result.event_id, None, tuple(result.warnings), tuple(result.reasons), kept=kept
+        )
+
+    def _kept(self, record: Mapping[str, Any], event_id: str) -> bytes:
+        """A raw record decodes here exactly as in the reading process (decode_raw): its
+        redacted form is the same bytes either side. (A record from the SDK side may hold
+        values JSON does not carry, such as datetimes: that side redacts its own.)"""
+        return _JSON_ENCODER.encode(self._mapper.redact(record, event_id))
+
+
+def _decoded(entry: Sequence[Any] | msgspec.Raw) -> tuple[str, dict[str, Any], bool, bool]:
+    """(stream, record, whether it came raw, whether its depth is to be measured) of an entry,
+    decoding what is still raw (an entry of a chunk decoded one by one; a record of a pickled
+    chunk)."""
+    # A list once decoded from a chunk's JSON, a tuple when pickled or mapped inline.
+    parts: Sequence[Any] = _CHUNK_DECODER.decode(entry) if isinstance(entry, msgspec.Raw) else entry
+    record = parts[1]
+    if isinstance(record, msgspec.Raw):
+        record = _CHUNK_DECODER.decode(record)
+    raw = len(parts) > 2
+    return cast("str", parts[0]), cast("dict[str, Any]", record), raw, raw and parts[2] is True
+
+
+def decode_raw(record: Mapping[str, Any] | msgspec.Raw) -> Mapping[str, Any]:
+    """A record as the mapping reads it, whether it came decoded or raw (for the rejects file)."""
+    if isinstance(record, msgspec.Raw):
+        decoded: Mapping[str, Any] = _CHUNK_DECODER.decode(record)
+        return decoded
+    return record

@@ -1,0 +1,54 @@
+"""What crosses the pipes between the reading process and the mapping workers.
+
+The msgspec Structs live here, in a module mypyc does not compile (setup.py): a class mypyc
+compiles is no longer a Struct to msgspec, which would encode it as a plain object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .problems import Problem
+
+# How a chunk of records is encoded: JSON, which is what a Singer record is, or pickle for a
+# chunk holding a value JSON cannot carry (a stream map may make one).
+JSON_CHUNK, PICKLED_CHUNK = b"J", b"P"
+# Why a raw record is an unreadable line (MappedRecord.unreadable).
+NOT_JSON, TOO_DEEP = "not_json", "too_deep"
+
+
+class MappedRecord(msgspec.Struct, array_like=True, gc=False):
+    """What the worker says of one record: an encoded event, or the reasons it is rejected.
+
+    Out of the collector's sight (gc=False: it holds no cycle), and tuples (an empty one is
+    shared): the reading process decodes hundreds of thousands of them.
+    """
+
+    event_id: str
+    body: bytes | None
+    warnings: tuple[str, ...]
+    reasons: tuple[Problem, ...]
+    identifiers: int = 0  # report.IDENTIFIER_BITS of the event's user_data
+    skipped: bool = False  # not sent and not kept: the record gives no consent
+    # Why a raw record is an unreadable line: NOT_JSON (a full decoding refuses it: a huge
+    # number) or TOO_DEEP (nested deeper than its reader allows); "" when it is readable.
+    unreadable: str = ""
+    # A rejected raw record as the rejects file keeps it (EventMapper.redact, JSON): redacted
+    # here, where its phone number was just parsed (and cached), not in the reading process.
+    kept: bytes | None = None
+
+
+NOT_JSON, TOO_DEEP = "not_json", "too_deep"
+
+
+class StreamChecks(msgspec.Struct, array_like=True):
+    """What a worker needs to check a stream's raw records as the SDK side would."""
+
+    stream: str
+    schema: dict[str, Any]
+    key_properties: list[str]
+    validate: bool
+    datelike: list[tuple[str, str]] = []  # (property, format), by the SDK's rule
+    metadata: list[str] = []  # the `_sdc_` keys the SDK's path removes from each record
