@@ -5,10 +5,10 @@ functions and data, no SDK), and the reading, batching and bookkeeping in the ma
 mypyc turns them into extension modules that Python loads in place of the .py files: the same
 code and the same results, with less CPU per record. Everything else is in pyproject.toml.
 
-The build falls back to pure Python, with a warning from setuptools, when no C compiler is
-found (each extension is optional), and skips compiling altogether when the environment sets
-TARGET_SPOTIFY_CONVERSIONS_PURE_PYTHON=1. `target-spotify-conversions --about` and the first
-log line of a run say which one is installed.
+The build falls back to pure Python, with a warning, when no C compiler is found (each
+extension is optional) or mypyc refuses the code, and skips compiling altogether when the
+environment sets TARGET_SPOTIFY_CONVERSIONS_PURE_PYTHON=1. The second log line of every run
+says which one is installed ("Mapping: compiled with mypyc").
 """
 
 from __future__ import annotations
