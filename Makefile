@@ -51,7 +51,7 @@ help:
 	@echo "make readme     refresh the settings table in README.md from --about"
 	@echo "make install    only build .venv and install the Meltano plugins"
 	@echo "make compile    rebuild the mypyc-compiled mapping modules in place (make test does it)"
-	@echo "make pure       remove them: runs and tests use the pure-Python modules until the next compile"
+	@echo "make pure       remove them: pytest and the CLI use the .py files until make test/run/bench/compile"
 	@echo "make clean      remove $(OUTPUT)/ and caches; make distclean also removes .venv and .meltano"
 
 $(PY):
