@@ -22,7 +22,7 @@ from .values import MAX_DEPTH, nests_deeper
 # Opening brackets a line may hold before its depth is measured: most lines are not measured.
 _BRACKETS_UNCHECKED = MAX_DEPTH
 # Why a line nested too deeply is unreadable (after "input line N: ").
-TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
+NESTED_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
 
 
 class SchemaMessageError(Exception):
@@ -42,7 +42,7 @@ def check_message(message: dict[str, Any], line: str | bytes) -> None:
     elif kind == "STATE" and "value" not in message:
         raise InvalidInputLine("a STATE message without a value")
     if kind != "SCHEMA" and _brackets(line) > _BRACKETS_UNCHECKED and too_deep(message):
-        raise InvalidInputLine(TOO_DEEP)
+        raise InvalidInputLine(NESTED_TOO_DEEP)
 
 
 def may_stay_raw(line: bytes, *, text_ok: bool = False) -> bool:
@@ -58,9 +58,10 @@ def may_stay_raw(line: bytes, *, text_ok: bool = False) -> bool:
 
 def envelope_may_stay_raw(line: bytes, record: bytes | msgspec.Raw) -> bool:
     """`may_stay_raw`'s depth check for a RECORD line whose record a mapping worker measures
-    (mapping_process): what is left is the message around the record. Unless that is long
+    (chunk_mapping): what is left is the message around the record. Unless that is long
     (rare: taps add a field or two), it cannot nest too deeply, and the line is not scanned."""
-    return len(line) - len(record) <= _BRACKETS_UNCHECKED or _brackets(line) <= MAX_DEPTH
+    envelope = len(line) - len(record)
+    return envelope <= _BRACKETS_UNCHECKED or _brackets(line) <= _BRACKETS_UNCHECKED
 
 
 def text_may_stay_raw(text: bytes) -> bool:

@@ -22,7 +22,6 @@ from typing import Any
 
 import msgspec
 
-from . import messages
 from .checkpoints import Checkpoints
 from .chunk_mapping import decode_raw
 from .client import CapiClient
@@ -30,7 +29,7 @@ from .delivery import Delivery, Outcome, Pending
 from .mapping import EventMapper
 from .mapping_process import Entry, start_workers
 from .problems import Problem
-from .reader import not_json
+from .reader import nested_too_deep, not_json
 from .rejects import Rejects
 from .report import RunReport
 from .settings import Settings
@@ -173,10 +172,7 @@ class Pipeline:
         rejects its line."""
         line_number, size = origin
         self.report.recount(stream, "(input)")
-        if why == TOO_DEEP:
-            detail = f"input line {line_number}: {messages.TOO_DEEP}"
-        else:
-            detail = not_json(line_number, size)
+        detail = nested_too_deep(line_number) if why == TOO_DEEP else not_json(line_number, size)
         problem = Problem("unreadable_input_line", detail)
         self.rejects.reject("(input)", f"line-{line_number}", [problem], {})
 

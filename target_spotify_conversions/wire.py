@@ -36,7 +36,8 @@ class MappedRecord(msgspec.Struct, array_like=True, gc=False):
     # number) or TOO_DEEP (nested deeper than its reader allows); "" when it is readable.
     unreadable: str = ""
     # A rejected raw record as the rejects file keeps it (EventMapper.redact, JSON): redacted
-    # here, where its phone number was just parsed (and cached), not in the reading process.
+    # by the worker, where its phone number was just parsed (and cached), not by the reading
+    # process.
     kept: bytes | None = None
 
 
