@@ -22,10 +22,6 @@ MELTANO_SPEC := meltano~=4.4.1
 
 VENV_STAMP := $(VENV)/.stamp-install
 MELTANO_STAMP := .meltano/.stamp-install
-# The mapping modules compiled in place by mypyc (setup.py): rebuilt when a module changes, so
-# tests and runs never load a compiled module older than its source (tests/conftest.py checks).
-COMPILE_STAMP := build/.stamp-compiled
-PACKAGE_SOURCES := $(wildcard target_spotify_conversions/*.py)
 
 OUTPUT := output
 RUN_LOG := $(OUTPUT)/run.log
@@ -39,7 +35,7 @@ RUN_TAIL ?= 30
 RUN_FLAGS ?= --full-refresh
 PYTEST_ARGS ?= -q
 
-.PHONY: help install compile pure run test test-fast test-versions lint bench readme clean distclean
+.PHONY: help install run test test-fast test-versions lint bench readme clean distclean
 
 help:
 	@echo "make run        build the environment, dry-run sample/events.jsonl through Meltano into $(OUTPUT)/"
@@ -50,45 +46,27 @@ help:
 	@echo "make bench      run benchmarks/run.py"
 	@echo "make readme     refresh the settings table in README.md from --about"
 	@echo "make install    only build .venv and install the Meltano plugins"
-	@echo "make compile    rebuild the mypyc-compiled mapping modules in place (make test does it)"
-	@echo "make pure       remove them: pytest and the CLI use the .py files until make test/run/bench/compile"
 	@echo "make clean      remove $(OUTPUT)/ and caches; make distclean also removes .venv and .meltano"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV_STAMP): pyproject.toml setup.py | $(PY)
+$(VENV_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]' '$(MELTANO_SPEC)'
 	$(PY) -m pip check
 	touch $@
 
-# The editable install above compiles too; this rebuilds after an edit (mypyc and the C compiler
-# skip what did not change). Without a C compiler the pure-Python modules are used, as setup.py says.
-$(COMPILE_STAMP): $(PACKAGE_SOURCES) setup.py $(VENV_STAMP)
-	$(PY) setup.py --quiet build_ext --inplace
-	@# Bytecode too: where PYTHONDONTWRITEBYTECODE is set, every run (and every mapping worker)
-	@# would otherwise compile the package's other modules at start-up, about 30 ms each time.
-	$(PY) -m compileall -q target_spotify_conversions
-	@# Unchanged modules are not rebuilt: mark them as checked against their sources.
-	@touch target_spotify_conversions/*$$($(PY) -c 'import importlib.machinery as m; print(m.EXTENSION_SUFFIXES[0])') 2>/dev/null || true
-	mkdir -p $(dir $@) && touch $@
-
-compile: $(COMPILE_STAMP)
-
-pure:
-	rm -f target_spotify_conversions/*.so $(COMPILE_STAMP)
 
 # --clean: the target is installed from this directory (`pip_url: -e .`), whose pip_url does
 # not change when pyproject.toml does, so Meltano would otherwise keep the old dependencies.
-# Its plugin venv runs the same Python and the same in-place modules, compiled by .venv's
-# install: compiling them a second time is skipped.
-$(MELTANO_STAMP): meltano.yml pyproject.toml setup.py $(VENV_STAMP)
-	TARGET_SPOTIFY_CONVERSIONS_PURE_PYTHON=1 $(MELTANO) install --clean
+# Its plugin venv runs the same Python and the same source files (an editable install).
+$(MELTANO_STAMP): meltano.yml pyproject.toml $(VENV_STAMP)
+	$(MELTANO) install --clean
 	touch $@
 
 install: $(MELTANO_STAMP)
 
-run: $(MELTANO_STAMP) $(COMPILE_STAMP)
+run: $(MELTANO_STAMP)
 	mkdir -p $(OUTPUT)
 	rm -f $(OUTPUT)/dry-run.jsonl $(OUTPUT)/rejects.jsonl $(RUN_LOG)
 	@echo "meltano --environment=dev run $(RUN_FLAGS) tap-jsonl target-spotify-conversions (log: $(RUN_LOG))"
@@ -102,10 +80,10 @@ run: $(MELTANO_STAMP) $(COMPILE_STAMP)
 	@echo "---- files in $(OUTPUT)/ ----"
 	@ls -l $(OUTPUT)/
 
-test: $(MELTANO_STAMP) $(COMPILE_STAMP)
+test: $(MELTANO_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(COMPILE_STAMP)
+test-fast:
 	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
 
 test-versions: $(VENV_STAMP)
@@ -115,7 +93,7 @@ lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy target_spotify_conversions
 
-bench: $(COMPILE_STAMP)
+bench:
 	$(PY) benchmarks/run.py
 
 readme: $(VENV_STAMP)
@@ -123,7 +101,8 @@ readme: $(VENV_STAMP)
 
 clean:
 	rm -rf $(OUTPUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+	rm -f target_spotify_conversions/*.so
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -not -path './.meltano/*' -prune -exec rm -rf {} +
 
-distclean: clean pure
+distclean: clean
 	rm -rf $(VENV) .meltano *.egg-info

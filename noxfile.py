@@ -26,10 +26,6 @@ for _version in VERSIONS:
 @nox.session(python=list(VERSIONS))
 def fast(session: nox.Session) -> None:
     """Every test that starts no process: mapping, hashing, settings, checkpoints, ..."""
-    # Pure Python here: CI's `make test` runs the compiled modules (setup.py) on 3.11, so both
-    # builds are tested, and no session waits a minute for mypyc. Set for the tests too:
-    # tests/test_build.py checks that the build installed is the one asked for.
-    session.env["TARGET_SPOTIFY_CONVERSIONS_PURE_PYTHON"] = "1"
     session.install("-e", ".[dev]")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
                 *session.posargs)

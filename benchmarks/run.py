@@ -98,7 +98,7 @@ class RunResult:
 
 
 class FakeProcess:
-    """`python -m tests.fake_spotify --count-only` in a separate process (its own GIL)."""
+    """`spotify-capi-sandbox --count-only` in a separate process (its own GIL)."""
 
     def __init__(self, latency: float, log: Path) -> None:
         self.latency = latency
@@ -108,7 +108,7 @@ class FakeProcess:
         self.final_stats: dict[str, Any] | None = None
 
     def __enter__(self) -> FakeProcess:
-        cmd = [PY, "-m", "tests.fake_spotify", "--port", "0", "--token", TOKEN,
+        cmd = [PY, "-m", "target_spotify_conversions.sandbox", "--port", "0", "--token", TOKEN,
                "--connection-id", CONNECTION_ID, "--count-only", "--latency", str(self.latency)]
         with self.log.open("w") as err:
             self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=err,

@@ -23,7 +23,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from .transport import Answer
+from .transport import Answer, DeliveryError
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ MAX_ANSWER_BYTES = 16_384
 MAX_RETRY_AFTER = 600.0  # a server asking for more than 10 minutes is capped, and logged
 BACKOFF_FACTOR = 1.0
 BACKOFF_MAX = 60.0
-
-
-class DeliveryError(Exception):
-    """The run cannot go on: the message says what happened and what to check."""
 
 
 class AuthError(DeliveryError):

@@ -16,9 +16,15 @@ from typing import Any
 
 import msgspec
 
-from .client import DeliveryError
 from .problems import Problem
-from .transport import MAX_BODY_BYTES, Answer, Transport, body_of, envelope_size
+from .transport import (
+    MAX_BODY_BYTES,
+    Answer,
+    DeliveryError,
+    Transport,
+    body_of,
+    envelope_size,
+)
 
 
 class Pending(msgspec.Struct, gc=False):
@@ -31,7 +37,7 @@ class Pending(msgspec.Struct, gc=False):
     event_id: str
     body: bytes
     record: Mapping[str, Any] | msgspec.Raw  # raw: decoded only if the API refuses it
-    identifiers: int = 0  # which identifiers the event carries, as report.IDENTIFIER_BITS
+    identifiers: int = 0  # which identifiers the event carries, as mapping.IDENTIFIER_BITS
 
 
 @dataclass

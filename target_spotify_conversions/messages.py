@@ -11,18 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import msgspec
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
-from .values import MAX_DEPTH, nests_deeper
-
-# Opening brackets a line may hold before its depth is measured: most lines are not measured.
-_BRACKETS_UNCHECKED = MAX_DEPTH
-# Why a line nested too deeply is unreadable (after "input line N: ").
-NESTED_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
+from .unreadable import MAX_DEPTH, NESTED_TOO_DEEP, line_may_be_too_deep, too_deep
 
 
 class SchemaMessageError(Exception):
@@ -41,32 +35,8 @@ def check_message(message: dict[str, Any], line: str | bytes) -> None:
             raise InvalidInputLine("a RECORD message whose record is not a JSON object")
     elif kind == "STATE" and "value" not in message:
         raise InvalidInputLine("a STATE message without a value")
-    if kind != "SCHEMA" and _brackets(line) > _BRACKETS_UNCHECKED and too_deep(message):
+    if kind != "SCHEMA" and line_may_be_too_deep(line) and too_deep(message):
         raise InvalidInputLine(NESTED_TOO_DEEP)
-
-
-def may_stay_raw(line: bytes, *, text_ok: bool = False) -> bool:
-    """Whether a line's record may go to the mapping workers undecoded: two C scans prove
-    that its JSON, once the decoder has skipped over it, is all a full decoding would accept
-    (ASCII, so no invalid UTF-8; few brackets, so not too deep). The `_sdc_` metadata the
-    SDK's path removes, the workers remove too (StreamChecks.metadata).
-
-    `text_ok`: `text_may_stay_raw` already holds for a text the line is part of, so only the
-    depth, which each line needs for itself, is left to check."""
-    return (text_ok or text_may_stay_raw(line)) and _brackets(line) <= _BRACKETS_UNCHECKED
-
-
-def envelope_may_stay_raw(line: bytes, record: bytes | msgspec.Raw) -> bool:
-    """`may_stay_raw`'s depth check for a RECORD line whose record a mapping worker measures
-    (chunk_mapping): what is left is the message around the record. Unless that is long
-    (rare: taps add a field or two), it cannot nest too deeply, and the line is not scanned."""
-    envelope = len(line) - len(record)
-    return envelope <= _BRACKETS_UNCHECKED or _brackets(line) <= _BRACKETS_UNCHECKED
-
-
-def text_may_stay_raw(text: bytes) -> bool:
-    """The scan of `may_stay_raw` that holds for many lines at once if for their whole text."""
-    return text.isascii()
 
 
 def check_schema_message(message: dict[str, Any]) -> None:
@@ -105,18 +75,6 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
         if not _resolves(schema, ref[1:]):
             return f"$ref {_shown(ref)} does not resolve"
     return None
-
-
-def too_deep(value: object) -> bool:
-    """Whether a decoded value nests more than MAX_DEPTH objects and lists; stops early."""
-    return nests_deeper(value, MAX_DEPTH)
-
-
-def _brackets(line: str | bytes) -> int:
-    """Opening brackets in a line: an upper bound of its depth, at the cost of a C scan."""
-    if isinstance(line, bytes):
-        return line.count(b"{") + line.count(b"[")
-    return line.count("{") + line.count("[")
 
 
 def _refs(schema: object) -> list[str]:

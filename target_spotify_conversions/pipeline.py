@@ -23,18 +23,19 @@ from typing import Any
 import msgspec
 
 from .checkpoints import Checkpoints
-from .chunk_mapping import decode_raw
+from .chunk_codec import decode_raw
 from .client import CapiClient
 from .delivery import Delivery, Outcome, Pending
 from .mapping import EventMapper
-from .mapping_process import Entry, start_workers
 from .problems import Problem
-from .reader import nested_too_deep, not_json
 from .rejects import Rejects
 from .report import RunReport
 from .settings import Settings
 from .transport import DryRunFile, Transport
-from .wire import TOO_DEEP, MappedRecord, StreamChecks
+from .unreadable import INPUT_STREAM, worded
+from .unreadable import problem as unreadable_problem
+from .wire import MappedRecord, StreamChecks
+from .worker_pool import Entry, start_workers
 
 # Chunks at each mapping worker and not yet handed on: enough that neither side waits for the
 # other (two left the cores idle a tenth of the time; more than four gains nothing).
@@ -171,17 +172,15 @@ class Pipeline:
         """A raw record a full decoding refuses, or nested too deeply: rejected as the SDK path
         rejects its line."""
         line_number, size = origin
-        self.report.recount(stream, "(input)")
-        detail = nested_too_deep(line_number) if why == TOO_DEEP else not_json(line_number, size)
-        problem = Problem("unreadable_input_line", detail)
-        self.rejects.reject("(input)", f"line-{line_number}", [problem], {})
+        self.report.recount(stream, INPUT_STREAM)
+        problem = unreadable_problem(worded(why, line_number, size))
+        self.rejects.reject(INPUT_STREAM, f"line-{line_number}", [problem], {})
 
     def unreadable(self, line_number: int, why: str) -> None:
         """A line that is no Singer message may have been a record: never lose it silently."""
         self.checkpoints.number()
-        self.report.read("(input)")
-        problem = Problem("unreadable_input_line", why)
-        self.rejects.reject("(input)", f"line-{line_number}", [problem], {})
+        self.report.read(INPUT_STREAM)
+        self.rejects.reject(INPUT_STREAM, f"line-{line_number}", [unreadable_problem(why)], {})
 
     def state(self, value: Any) -> None:
         """A STATE message: written as soon as every record before it is finished."""

@@ -20,13 +20,8 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
-from .messages import (
-    NESTED_TOO_DEEP,
-    check_message,
-    envelope_may_stay_raw,
-    may_stay_raw,
-    text_may_stay_raw,
-)
+from .messages import check_message
+from .unreadable import envelope_may_stay_raw, may_stay_raw, not_json, text_may_stay_raw
 
 READ_BUFFER_BYTES = 1 << 20
 # How often the reader lets the pipeline write STATEs and send what waited too long.
@@ -46,20 +41,6 @@ class _RecordLine(msgspec.Struct, gc=False):
 
 _RECORD_LINE = msgspec.json.Decoder(_RecordLine)
 _RAW = msgspec.json.Decoder(msgspec.Raw)
-
-
-def not_json(line_number: int, size: int | str) -> str:
-    """Why an input line is unreadable: a RECORD line (`size` in bytes), or a BATCH file's
-    line (`size` is then the file's URL)."""
-    if isinstance(size, str):
-        return f"line {line_number} of BATCH file {size[:300]!r} is not a JSON object"
-    return f"input line {line_number} is not valid UTF-8 JSON ({size} bytes)"
-
-
-def nested_too_deep(line_number: int) -> str:
-    """Why an input line is unreadable when it nests too deeply, as `_read` words it for a
-    line it decoded (a mapping worker finds it for a line that stayed raw)."""
-    return f"input line {line_number}: {NESTED_TOO_DEEP}"
 
 
 def raw_record(line: bytes, *, text_ok: bool = False) -> msgspec.Raw | None:

@@ -16,16 +16,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .mapping import IDENTIFIER_BITS
+
 PROGRESS_EVERY_SECONDS = 10.0
 # Occurrences of one reject reason or warning kind logged one by one; the rest are counted.
 LOGGED_PER_KIND = 5
 # Event ids kept per reason or kind in the summary file, to find the rows.
 SAMPLES_PER_KIND = 5
 
-# The identifiers whose share of sent events the report gives, each with a bit of a mask.
-IDENTIFIERS = ("hashed_emails", "hashed_phone_number", "ip_address", "device_id", "clickID")
-IDENTIFIER_BITS = {name: 1 << n for n, name in enumerate(IDENTIFIERS)}
-_IDENTIFIER_BIT_PAIRS = tuple(IDENTIFIER_BITS.items())
 
 # Which property a warning kind is about, for the log line (the kind itself says why).
 WARNING_FIELDS = {
@@ -37,15 +35,6 @@ WARNING_FIELDS = {
     "invalid_user_agent": "$user_agent",
     "invalid_spclid": "$spclid",
 }
-
-
-def identifier_mask(user_data: Mapping[str, Any]) -> int:
-    """The identifiers an event carries, as bits (cheap to count per event)."""
-    mask = 0
-    for name, bit in _IDENTIFIER_BIT_PAIRS:  # a plain loop: a third of sum() over a generator
-        if name in user_data:
-            mask |= bit
-    return mask
 
 
 def warning_field(kind: str) -> str:

@@ -7,6 +7,7 @@ import difflib
 import ipaddress
 import json
 import os
+import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,9 @@ from .escaping import printable
 from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import INPUT_PROPERTIES, MappingOptions
-from .mapping_process import MAX_PROCESSES, can_start_workers, default_processes
+
+# More mapping workers than this gain nothing: the reading process is then the bottleneck.
+MAX_PROCESSES = 8
 
 DEFAULT_API_URL = "https://capi.spotify.com/capi-direct/events/"
 MAX_EVENTS_PER_REQUEST = 1000
@@ -404,3 +407,17 @@ def _input_options(config: Mapping[str, Any]) -> dict[str, Any]:
     if input_format not in INPUT_FORMATS:
         raise SettingsError(f"input_format must be one of {', '.join(INPUT_FORMATS)}")
     return {"input_format": input_format, "property_paths": paths}
+
+
+def default_processes() -> int:
+    """One worker per usable CPU (the reading process is light on the lean path, and on the
+    SDK path an extra worker costs little); none on one CPU or where workers cannot start."""
+    if not can_start_workers():
+        return 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 0 if (usable or 1) < 2 else min(usable or 1, MAX_PROCESSES)
+
+
+def can_start_workers() -> bool:
+    """Workers talk over inherited pipes (POSIX) and run this Python (`sys.executable`)."""
+    return os.name == "posix" and bool(sys.executable)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typing as t
 
+from singer_sdk import Target
 from singer_sdk.mapper import SameRecordTransform, StreamMap
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
@@ -17,7 +18,14 @@ from .validation import RecordChecks
 from .wire import StreamChecks
 
 if t.TYPE_CHECKING:
-    from .target import TargetSpotifyConversions
+    from .pipeline import Pipeline
+
+
+class RunsAPipeline(t.Protocol):
+    """The target as a sink sees it: the run's pipeline, which takes every record."""
+
+    @property
+    def pipeline(self) -> Pipeline: ...
 
 
 class SpotifyConversionsSink(BatchSink):
@@ -29,13 +37,13 @@ class SpotifyConversionsSink(BatchSink):
 
     def __init__(
         self,
-        target: TargetSpotifyConversions,
+        target: Target,
         stream_name: str,
         schema: dict[str, t.Any],
         key_properties: t.Sequence[str] | None,
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
-        self._pipeline = target.pipeline
+        self._pipeline = t.cast("RunsAPipeline", target).pipeline
         self._datelike = datetime_properties(self.schema)
         self._checks = RecordChecks(
             self.schema,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import platform
 import sys
 import traceback
 import typing as t
@@ -20,12 +21,11 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
 
 from .batch_files import BatchFileError, batch_blocks
-from .client import Aborted, DeliveryError
+from .client import Aborted
 from .escaping import install_log_escaping
-from .mapping_process import MappingProcessError, mapping_build
 from .messages import SchemaMessageError, check_schema_message
 from .pipeline import Pipeline
-from .reader import SafeReader, StopReading, not_json, raw_records
+from .reader import SafeReader, StopReading, raw_records
 from .rejects import RejectedRecordError
 from .report import unmatched_stream_maps
 from .sdk_seams import ConfigInput
@@ -38,6 +38,9 @@ from .settings import (
 )
 from .sinks import SpotifyConversionsSink
 from .stream_maps import guard_stream_maps
+from .transport import DeliveryError
+from .unreadable import not_json
+from .worker_pool import MappingProcessError
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -243,7 +246,7 @@ class TargetSpotifyConversions(Target):
         install_log_escaping()
         super(Target, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
-        cls.logger.info("Mapping: %s", mapping_build())
+        cls.logger.info("Build: pure Python %s (no compiled modules)", platform.python_version())
         config = config or ConfigInput()
         target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
         try:

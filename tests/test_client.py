@@ -18,8 +18,8 @@ from target_spotify_conversions.client import (
     api_message,
     retry_after,
 )
+from target_spotify_conversions.sandbox import FakeSpotify
 from target_spotify_conversions.transport import body_of
-from tests.fake_spotify import FakeSpotify
 from tests.harness import CONNECTION_ID, TOKEN, wait_until
 
 EVENT = json.dumps({

@@ -24,8 +24,8 @@ from target_spotify_conversions.mapping import (
     MappingOptions,
     Rejected,
 )
+from target_spotify_conversions.sandbox import check_body
 from tests.contract_tables import CONTRACT_INPUTS
-from tests.fake_spotify import check_body
 from tests.harness import CONNECTION_ID
 
 UTC = dt.timezone.utc

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_spotify import FakeSpotify
+from target_spotify_conversions.sandbox import FakeSpotify
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED = json.loads((REPO / "sample" / "expected.json").read_text(encoding="utf-8"))

@@ -8,13 +8,12 @@ import pytest
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from target_spotify_conversions.messages import (
-    MAX_DEPTH,
     SchemaMessageError,
     check_message,
     check_schema_message,
     schema_problem,
-    too_deep,
 )
+from target_spotify_conversions.unreadable import MAX_DEPTH, too_deep
 from tests.harness import (
     SCHEMA,
     purchase,

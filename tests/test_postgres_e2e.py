@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.fake_spotify import FakeSpotify
+from target_spotify_conversions.sandbox import FakeSpotify
 from tests.test_meltano_e2e import CONNECTION_ID, REPO, TOKEN, Meltano, _meltano_executable
 
 PIPELINE = ["tap-postgres", "target-spotify-conversions"]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from target_spotify_conversions.mapping import IDENTIFIERS
 from target_spotify_conversions.report import (
-    IDENTIFIERS,
     LOGGED_PER_KIND,
     unmatched_stream_maps,
 )

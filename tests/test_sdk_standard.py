@@ -20,8 +20,8 @@ from singer_sdk.testing import SuiteConfig, TargetTestRunner, get_target_test_cl
 from singer_sdk.testing.suites import SingerTestSuite, target_tests
 from singer_sdk.testing.target_tests import TargetRecordMissingKeyProperty
 
+from target_spotify_conversions.sandbox import FakeSpotify
 from target_spotify_conversions.target import TargetSpotifyConversions
-from tests.fake_spotify import FakeSpotify
 from tests.harness import CONNECTION_ID, TOKEN
 
 _FAKE = FakeSpotify(token=TOKEN, connection_id=CONNECTION_ID).start()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.fake_spotify import FakeSpotify
+from target_spotify_conversions.sandbox import FakeSpotify
 from tests.harness import (
     CONNECTION_ID,
     REPO,

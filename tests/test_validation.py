@@ -98,7 +98,7 @@ def test_the_checks_workers_run_import_nothing_of_the_sdk_or_the_http_stack():
     # The mapping workers are lean interpreters: an import of the SDK there would double
     # their memory.
     code = (
-        "import sys, target_spotify_conversions.mapping_process; "
+        "import sys, target_spotify_conversions.worker_pool; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'singer_sdk', 'requests', 'urllib3', 'jsonschema', 'click'}))"
     )

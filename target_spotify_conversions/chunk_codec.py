@@ -1,6 +1,6 @@
 """A chunk of records in, their results out: what a mapping worker runs for each record.
 
-Compiled with mypyc (setup.py) with the mapping it calls. A chunk holds (stream, record) for
+A chunk holds (stream, record) for
 a record the SDK side has checked, or (stream, raw, deep) for a record straight from its input
 line (msgspec.Raw): that one is decoded, cleared of the SDK's metadata, measured (with `deep`),
 checked and mapped here. Results are msgpack-encoded MappedRecords, in the chunk's order.
@@ -17,11 +17,10 @@ from typing import Any, cast
 import msgspec
 
 from .event_time import UTC
-from .mapping import EventMapper, Mapped, MappingOptions, Skipped
-from .report import identifier_mask
+from .mapping import EventMapper, Mapped, MappingOptions, Skipped, identifier_mask
+from .unreadable import MAX_DEPTH, NOT_JSON, TOO_DEEP, nests_deeper
 from .validation import RecordChecks
-from .values import MAX_DEPTH, nests_deeper
-from .wire import NOT_JSON, PICKLED_CHUNK, TOO_DEEP, MappedRecord, StreamChecks
+from .wire import PICKLED_CHUNK, MappedRecord, StreamChecks
 
 _JSON_ENCODER = msgspec.json.Encoder(decimal_format="number")  # event bodies, rejected records
 _CHUNK_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)

@@ -13,17 +13,16 @@ import psutil
 import pytest
 
 from target_spotify_conversions.mapping import EventMapper, Mapped, MappingOptions
-from target_spotify_conversions.mapping_process import (
-    MAX_PROCESSES,
+from target_spotify_conversions.settings import MAX_PROCESSES, default_processes
+from target_spotify_conversions.unreadable import MAX_DEPTH, TOO_DEEP
+from target_spotify_conversions.wire import StreamChecks
+from target_spotify_conversions.worker_pool import (
     InlineWorkers,
     MappingProcess,
     MappingProcessError,
     WorkerPool,
-    default_processes,
     start_workers,
 )
-from target_spotify_conversions.values import MAX_DEPTH
-from target_spotify_conversions.wire import TOO_DEEP, StreamChecks
 from tests.harness import wait_until
 
 OPTIONS = MappingOptions(phone_default_country="US", default_action_source="WEB")
@@ -195,8 +194,9 @@ def test_any_number_of_workers_maps_chunks_in_the_order_they_were_sent(processes
 
 
 def test_a_pool_runs_one_process_per_worker_and_ends_them_all():
+    before = {child.pid for child in psutil.Process().children()}
     pool = start_workers(OPTIONS, 3)
-    children = psutil.Process().children()
+    children = [c for c in psutil.Process().children() if c.pid not in before]
     assert len(children) >= 3
     pool.close()
     assert not any(
@@ -240,13 +240,13 @@ def test_a_worker_is_a_lean_interpreter_in_a_session_of_its_own():
 
 
 def test_a_failure_outside_a_chunk_ends_the_worker_without_quoting_what_it_read(capfd):
-    from target_spotify_conversions import mapping_process
+    from target_spotify_conversions import worker_pool
 
     process = MappingProcess(OPTIONS)
     try:
         # A stream announcement the worker cannot read (never sent by the target itself).
         bad = b'["orders", {}, ["jane.doe@example.com"], "jane.doe@example.com"]'
-        process._write(mapping_process._frame(mapping_process._STREAM, bad))
+        process._write(worker_pool._frame(worker_pool._STREAM, bad))
         def map_a_chunk():  # the submit or the take finds the worker gone
             process.submit([("orders", records()[0])])
             return process.take()

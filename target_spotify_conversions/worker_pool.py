@@ -46,8 +46,7 @@ from typing import Any, BinaryIO, Protocol
 
 import msgspec
 
-from . import mapping as mapping_module
-from .chunk_mapping import ChunkMapper
+from .chunk_codec import ChunkMapper
 from .mapping import MappingOptions
 from .wire import JSON_CHUNK, PICKLED_CHUNK, MappedRecord, StreamChecks
 
@@ -62,8 +61,6 @@ _HEADER = struct.Struct("!Qc")
 _STREAM, _RESULTS, _ERROR, _OPTIONS = b"S", b"R", b"E", b"O"
 # Pipes hold this much (Linux; elsewhere the system's default), so a chunk or two fit in them.
 PIPE_BYTES = 1 << 20
-# More workers than this gain nothing: the main process's reading is then the bottleneck.
-MAX_PROCESSES = 8
 
 _JSON_ENCODER = msgspec.json.Encoder(decimal_format="number")  # chunks
 
@@ -87,28 +84,6 @@ class Workers(Protocol):
     def take(self) -> list[MappedRecord]: ...
 
     def close(self, *, abandon: bool = False) -> None: ...
-
-
-def mapping_build() -> str:
-    """How the mapping modules were installed, for the run's first lines (setup.py): compiled
-    ones take about a quarter less CPU per record."""
-    if mapping_module.__file__ is not None and not mapping_module.__file__.endswith(".py"):
-        return "compiled with mypyc"
-    return "pure Python (not compiled: no C compiler at install, or turned off)"
-
-
-def default_processes() -> int:
-    """One worker per usable CPU (the reading process is light on the lean path, and on the
-    SDK path an extra worker costs little); none on one CPU or where workers cannot start."""
-    if not can_start_workers():
-        return 0
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 0 if (usable or 1) < 2 else min(usable or 1, MAX_PROCESSES)
-
-
-def can_start_workers() -> bool:
-    """Workers talk over inherited pipes (POSIX) and run this Python (`sys.executable`)."""
-    return os.name == "posix" and bool(sys.executable)
 
 
 def start_workers(options: MappingOptions, processes: int) -> Workers:
@@ -182,7 +157,7 @@ _WORKER_CODE = (
     "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
     "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
     "import json, sys; sys.path[:] = json.loads(sys.argv[3]); "
-    "from target_spotify_conversions.mapping_process import worker_main; "
+    "from target_spotify_conversions.worker_pool import worker_main; "
     "worker_main(int(sys.argv[1]), int(sys.argv[2]))"
 )
 

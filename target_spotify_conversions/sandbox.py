@@ -10,7 +10,7 @@ latency, outages and 4xx refusals of single events.
 Standard library only (plus pycountry and msgspec, dependencies of the project), so it also
 runs as a stand-alone process for benchmarks::
 
-    python -m tests.fake_spotify --port 0 --token T --connection-id C [--count-only]
+    spotify-capi-sandbox --port 0 --token T --connection-id C [--count-only]
 
 prints ``URL <url>``, serves until SIGTERM/SIGINT, then prints one line of JSON stats.
 """
@@ -479,7 +479,7 @@ class FakeSpotify:
     def __init__(
         self,
         *,
-        token: str = "test-token",
+        token: str = "test-token",  # noqa: S107 - the sandbox's own default, not a secret
         connection_id: str = "3f1c9a9e-2b7d-4c1e-9f0a-5d6b7c8e9f01",
         count_only: bool = False,
         seed: int = 0,
@@ -1069,7 +1069,7 @@ def _error_code(status: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; print `URL <url>` first and one JSON stats line last."""
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_spotify", description=__doc__)
+    parser = argparse.ArgumentParser(prog="spotify-capi-sandbox", description=__doc__)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default="test-token")
     parser.add_argument("--connection-id", default="3f1c9a9e-2b7d-4c1e-9f0a-5d6b7c8e9f01")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fake_spotify import FakeSpotify, check_body, count_body
+from target_spotify_conversions.sandbox import FakeSpotify, check_body, count_body
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-fake"
@@ -811,7 +811,7 @@ def test_standalone_process_prints_url_serves_and_reports() -> None:
         [
             sys.executable,
             "-m",
-            "tests.fake_spotify",
+            "target_spotify_conversions.sandbox",
             "--port",
             "0",
             "--token",

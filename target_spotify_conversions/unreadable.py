@@ -1,0 +1,107 @@
+"""Unreadable input: what makes a line unreadable, the limits, the reason codes and the wording.
+
+One home for it, because a line is judged in three places (the reader, a BATCH block, a mapping
+worker that decodes a raw record) and must be judged and worded the same in all three. Nothing
+here quotes a line: a reason names the line by its number and size only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .problems import Problem
+
+# Deeper than any real record or schema. Below it every later step (validation, the mapping
+# workers, the rejects file) handles a value without running out of Python stack.
+MAX_DEPTH = 100
+# Opening brackets a line may hold before its depth is measured: most lines are not measured.
+_BRACKETS_UNCHECKED = MAX_DEPTH
+
+# Why a raw record is an unreadable line (wire.MappedRecord.unreadable).
+NOT_JSON, TOO_DEEP = "not_json", "too_deep"
+# The rejection code of every unreadable line, and the pseudo-stream it is counted under.
+REASON = "unreadable_input_line"
+INPUT_STREAM = "(input)"
+# Why a line nested too deeply is unreadable (after "input line N: ").
+NESTED_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
+
+
+def not_json(line_number: int, size: int | str) -> str:
+    """Why an input line is unreadable: a RECORD line (`size` in bytes), or a BATCH file's
+    line (`size` is then the file's URL)."""
+    if isinstance(size, str):
+        return f"line {line_number} of BATCH file {size[:300]!r} is not a JSON object"
+    return f"input line {line_number} is not valid UTF-8 JSON ({size} bytes)"
+
+
+def nested_too_deep(line_number: int) -> str:
+    """Why an input line is unreadable when it nests too deeply."""
+    return f"input line {line_number}: {NESTED_TOO_DEEP}"
+
+
+def worded(code: str, line_number: int, size: int | str) -> str:
+    """The reason for a raw record a mapping worker found unreadable (`code`: NOT_JSON or
+    TOO_DEEP), worded as the reader words a line it decoded itself."""
+    return nested_too_deep(line_number) if code == TOO_DEEP else not_json(line_number, size)
+
+
+def problem(why: str) -> Problem:
+    """The rejection of an unreadable line."""
+    return Problem(REASON, why)
+
+
+def nests_deeper(value: object, limit: int) -> bool:
+    """Whether a decoded value nests more than `limit` objects and lists; stops early."""
+    if not isinstance(value, (dict, list)):
+        return False
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def too_deep(value: object) -> bool:
+    """Whether a decoded value nests more than MAX_DEPTH objects and lists; stops early."""
+    return nests_deeper(value, MAX_DEPTH)
+
+
+def may_stay_raw(line: bytes, *, text_ok: bool = False) -> bool:
+    """Whether a line's record may go to the mapping workers undecoded: two C scans prove
+    that its JSON, once the decoder has skipped over it, is all a full decoding would accept
+    (ASCII, so no invalid UTF-8; few brackets, so not too deep). The `_sdc_` metadata the
+    SDK's path removes, the workers remove too (StreamChecks.metadata).
+
+    `text_ok`: `text_may_stay_raw` already holds for a text the line is part of, so only the
+    depth, which each line needs for itself, is left to check."""
+    return (text_ok or text_may_stay_raw(line)) and brackets(line) <= _BRACKETS_UNCHECKED
+
+
+def envelope_may_stay_raw(line: bytes, record: bytes | msgspec.Raw) -> bool:
+    """`may_stay_raw`'s depth check for a RECORD line whose record a mapping worker measures
+    (chunk_codec): what is left is the message around the record. Unless that is long
+    (rare: taps add a field or two), it cannot nest too deeply, and the line is not scanned."""
+    envelope = len(line) - len(record)
+    return envelope <= _BRACKETS_UNCHECKED or brackets(line) <= _BRACKETS_UNCHECKED
+
+
+def text_may_stay_raw(text: bytes) -> bool:
+    """The scan of `may_stay_raw` that holds for many lines at once if for their whole text."""
+    return text.isascii()
+
+
+def line_may_be_too_deep(line: str | bytes) -> bool:
+    """Whether a decoded line must be measured: one with few brackets cannot nest deeply."""
+    return brackets(line) > _BRACKETS_UNCHECKED
+
+
+def brackets(line: str | bytes) -> int:
+    """Opening brackets in a line: an upper bound of its depth, at the cost of a C scan."""
+    if isinstance(line, bytes):
+        return line.count(b"{") + line.count(b"[")
+    return line.count("{") + line.count("[")
