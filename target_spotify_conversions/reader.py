@@ -115,7 +115,7 @@ class SafeReader(MsgSpecReader):
                 f"{printable(', '.join(sorted(missing)))}"
             )
 
-    def _process_unknown_message(self, message_dict: dict[str, t.Any]) -> None:
+    def _unknown_message(self, message_dict: dict[str, t.Any]) -> None:
         raise InvalidInputLine(
             f"input line {self.line_number} has unknown message type "
             f"{printable(str(message_dict.get('type'))[:20])!r}"
@@ -208,7 +208,7 @@ class SafeReader(MsgSpecReader):
     ) -> None:
         callback = callbacks.get(message["type"])
         if callback is None:
-            self._process_unknown_message(message)
+            self._unknown_message(message)
         else:
             callback(message)
 

@@ -4,6 +4,10 @@ singer-sdk offers no public hook for these (checked against 0.54). They are gath
 SDK upgrade has one place to look: tests/test_sdk_seams.py checks that each still exists, with
 the parameters and the call sites the target expects, and fails naming the seam and its reason.
 The two private imports the target needs are re-exported from here and imported nowhere else.
+
+Public hooks serve where the SDK has them: the target extends the public `invoke` (its error
+handling wraps the SDK's own flow; `listen` and `process_lines` of the plugin are final), and
+installs its signal handlers with `signal` after the SDK's.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from .validation import DATE_KINDS
 
 __all__ = ["SEAMS", "ConfigInput", "Seam", "datetime_properties", "get_datelike_property_type"]
 
-ConfigInput = _ConfigInput  # the type of `config` in invoke(); see the "invoke" seam
+ConfigInput = _ConfigInput  # the type of `config` in invoke(), which the target extends
 
 
 def datetime_properties(schema: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -82,24 +86,8 @@ SEAMS: tuple[Seam, ...] = (
         "_write_state_message",
         ("self", "state"),
         "target.py",
-        "drain before the SDK's STATE, write none in a dry run, and serialise "
-        "Decimal values (the SDK's json.dumps fails on them)",
-    ),
-    Seam(
-        "singer_sdk.target_base.Target",
-        "_handle_termination",
-        ("self", "signum", "frame"),
-        "target.py",
-        "SIGINT/SIGTERM stop reading once, deliver what was read without retries, "
-        "and exit 128+signal (the SDK drains inside the handler and exits 0)",
-    ),
-    Seam(
-        "singer_sdk.plugin_base.PluginBase",
-        "invoke",
-        ("about", "about_format", "kwargs"),
-        "target.py",
-        "Target.invoke is skipped (called as super(Target, cls).invoke) so that "
-        "listen() runs inside the target's error handling: one clear line, exit 1, no secret",
+        "made a drain only: the pipeline is the one writer of STATE (it writes each STATE "
+        "once the records before it are finished); the SDK would write its own after a drain",
     ),
     Seam(
         "singer_sdk.sinks.core.Sink",
@@ -136,13 +124,6 @@ SEAMS: tuple[Seam, ...] = (
         "validation.py",
         "the SDK's own rule for which properties it treats as dates, so the "
         "target checks exactly those",
-    ),
-    Seam(
-        "singer_sdk.singerlib.encoding.base.GenericSingerReader",
-        "_process_unknown_message",
-        ("self", "message_dict"),
-        "reader.py",
-        "an unknown message type is a clear, value-free error",
     ),
     Seam(
         "singer_sdk.singerlib.encoding.base.GenericSingerReader",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import platform
+import signal
 import sys
+import threading
 import traceback
 import typing as t
 
@@ -71,7 +73,7 @@ class TargetSpotifyConversions(Target):
         try:
             super().__init__(**kwargs)
         except ConfigValidationError as exc:  # the SDK's messages quote values, secrets too
-            raise _without_secrets(exc, getattr(self, "_config", {})) from None
+            raise _without_secrets(exc, _parsed_config(self)) from None
         typos = unknown_settings(self.config, self.config_jsonschema["properties"])
         if typos and kwargs.get("validate_config", True):
             raise ConfigValidationError(typos[0], errors=typos)
@@ -81,10 +83,15 @@ class TargetSpotifyConversions(Target):
         except SettingsError as exc:
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
         self._pipeline: Pipeline | None = None  # the run's machinery starts with the run
-        self._last_state: str | None = None
+        self._last_written_state: str | None = None
         self._schemas_checked: dict[str, tuple[t.Any, t.Any]] = {}
         self.stopped_by: int | None = None
         t.cast("SafeReader", self.message_reader).on_start = self._start_run
+        if threading.current_thread() is threading.main_thread():
+            # Replaces the handlers the SDK installed in __init__ (it would drain inside the
+            # handler, wherever the main thread is, and exit 0 as if the input had ended).
+            signal.signal(signal.SIGINT, self._stop_on_signal)
+            signal.signal(signal.SIGTERM, self._stop_on_signal)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -98,6 +105,8 @@ class TargetSpotifyConversions(Target):
         Not in __init__: building a target (as --about, --help or the SDK's test runner do)
         must not start processes, open files or start threads.
         """
+        TargetSpotifyConversions.running = self
+        self.logger.info("Build: pure Python %s (no compiled modules)", platform.python_version())
         self._pipeline = Pipeline(self.settings, self.logger, self._emit_state)
         # Everything built so far (the SDK, the HTTP stack, the settings) lives as long as the
         # run: out of the collector's sight, a full collection no longer walks it (it cost
@@ -188,24 +197,28 @@ class TargetSpotifyConversions(Target):
     # --- STATE ------------------------------------------------------------------------------
 
     def _write_state_message(self, state: dict[str, t.Any]) -> None:
-        """The SDK writes STATE after a drain; make sure nothing is still on its way first."""
+        """The SDK's drain path: settle everything read, and write nothing itself.
+
+        The pipeline is the one writer of STATE (`_emit_state`): it writes each STATE as soon as
+        every record before it is delivered or rejected, drains included.
+        """
         self.pipeline.drain()
-        self._emit_state(state)
 
     def _emit_state(self, state: t.Any) -> None:
+        """Write one STATE the pipeline found safe; the only place STATE reaches stdout."""
         self.pipeline.rejects.flush()  # a STATE never covers a reject not yet on disk
         if self.settings.dry_run:
             return  # a dry run delivers nothing: its STATE would make the real run skip records
         text = serialize_json(state)  # the SDK's json.dumps fails on Decimal in 0.54
-        if text == self._last_state:
+        if text == self._last_written_state:  # a tap repeating its STATE: once is enough
             return
-        self._last_state = text
+        self._last_written_state = text
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
     # --- ending a run -----------------------------------------------------------------------
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+    def _stop_on_signal(self, signum: int, frame: FrameType | None) -> None:
         """SIGINT or SIGTERM: one stop request, however many signals follow.
 
         Reading stops; events already read are delivered, but no request is retried any more;
@@ -233,6 +246,9 @@ class TargetSpotifyConversions(Target):
             reader.waiting_for_input = False
             raise StopReading
 
+    # The target whose run `invoke` started (the SDK builds it inside Target.invoke).
+    running: t.ClassVar[TargetSpotifyConversions | None] = None
+
     @classmethod
     def invoke(  # type: ignore[override]
         cls,
@@ -244,49 +260,60 @@ class TargetSpotifyConversions(Target):
     ) -> None:
         """Run the target; a failing run ends with one clear line and exit 1, never a value."""
         install_log_escaping()
-        super(Target, cls).invoke(about=about, about_format=about_format)
-        cls.print_version(print_fn=cls.logger.info)
-        cls.logger.info("Build: pure Python %s (no compiled modules)", platform.python_version())
-        config = config or ConfigInput()
-        target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
+        TargetSpotifyConversions.running = None
         try:
-            target.listen(file_input)
-        except RUN_ERRORS as exc:
-            if target.stopped_by is not None and isinstance(exc, Aborted):
-                target.fail_run(
-                    f"stopped by signal {target.stopped_by}; failing requests not retried"
-                )
-                cls.logger.error(
-                    "Stopped by signal %d while a request was failing: it was not retried; "
-                    "no STATE covers its events, so a re-run sends them again",
-                    target.stopped_by,
-                )
-                sys.exit(128 + target.stopped_by)
-            target.fail_run(f"failed: {type(exc).__name__}")
-            cls.logger.error("Run failed: %s", exc)
-            sys.exit(1)
-        except OSError as exc:  # a full disk, a file removed or made read-only mid-run
+            super().invoke(
+                about=about, about_format=about_format, config=config, file_input=file_input
+            )
+        except Exception as exc:
+            target = TargetSpotifyConversions.running
+            if target is None:  # failed before reading started: the SDK reports it
+                raise
+            sys.exit(target.failed(exc))
+        target = TargetSpotifyConversions.running
+        if target is not None and target.stopped_by is not None:
+            sys.exit(128 + target.stopped_by)
+
+    def failed(self, exc: BaseException) -> int:
+        """End a failing run: the summary, one clear log line (never a value), the exit code."""
+        if self.stopped_by is not None and isinstance(exc, Aborted):
+            self.fail_run(f"stopped by signal {self.stopped_by}; failing requests not retried")
+            self.logger.error(
+                "Stopped by signal %d while a request was failing: it was not retried; "
+                "no STATE covers its events, so a re-run sends them again",
+                self.stopped_by,
+            )
+            return 128 + self.stopped_by
+        if isinstance(exc, RUN_ERRORS):
+            self.fail_run(f"failed: {type(exc).__name__}")
+            self.logger.error("Run failed: %s", exc)
+        elif isinstance(exc, OSError):  # a full disk, a file removed or made read-only mid-run
             with contextlib.suppress(OSError):  # closing the same file may fail again
-                target.fail_run(f"failed: {exc.strerror or type(exc).__name__}")
-            cls.logger.error(
+                self.fail_run(f"failed: {exc.strerror or type(exc).__name__}")
+            self.logger.error(
                 "Run failed: could not write an output file (%s): check the disk behind "
                 "rejects_file, dry_run_file and summary_file; no STATE was written past what is "
                 "on disk, so a re-run sends the rest",
                 exc.strerror or type(exc).__name__,
             )
-            sys.exit(1)
-        except Exception as exc:
-            target.fail_run(f"failed: {type(exc).__name__}")
+        else:
+            self.fail_run(f"failed: {type(exc).__name__}")
             # Messages of unexpected errors may quote input values: show only where it happened.
             where = "".join(traceback.format_tb(exc.__traceback__))
             # The traceback goes in the message, not as an argument: arguments are escaped.
-            cls.logger.error(
+            self.logger.error(
                 "Internal error %s; no STATE written past it.\n" + where.replace("%", "%%"),
                 type(exc).__name__,
             )
-            sys.exit(1)
-        if target.stopped_by is not None:
-            sys.exit(128 + target.stopped_by)
+        return 1
+
+
+def _parsed_config(target: Target) -> t.Mapping[str, t.Any]:
+    """The settings as the SDK parsed them, for redaction; empty if it got no further."""
+    try:
+        return target.config
+    except AttributeError:
+        return {}
 
 
 def _without_secrets(exc: ConfigValidationError, config: t.Mapping[str, t.Any]) -> Exception:

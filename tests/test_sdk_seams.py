@@ -49,11 +49,21 @@ def test_the_sdk_still_calls_each_seam_where_the_target_expects(seam):
     assert called, advice(seam) + f" (no longer called by {seam.called_by})"
 
 
-def test_the_sdk_still_routes_signals_to_handle_termination():
-    from singer_sdk.target_base import Target
+def test_the_targets_own_signal_handlers_replace_the_sdks():
+    """The SDK's handler would drain inside the signal, wherever the main thread is, and exit 0."""
+    import signal
 
-    handler = next(s for s in SEAMS if s.name == "_handle_termination")
-    assert "_handle_termination" in inspect.getsource(Target), advice(handler)
+    from target_spotify_conversions.target import TargetSpotifyConversions
+    from tests.harness import target_config
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        target = TargetSpotifyConversions(config=target_config("http://127.0.0.1:9/"))
+        for sig in previous:
+            assert signal.getsignal(sig) == target._stop_on_signal
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def test_every_private_sdk_name_the_package_uses_is_listed():
@@ -67,6 +77,9 @@ def test_every_private_sdk_name_the_package_uses_is_listed():
         used |= set(re.findall(r"super\(\)\.(_(?!_)\w+)\(", text))  # private SDK methods extended
         used |= set(re.findall(r"from singer_sdk[\w.]* import .*?\b(_(?!_)\w+)", text))
         used |= set(re.findall(r"^\s+def (_(?!_)\w+)\(", text, re.M)) & _sdk_private_methods()
+        if re.search(r"^class \w+\(\w*(Target|Sink|Reader|StreamMap)\)", text, re.M):
+            named = re.findall(r"\bself\.(_(?!_)\w+)|getattr\(self, \"(_(?!_)\w+)\"", text)
+            used |= {a or b for a, b in named} & _sdk_private_attributes()
         assert "singer_sdk.helpers._" not in text, f"{path.name}: import it from sdk_seams.py"
     assert used <= listed, f"private SDK names not in sdk_seams.SEAMS: {sorted(used - listed)}"
 
@@ -82,3 +95,16 @@ def _sdk_private_methods() -> set[str]:
         for name in dir(cls)
         if name.startswith("_") and not name.startswith("__")
     }
+
+
+def _sdk_private_attributes() -> set[str]:
+    """Private attributes the SDK's plugins, sinks and readers set on themselves: reading one
+    (as `self._config`) is a seam too, and a name of the target's own that collides with one
+    would silently replace the SDK's."""
+    import singer_sdk
+
+    root = Path(singer_sdk.__file__).parent
+    found: set[str] = set()
+    for path in [*root.glob("*.py"), *root.glob("sinks/*.py"), *root.glob("singerlib/**/*.py")]:
+        found |= set(re.findall(r"\bself\.(_(?!_)\w+)\s*(?::[^=\n]+)?=[^=]", path.read_text()))
+    return found | _sdk_private_methods()
