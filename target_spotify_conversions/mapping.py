@@ -347,11 +347,9 @@ class EventMapper:
         # Where each property is read from (input_format, property_paths): the flat view.
         self._read = make_reader(options.input_format, options.property_paths, INPUT_PROPERTIES)
         self._consent = options.consent_property
-        self._default_source = (
-            _action_source(options.default_action_source, options)
-            if options.default_action_source
-            else None
-        )
+        # Checked where settings are read (settings.py); only its case is normalised here.
+        source = options.default_action_source
+        self._default_source = source.strip().upper() if source else None
         self._now: dt.datetime | None = None
         self._now_texts = ("", "")
 

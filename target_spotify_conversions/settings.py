@@ -20,7 +20,7 @@ from singer_sdk import typing as th
 from .escaping import printable
 from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
-from .mapping import INPUT_PROPERTIES, MappingOptions
+from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
 
 # More mapping workers than this gain nothing: the reading process is then the bottleneck.
 MAX_PROCESSES = 8
@@ -387,10 +387,13 @@ def _mapping_options(config: Mapping[str, Any]) -> MappingOptions:
                 f"phone_default_country: {country!r} is not an ISO 3166 alpha-2 code"
             )
         country = country.upper()
+    source = config.get("default_action_source") or None
+    if source is not None and str(source).strip().upper() not in ACTION_SOURCES:
+        raise SettingsError("default_action_source must be WEB, APP or OFFLINE")
     return MappingOptions(
         event_name_map=event_name_map,
         default_event_name=default_name,
-        default_action_source=config.get("default_action_source") or None,
+        default_action_source=source,
         default_opt_out_targeting=bool(config["default_opt_out_targeting"]),
         phone_default_country=country,
         **_input_options(config),

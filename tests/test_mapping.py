@@ -712,8 +712,6 @@ def test_bad_options_raise_at_construction():
         mapper(event_name_map={"x": "Order Completed"})
     with pytest.raises(ValueError):  # noqa: PT011
         mapper(default_event_name="Search")
-    with pytest.raises(ValueError):  # noqa: PT011
-        mapper(default_action_source="SERVER")
 
 
 # --- nothing else is sent ---------------------------------------------------------------------

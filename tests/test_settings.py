@@ -148,6 +148,13 @@ def test_default_event_name_accepts_spotify_names(value, sent):
     assert _sent_name(settings) == sent
 
 
+@pytest.mark.parametrize("source", ["SERVER", "web site", "1"])
+def test_default_action_source_must_be_one_of_spotifys(source):
+    """Checked here, where settings are read, and nowhere else (the mapping trusts it)."""
+    with pytest.raises(SettingsError, match="default_action_source"):
+        Settings.from_config({**GOOD, "default_action_source": source})
+
+
 @pytest.mark.parametrize("country", ["UK", "XX", "GBR", "G", "England", "44"])
 def test_phone_default_country_must_be_iso_alpha_2(country):
     with pytest.raises(SettingsError, match="phone_default_country"):
