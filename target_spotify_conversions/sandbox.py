@@ -508,7 +508,9 @@ class FakeSpotify:
         self._outage_status = 503
         self._always: int | None = None
         self._reject: frozenset[str] = frozenset()
-        self._retry_windows: list[tuple[int, float, float]] = []  # (seq, answered, not_before)
+        # (seq, answered, not_before, Authorization): a rate limit holds one token's requests,
+        # so with several connections another connection's requests may go meanwhile.
+        self._retry_windows: list[tuple[int, float, float, str]] = []
         self._reset_records()
         self._open_conns: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -767,10 +769,13 @@ class FakeSpotify:
                 return _Fault("p_429", 429)
         return None
 
-    def _check_retry_after(self, seq: int, arrival: float) -> None:
-        """Record a request that came while an announced Retry-After was still running."""
+    def _check_retry_after(self, seq: int, arrival: float, auth: str) -> None:
+        """Record a request that came while a Retry-After announced to its token was still
+        running."""
         self._retry_windows = [w for w in self._retry_windows if w[2] > arrival]
-        for origin, answered, not_before in self._retry_windows:
+        for origin, answered, not_before, given_to in self._retry_windows:
+            if given_to != auth:
+                continue
             if answered + RETRY_AFTER_SLACK_S < arrival < not_before - RETRY_AFTER_SLACK_S:
                 self._ra_violations.append(
                     f"request #{seq} arrived {not_before - arrival:.3f} s before the "
@@ -791,7 +796,8 @@ class FakeSpotify:
             seq = self._seq
             if self._first_arrival is None:
                 self._first_arrival = arrival
-            self._check_retry_after(seq, arrival)
+            auth = h.headers.get("Authorization", "")
+            self._check_retry_after(seq, arrival, auth)
         try:
             body, size = self._read_body(h, limit=cfg.max_body_bytes)
         except _DropConnection:
@@ -850,7 +856,7 @@ class FakeSpotify:
                         self._accepted[event["event_id"]] = event
             self._last_answer = now
             if retry_after is not None and retry_after > 0:
-                self._retry_windows.append((seq, now, now + retry_after))
+                self._retry_windows.append((seq, now, now + retry_after, auth))
         if dropped:
             self._drop(h)
             return
@@ -986,6 +992,7 @@ class FakeSpotify:
             outcome.violations,
             event_ids=outcome.event_ids,
             fault=fault.name,
+            connection_id=outcome.connection_id,
         )
 
     @staticmethod
