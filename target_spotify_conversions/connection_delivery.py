@@ -9,13 +9,14 @@ record across all of them is what holds the STATE back. No SDK here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from .client import Aborted
 from .delivery import Delivery, Pending
 from .routing import DEFAULT_CONNECTION
-from .transport import Answer, DeliveryError, Transport
+from .transport import DeliveryError, Transport
 
 # Makes a connection's Delivery: (name, transport, connection id) -> Delivery.
 DeliveryFactory = Callable[[str, Transport, str], Delivery]
@@ -29,10 +30,15 @@ class ConnectionDeliveries:
         connection_ids: Mapping[str, str],
         transports: Mapping[str, Transport],
         make_delivery: DeliveryFactory,
+        *,
+        named: bool = False,
     ) -> None:
+        """`named`: errors that stop the run say which connection they came from (there are
+        several: "the auth_token is wrong" must say whose)."""
         self._ids = dict(connection_ids)
         self.transports = dict(transports)
         self._make = make_delivery
+        self._named = named
         self._deliveries: dict[str, Delivery] = {}
 
     def delivery(self, connection: str) -> Delivery:
@@ -47,7 +53,8 @@ class ConnectionDeliveries:
         return self.delivery(connection).fits(item)
 
     def add(self, connection: str, seq: int, item: Pending) -> None:
-        self.delivery(connection).add(seq, item)
+        with self._naming(connection):
+            self.delivery(connection).add(seq, item)
 
     def oldest_unfinished(self) -> int | None:
         """The oldest record queued or in flight for any connection; None when there is none."""
@@ -55,20 +62,34 @@ class ConnectionDeliveries:
         return min((first for first in firsts if first is not None), default=None)
 
     def flush(self) -> None:
-        for delivery in list(self._deliveries.values()):
-            delivery.flush()
+        for name, delivery in list(self._deliveries.items()):
+            with self._naming(name):
+                delivery.flush()
 
     def poll(self) -> None:
-        for delivery in list(self._deliveries.values()):
-            delivery.poll()
+        for name, delivery in list(self._deliveries.items()):
+            with self._naming(name):
+                delivery.poll()
 
     def drain(self) -> None:
         """Send everything queued, every connection's requests at once, and wait for all."""
-        deliveries = list(self._deliveries.values())
-        for delivery in deliveries:
-            delivery.flush()
-        for delivery in deliveries:
-            delivery.drain()
+        self.flush()
+        for name, delivery in list(self._deliveries.items()):
+            with self._naming(name):
+                delivery.drain()
+
+    @contextmanager
+    def _naming(self, connection: str) -> Iterator[None]:
+        """A connection's request failures (collected in these calls) say whose they are:
+        its name, never its token."""
+        try:
+            yield
+        except Aborted:
+            raise
+        except DeliveryError as exc:
+            if not self._named:
+                raise
+            raise type(exc)(f"connection {connection!r}: {exc}") from None
 
     def abort(self) -> None:
         for transport in self.transports.values():
@@ -98,48 +119,6 @@ class ConnectionDeliveries:
             name: (transport.requests_made, transport.retries)
             for name, transport in self.transports.items()
         }
-
-
-class NamedTransport:
-    """A connection's transport whose run-stopping errors name the connection (its name, never
-    its token): with several connections, "the auth_token is wrong" must say whose."""
-
-    def __init__(self, name: str, transport: Transport) -> None:
-        self._name = name
-        self._transport = transport
-
-    @property
-    def requests_made(self) -> int:
-        return self._transport.requests_made
-
-    @requests_made.setter
-    def requests_made(self, value: int) -> None:
-        self._transport.requests_made = value
-
-    @property
-    def retries(self) -> int:
-        return self._transport.retries
-
-    @retries.setter
-    def retries(self, value: int) -> None:
-        self._transport.retries = value
-
-    def post(self, body: bytes, event_count: int) -> Answer:
-        try:
-            return self._transport.post(body, event_count)
-        except Aborted:
-            raise
-        except DeliveryError as exc:
-            raise type(exc)(f"connection {self._name!r}: {exc}") from None
-
-    def abort(self) -> None:
-        self._transport.abort()
-
-    def cut_in_flight(self) -> None:
-        self._transport.cut_in_flight()
-
-    def close(self) -> None:
-        self._transport.close()
 
 
 def dry_run_path(dry_run_file: str, connection: str) -> str:

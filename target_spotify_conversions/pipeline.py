@@ -25,7 +25,7 @@ import msgspec
 from .checkpoints import Checkpoints
 from .chunk_codec import decode_raw
 from .client import CapiClient
-from .connection_delivery import ConnectionDeliveries, NamedTransport, dry_run_path
+from .connection_delivery import ConnectionDeliveries, dry_run_path
 from .delivery import Delivery, Outcome, Pending
 from .mapping import EventMapper
 from .problems import Problem
@@ -88,8 +88,9 @@ class Pipeline:
         connections = settings.all_connections()
         self.delivery = ConnectionDeliveries(  # one Delivery per connection, made when needed
             {name: connection.connection_id for name, connection in connections.items()},
-            {name: _transport(settings, c, named=self._named) for name, c in connections.items()},
+            {name: _transport(settings, connection) for name, connection in connections.items()},
             self._delivery,
+            named=self._named,
         )
 
     def _delivery(self, connection: str, transport: Transport, connection_id: str) -> Delivery:
@@ -293,14 +294,12 @@ class Pipeline:
             self.report.write_file(self.settings.summary_file, requests, retries, outcome)
 
 
-def _transport(settings: Settings, connection: Connection, *, named: bool) -> Transport:
-    """A connection's transport; with several connections its errors name it."""
+def _transport(settings: Settings, connection: Connection) -> Transport:
     if settings.dry_run:
         return DryRunFile(dry_run_path(settings.dry_run_file, connection.name))
-    client = CapiClient(
+    return CapiClient(
         settings.api_url,
         connection.auth_token,
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
     )
-    return NamedTransport(connection.name, client) if named else client

@@ -248,3 +248,15 @@ def test_connections_of_the_wrong_shape_are_refused_without_quoting_them(brands,
     assert TOKEN_A not in run.stderr
     assert "connections" in run.stderr
     assert brands.requests == []
+
+
+def test_an_api_refusing_everything_stops_the_run_naming_the_connection(brands, tmp_path):
+    brands.always(400)
+    records = [purchase(i, brand="brand_a") for i in range(60)]
+    lines = [schema_message("orders", BRAND_SCHEMA)]
+    lines += [record_message(record, "orders") for record in records]
+    lines.append(state_message({"position": 60}))
+    run = run_target(tmp_path / "run", brand_config(brands.url, events_per_request=30), lines)
+    assert run.returncode == 1
+    assert "connection 'brand_a': the API refused 25 events in a row" in run.stderr
+    assert run.states == []
