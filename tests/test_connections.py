@@ -59,11 +59,14 @@ def brand_config(url: str | None, **settings: Any) -> dict[str, Any]:
     return target_config(url, **{**routing, **settings})
 
 
-def mixed_input() -> tuple[list[str], dict[str, set[str]], set[str]]:
-    """Two streams routed by property, by stream and by default, with unroutable records:
-    the lines, the event ids each connection id must receive, and the ids to reject."""
+def mixed_input(default: bool = True) -> tuple[list[str], dict[str, set[str]], set[str]]:
+    """Two streams routed by property, by stream and by default (when there is a `default`
+    connection), with unroutable records: the lines, the event ids each connection id must
+    receive, and the ids to reject."""
     lines = [schema_message("orders", BRAND_SCHEMA), schema_message("brand_b_orders", BRAND_SCHEMA)]
-    expected: dict[str, set[str]] = {ID_A: set(), ID_B: set(), CONNECTION_ID.lower(): set()}
+    expected: dict[str, set[str]] = {ID_A: set(), ID_B: set()}
+    if default:
+        expected[CONNECTION_ID.lower()] = set()
     rejected: set[str] = set()
 
     def add(i: int, stream: str, brand: Any, to: str | None, **extra: Any) -> None:
@@ -76,7 +79,7 @@ def mixed_input() -> tuple[list[str], dict[str, set[str]], set[str]]:
     for i in range(0, 60, 6):
         add(i, "orders", "brand_a", ID_A)  # by property
         add(i + 1, "orders", "brand_b", ID_B)  # by property
-        add(i + 2, "orders", None, CONNECTION_ID.lower())  # by default
+        add(i + 2, "orders", None, CONNECTION_ID.lower() if default else None)  # by default
         add(i + 3, "brand_b_orders", None, ID_B)  # by stream
         add(i + 4, "brand_b_orders", "brand_a", ID_A)  # the property wins over the stream
         add(i + 5, "orders", "brand_z", None)  # names no connection
@@ -86,17 +89,22 @@ def mixed_input() -> tuple[list[str], dict[str, set[str]], set[str]]:
     return lines, expected, rejected
 
 
-@pytest.mark.parametrize("path", ["lean", "sdk"])
+@pytest.mark.parametrize("path", ["lean", "sdk", "inline"])
 def test_each_connection_receives_exactly_its_events(brands, tmp_path, path):
     lines, expected, rejected = mixed_input()
     # A stream map makes the SDK decode each record (its path); without one, records go
-    # undecoded to the mapping workers (the lean path), which route them.
-    maps = {"stream_maps": {"orders": {"extra": "'x'"}}} if path == "sdk" else {}
-    config = brand_config(brands.url, summary_file="summary.json", events_per_request=7, **maps)
+    # undecoded to the mapping workers (the lean path), which route them. Inline: the
+    # reading process maps (and routes) them itself.
+    settings: dict[str, Any] = {
+        "lean": {},
+        "sdk": {"stream_maps": {"orders": {"extra": "'x'"}}},
+        "inline": {"mapping_processes": 0},
+    }[path]
+    config = brand_config(brands.url, summary_file="summary.json", events_per_request=7, **settings)
     run = run_target(tmp_path / "run", config, lines)
     assert run.returncode == 0, run.stderr[-2000:]
 
-    assert brands.accepted_ids_by_connection() == expected
+    assert {cid: ids for cid, ids in brands.accepted_ids_by_connection().items() if ids} == expected
     assert run.states == [{"position": "end"}]
     by_id = {line["event_id"]: line for line in run.rejects()}
     assert set(by_id) == rejected
@@ -121,6 +129,26 @@ def test_each_connection_receives_exactly_its_events(brands, tmp_path, path):
     assert run.count("connection brand_b") == len(expected[ID_B])
     for token in (TOKEN, TOKEN_A, TOKEN_B):  # also checked for every file by run_target
         assert token not in run.stderr
+
+
+def test_two_connections_alone_reject_what_routes_to_neither(tmp_path):
+    """The check the issue names: two connections and no top-level pair; routed by property
+    and by stream, each connection gets exactly its events, the rest is rejected."""
+    lines, expected, rejected = mixed_input(default=False)
+    config = brand_config(None, rejects_file="rejects.jsonl")
+    del config["capi_connection_id"], config["auth_token"]
+    with FakeSpotify(token=TOKEN_A, connection_id=ID_A, credentials={TOKEN_B: ID_B}) as fake:
+        config["api_url"] = fake.url
+        run = run_target(tmp_path / "run", config, lines)
+        assert fake.contract_violations == []
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert fake.accepted_ids_by_connection() == expected
+    assert {line["event_id"] for line in run.rejects()} == rejected
+    assert run.count("rejected unknown_connection") == 21  # 10 brand_z, 10 unrouted, 1 email
+    unrouted = next(line for line in run.rejects() if line["event_id"] == "ord-2")
+    assert "no connection: brand is absent" in unrouted["reasons"][0]
+    for token in (TOKEN_A, TOKEN_B):
+        assert token not in run.stderr + run.stdout
 
 
 def test_a_wrong_token_for_one_connection_stops_the_run_naming_it(brands, tmp_path):
