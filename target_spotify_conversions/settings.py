@@ -440,12 +440,12 @@ def _connections(config: Mapping[str, Any], dry_run: bool) -> dict[str, Connecti
         )
     checked: dict[str, Connection] = {}
     for name, entry in value.items():
-        where = f"connections[{printable(name)[:64]!r}]"
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-            raise SettingsError(
-                f"{where}: a connection name is 1 to 64 letters, digits, _ or - "
-                "(starting with a letter or digit)"
+            raise SettingsError(  # not quoted: a token pasted in the wrong place is no name
+                f"connections: a name of {len(str(name))} characters (not shown) is no connection "
+                "name: 1 to 64 letters, digits, _ or -, starting with a letter or digit"
             )
+        where = f"connections[{name!r}]"
         if name == DEFAULT_CONNECTION:
             raise SettingsError(
                 f"{where}: `default` names the top-level capi_connection_id and auth_token; "

@@ -75,6 +75,15 @@ def test_connection_names_are_short_file_safe_words_other_than_default(name: str
         Settings.from_config({"connections": config})
 
 
+def test_a_name_that_is_no_name_is_not_quoted() -> None:
+    pasted = "tok/brand-a+secret=="  # a token pasted where the name goes
+    config = {pasted: {"capi_connection_id": ID_A, "auth_token": TOKEN_A}}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_config({"connections": config})
+    assert pasted not in str(caught.value)
+    assert "a name of 20 characters (not shown)" in str(caught.value)
+
+
 def test_stream_connections_must_name_known_connections() -> None:
     with pytest.raises(SettingsError, match=r"stream_connections\['orders'\].*'brand_c'"):
         Settings.from_config(
