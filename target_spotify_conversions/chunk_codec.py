@@ -17,7 +17,8 @@ from typing import Any, cast
 import msgspec
 
 from .event_time import UTC
-from .mapping import EventMapper, Mapped, MappingOptions, Skipped, identifier_mask
+from .mapping import EventMapper, Mapped, MappingOptions, Rejected, Skipped, identifier_mask
+from .routing import router_for
 from .unreadable import MAX_DEPTH, NOT_JSON, TOO_DEEP, nests_deeper
 from .validation import RecordChecks
 from .wire import PICKLED_CHUNK, MappedRecord, StreamChecks
@@ -44,6 +45,7 @@ class ChunkMapper:
 
     def __init__(self, options: MappingOptions) -> None:
         self._mapper = EventMapper(options)
+        self._router = router_for(options)
         self._checks: dict[str, RecordChecks] = {}
         self._metadata: dict[str, tuple[str, ...]] = {}
 
@@ -77,21 +79,38 @@ class ChunkMapper:
             for key in self._metadata[stream]:  # as the SDK's path does first
                 if key in record:
                     del record[key]
+        route = self._router.route(record, stream)
+        connection = route.connection or ""
+        if raw:
             problems = self._checks[stream].problems(record)
             if problems:
                 event_id = self._mapper.event_id(record, stream)
                 redacted = self._kept(record, event_id)
-                return MappedRecord(event_id, None, (), tuple(problems), kept=redacted)
+                problems += [route.problem] if route.problem else []
+                return MappedRecord(
+                    event_id, None, (), tuple(problems), kept=redacted, connection=connection
+                )
         result = self._mapper.map(record, stream, now)
+        if route.problem is not None and not isinstance(result, Skipped):
+            if isinstance(result, Mapped):  # a good event with nowhere to go
+                result = Rejected(result.event_id, [], result.warnings)
+            result.reasons.append(route.problem)
         if isinstance(result, Mapped):
             body = _JSON_ENCODER.encode(result.event)
             mask = identifier_mask(result.event["user_data"])
-            return MappedRecord(result.event_id, body, tuple(result.warnings), (), mask)
+            return MappedRecord(
+                result.event_id, body, tuple(result.warnings), (), mask, connection=connection
+            )
         if isinstance(result, Skipped):
             return MappedRecord(result.event_id, None, (), (), skipped=True)
         kept = self._kept(record, result.event_id) if raw else None
         return MappedRecord(
-            result.event_id, None, tuple(result.warnings), tuple(result.reasons), kept=kept
+            result.event_id,
+            None,
+            tuple(result.warnings),
+            tuple(result.reasons),
+            kept=kept,
+            connection=connection,
         )
 
     def _kept(self, record: Mapping[str, Any], event_id: str) -> bytes:

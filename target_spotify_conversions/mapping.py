@@ -75,6 +75,11 @@ class MappingOptions:
     input_format: str = DEFAULT_INPUT_FORMAT
     property_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
     consent_property: str | None = None
+    # Routing to connections (routing.py), read by the workers beside the mapping: no names
+    # means the top-level connection alone.
+    connection_property: str | None = None
+    stream_connections: Mapping[str, str] = field(default_factory=dict)
+    connection_names: Sequence[str] = ()
 
 
 @dataclass

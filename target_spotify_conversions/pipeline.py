@@ -25,12 +25,14 @@ import msgspec
 from .checkpoints import Checkpoints
 from .chunk_codec import decode_raw
 from .client import CapiClient
+from .connection_delivery import ConnectionDeliveries, dry_run_path
 from .delivery import Delivery, Outcome, Pending
 from .mapping import EventMapper
 from .problems import Problem
 from .rejects import Rejects
 from .report import RunReport
-from .settings import Settings
+from .routing import router_for
+from .settings import Connection, Settings
 from .transport import DryRunFile, Transport
 from .unreadable import INPUT_STREAM, worded
 from .unreadable import problem as unreadable_problem
@@ -70,6 +72,10 @@ class Pipeline:
         started = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         self.report = RunReport(logger, run_id=run_id, dry_run=settings.dry_run)
         self.mapper = EventMapper(settings.mapping_options)  # event ids and redaction of rejects
+        self.router = router_for(settings.mapping_options)  # for records the SDK side rejects
+        self._named = bool(settings.connections)  # several connections: each one named
+        if self._named:
+            self.report.by_connection(settings.connections)
         self.rejects = Rejects(
             self.report,
             logger,
@@ -77,14 +83,24 @@ class Pipeline:
             fail=settings.fail_on_invalid,
             redact=self.mapper.redact,
             run={"run_id": run_id, "run_started": started},
+            routed=self._named,
         )
-        self.transport = _transport(settings)
-        self.delivery = Delivery(
-            self.transport,
-            settings.connection_id,
-            events_per_request=settings.events_per_request,
-            max_concurrent_requests=settings.max_concurrent_requests,
-            on_outcome=self._on_outcome,
+        connections = settings.all_connections()
+        self.delivery = ConnectionDeliveries(  # one Delivery per connection, made when needed
+            {name: connection.connection_id for name, connection in connections.items()},
+            {name: _transport(settings, connection) for name, connection in connections.items()},
+            self._delivery,
+            named=self._named,
+        )
+
+    def _delivery(self, connection: str, transport: Transport, connection_id: str) -> Delivery:
+        """A connection's Delivery; its outcomes are counted under its name."""
+        return Delivery(
+            transport,
+            connection_id,
+            events_per_request=self.settings.events_per_request,
+            max_concurrent_requests=self.settings.max_concurrent_requests,
+            on_outcome=lambda outcome: self._on_outcome(outcome, connection),
         )
 
     def process(
@@ -93,7 +109,9 @@ class Pipeline:
         """Queue one record for mapping, or reject it; `problems` come from the SDK side."""
         seq = self._arrived(stream)
         if problems:
-            self.rejects.reject(stream, self.mapper.event_id(record, stream), problems, record)
+            connection = self.router.route(record, stream).connection
+            event_id = self.mapper.event_id(record, stream)
+            self.rejects.reject(stream, event_id, problems, record, connection=connection)
             return
         self._chunk.append((seq, (stream, record), None))
         if len(self._chunk) >= self._chunk_size:
@@ -156,17 +174,22 @@ class Pipeline:
         if mapped.skipped:
             self.report.skip_no_consent()
             return
+        connection = mapped.connection or None
         if mapped.body is None:
             kept = mapped.kept  # a raw record the worker redacted: no need to decode it here
             decoded = decode_raw(record) if kept is None else {}
-            self.rejects.reject(stream, mapped.event_id, mapped.reasons, decoded, kept=kept)
+            self.rejects.reject(
+                stream, mapped.event_id, mapped.reasons, decoded, kept=kept, connection=connection
+            )
             return
         item = Pending(stream, mapped.event_id, mapped.body, record, mapped.identifiers)
-        if not self.delivery.fits(item):
+        if not self.delivery.fits(mapped.connection, item):
             too_big = Problem("event_too_large", "the event alone exceeds the 1 MB request limit")
-            self.rejects.reject(stream, item.event_id, [too_big], decode_raw(record))
+            self.rejects.reject(
+                stream, item.event_id, [too_big], decode_raw(record), connection=connection
+            )
             return
-        self.delivery.add(seq, item)
+        self.delivery.add(mapped.connection, seq, item)
 
     def _unreadable_raw(self, stream: str, origin: Origin, why: str) -> None:
         """A raw record a full decoding refuses, or nested too deeply: rejected as the SDK path
@@ -222,7 +245,7 @@ class Pipeline:
 
     def stop(self) -> None:
         """A stop was requested: requests make no more retries and nothing waits to send."""
-        self.transport.abort()
+        self.delivery.abort()
 
     def drain(self) -> None:
         """Map, send and settle everything read so far."""
@@ -244,32 +267,39 @@ class Pipeline:
         self._close(abandon=True)
         self._summary(outcome)
 
-    def _on_outcome(self, outcome: Outcome) -> None:
+    def _on_outcome(self, outcome: Outcome, connection: str) -> None:
         """A request is finished: count it, reject what it refused, write the STATE it allows."""
-        self.report.deliver(outcome.delivered, outcome.identifier_masks)
+        self.report.deliver(outcome.delivered, outcome.identifier_masks, connection=connection)
         for item, problem in outcome.refused:
-            self.rejects.reject(item.stream, item.event_id, [problem], decode_raw(item.record))
+            self.rejects.reject(
+                item.stream,
+                item.event_id,
+                [problem],
+                decode_raw(item.record),
+                connection=connection,
+            )
         self._write_ready_state()
 
     def _close(self, *, abandon: bool) -> None:
         self.workers.close(abandon=abandon)
         self.delivery.close(abandon=abandon)
-        self.transport.close()
         self.rejects.close()
 
     def _summary(self, outcome: str) -> None:
-        requests, retries = self.transport.requests_made, self.transport.retries
+        if self._named:
+            self.report.connection_requests(self.delivery.requests_by_connection())
+        requests, retries = self.delivery.requests_made, self.delivery.retries
         self.report.log_summary(requests, retries, outcome)
         if self.settings.summary_file:
             self.report.write_file(self.settings.summary_file, requests, retries, outcome)
 
 
-def _transport(settings: Settings) -> Transport:
+def _transport(settings: Settings, connection: Connection) -> Transport:
     if settings.dry_run:
-        return DryRunFile(settings.dry_run_file)
+        return DryRunFile(dry_run_path(settings.dry_run_file, connection.name))
     return CapiClient(
         settings.api_url,
-        settings.auth_token,
+        connection.auth_token,
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
     )

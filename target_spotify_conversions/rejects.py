@@ -34,6 +34,7 @@ class Rejects:
         fail: bool,
         redact: Callable[[Mapping[str, Any], str], dict[str, Any]],
         run: Mapping[str, str],
+        routed: bool = False,
     ) -> None:
         """`run` (its id and start time) goes into every line, to pick one run's rejects later.
 
@@ -45,6 +46,7 @@ class Rejects:
         self._fail = fail
         self._redact = redact
         self._run = dict(run)
+        self._routed = routed  # several connections: each line names the record's
         self._path = path
         self._fd: int | None = None
         self._lines: list[bytes] = []
@@ -58,17 +60,21 @@ class Rejects:
         record: Mapping[str, Any],
         *,
         kept: bytes | None = None,
+        connection: str | None = None,
     ) -> None:
         """Count, log and keep one rejected record; raise when the run must stop.
 
         `kept`: the record already redacted and encoded (by a mapping worker), used as it is.
+        `connection`: where the record was routed (None: nowhere).
         """
         text = [str(problem) for problem in reasons]
-        self._report.reject(stream, event_id, zip([p.code for p in reasons], text, strict=True))
+        codes = zip([p.code for p in reasons], text, strict=True)
+        self._report.reject(stream, event_id, codes, connection=connection)
         if self._path:
             line = {
                 **self._run,
                 "stream": stream,
+                **({"connection": connection} if self._routed else {}),
                 "event_id": event_id,
                 "reasons": text,
                 "record": self._redact(record, event_id) if kept is None else msgspec.Raw(kept),

@@ -78,6 +78,8 @@ class RunReport:
         self.read_by_stream: Counter[str] = Counter()
         self.rejected_by_stream: dict[str, Counter[str]] = defaultdict(Counter)
         self.hints: list[str] = []
+        # With several connections: what each one got (delivered, rejected, coverage).
+        self.connections: dict[str, ConnectionCounts] = {}
 
     # --- counting ---------------------------------------------------------------------------
 
@@ -103,11 +105,30 @@ class RunReport:
                     json.dumps(warning_field(kind)),
                 )
 
-    def reject(self, stream: str, event_id: str, reasons: Iterable[tuple[str, str]]) -> None:
+    def by_connection(self, names: Iterable[str]) -> None:
+        """Count per connection from now on, each of `names` listed even if it gets nothing."""
+        self.connections = {name: ConnectionCounts() for name in sorted(names)}
+
+    def connection_requests(self, requests: Mapping[str, tuple[int, int]]) -> None:
+        """Each connection's requests and retries, at the end of the run."""
+        for name, (made, retries) in requests.items():
+            if name in self.connections:
+                self.connections[name].requests = made
+                self.connections[name].retries = retries
+
+    def reject(
+        self,
+        stream: str,
+        event_id: str,
+        reasons: Iterable[tuple[str, str]],
+        connection: str | None = None,
+    ) -> None:
         """Count one rejected record by each (code, text) reason; log it if it is among the
         first few of one of its reasons."""
         reasons = list(reasons)
         self.rejected += 1
+        if self.connections and connection in self.connections:
+            self.connections[connection].rejected += 1
         self.rejected_by_stream[stream].update(code for code, _ in reasons)
         logged = False
         for code, _ in reasons:
@@ -124,10 +145,17 @@ class RunReport:
     def skip_no_consent(self) -> None:
         self.skipped_no_consent += 1
 
-    def deliver(self, count: int, identifier_masks: Mapping[int, int] | None = None) -> None:
+    def deliver(
+        self,
+        count: int,
+        identifier_masks: Mapping[int, int] | None = None,
+        connection: str | None = None,
+    ) -> None:
         self.delivered += count
         if identifier_masks:
             self._identifier_masks.update(identifier_masks)
+        if self.connections and connection in self.connections:
+            self.connections[connection].add(count, identifier_masks)
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_EVERY_SECONDS:
             self._last_progress = now
@@ -166,15 +194,7 @@ class RunReport:
 
     def identifier_coverage(self) -> dict[str, float]:
         """For each identifier, the share (0 to 1) of sent events that carry it."""
-        total = sum(self._identifier_masks.values())
-        return {
-            name: round(
-                sum(n for mask, n in self._identifier_masks.items() if mask & bit) / total, 4
-            )
-            if total
-            else 0.0
-            for name, bit in IDENTIFIER_BITS.items()
-        }
+        return coverage(self._identifier_masks)
 
     def stream_hints(self) -> list[str]:
         """Streams whose every record was rejected for one same reason: a setup mistake."""
@@ -222,6 +242,10 @@ class RunReport:
             + ", ".join(f"{name} {share:.1%}" for name, share in coverage.items()),
             f"requests: {requests} (retries: {retries})",
             f"seconds: {self.seconds():.1f} ({self.rate():.0f} events/s)",
+            *[
+                counts.summary_line(name, self.sent_verb)
+                for name, counts in self.connections.items()
+            ],
         ]
         return ["summary: " + line for line in lines]
 
@@ -250,6 +274,11 @@ class RunReport:
             "seconds": round(self.seconds(), 3),
             "sample_event_ids": self.samples,
             "hints": self.stream_hints(),
+            **(
+                {"connections": {name: c.as_dict() for name, c in self.connections.items()}}
+                if self.connections
+                else {}
+            ),
         }
 
     def write_file(self, path: str, requests: int, retries: int, outcome: str) -> None:
@@ -260,3 +289,44 @@ class RunReport:
         text = json.dumps(self.as_dict(requests, retries, outcome), indent=2, sort_keys=False)
         partial.write_text(text + "\n", encoding="utf-8")
         os.replace(partial, target)
+
+
+def coverage(masks: Mapping[int, int]) -> dict[str, float]:
+    """For each identifier, the share (0 to 1) of events with these masks that carry it."""
+    total = sum(masks.values())
+    return {
+        name: round(sum(n for mask, n in masks.items() if mask & bit) / total, 4) if total else 0.0
+        for name, bit in IDENTIFIER_BITS.items()
+    }
+
+
+class ConnectionCounts:
+    """What one connection got in a run with several: its own delivered, rejected, coverage."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.rejected = 0
+        self.requests = 0
+        self.retries = 0
+        self._masks: Counter[int] = Counter()
+
+    def add(self, count: int, masks: Mapping[int, int] | None) -> None:
+        self.delivered += count
+        if masks:
+            self._masks.update(masks)
+
+    def summary_line(self, name: str, verb: str) -> str:
+        shares = ", ".join(f"{key} {share:.1%}" for key, share in coverage(self._masks).items())
+        return (
+            f"connection {name}: {self.delivered} events {verb}, {self.rejected} rejected, "
+            f"requests {self.requests} (retries {self.retries}); identifier coverage: {shares}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events_delivered": self.delivered,
+            "records_rejected": self.rejected,
+            "identifier_coverage": coverage(self._masks),
+            "requests": self.requests,
+            "retries": self.retries,
+        }

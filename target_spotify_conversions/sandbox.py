@@ -11,6 +11,7 @@ Standard library only (plus pycountry and msgspec, dependencies of the project),
 runs as a stand-alone process for benchmarks::
 
     spotify-capi-sandbox --port 0 --token T --connection-id C [--count-only]
+                         [--credential T2=C2 ...]
 
 prints ``URL <url>``, serves until SIGTERM/SIGINT, then prints one line of JSON stats.
 """
@@ -34,6 +35,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -386,6 +388,7 @@ class RequestRecord:
     seq: int = 0  # 1-based arrival number
     answered: float = 0.0  # time.monotonic() when its answer was decided (body read)
     retry_after: int | None = None  # seconds announced in a Retry-After header, if any
+    connection_id: str | None = None  # of a request whose token and connection were accepted
 
 
 @dataclass(frozen=True)
@@ -419,6 +422,7 @@ class _Outcome:
     events: list[dict[str, Any]] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
     fault: str | None = None
+    connection_id: str | None = None
 
 
 class _DropConnection(Exception):
@@ -484,11 +488,16 @@ class FakeSpotify:
         count_only: bool = False,
         seed: int = 0,
         port: int = 0,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
-        if not _UUID.fullmatch(connection_id):
+        """`token` and `connection_id`: the one pair most tests need; `credentials`: more
+        pairs, token to connection id (several CAPI connections, each with its own token)."""
+        pairs = {token: connection_id, **(credentials or {})}
+        if not all(_UUID.fullmatch(cid) for cid in pairs.values()):
             raise ValueError("connection_id must be a UUID (the real API's connection ids are)")
         self.token = token
         self.connection_id = connection_id
+        self.credentials = pairs
         self.count_only = count_only
         self._port = port
         self._lock = threading.Lock()
@@ -499,7 +508,9 @@ class FakeSpotify:
         self._outage_status = 503
         self._always: int | None = None
         self._reject: frozenset[str] = frozenset()
-        self._retry_windows: list[tuple[int, float, float]] = []  # (seq, answered, not_before)
+        # (seq, answered, not_before, Authorization): a rate limit holds one token's requests,
+        # so with several connections another connection's requests may go meanwhile.
+        self._retry_windows: list[tuple[int, float, float, str]] = []
         self._reset_records()
         self._open_conns: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -508,6 +519,7 @@ class FakeSpotify:
     def _reset_records(self) -> None:
         self._accepted: dict[str, dict[str, Any]] = {}
         self._ids: set[str] = set()
+        self._ids_by_connection: dict[str, set[str]] = collections.defaultdict(set)
         self._accepted_count = 0
         self._requests: list[RequestRecord] = []
         self._seq = 0
@@ -588,6 +600,11 @@ class FakeSpotify:
     def accepted_ids(self) -> set[str]:
         with self._lock:
             return set(self._ids)
+
+    def accepted_ids_by_connection(self) -> dict[str, set[str]]:
+        """Connection id (lower case) -> ids of the events accepted for it."""
+        with self._lock:
+            return {cid: set(ids) for cid, ids in self._ids_by_connection.items()}
 
     @property
     def accepted_count(self) -> int:
@@ -752,10 +769,13 @@ class FakeSpotify:
                 return _Fault("p_429", 429)
         return None
 
-    def _check_retry_after(self, seq: int, arrival: float) -> None:
-        """Record a request that came while an announced Retry-After was still running."""
+    def _check_retry_after(self, seq: int, arrival: float, auth: str) -> None:
+        """Record a request that came while a Retry-After announced to its token was still
+        running."""
         self._retry_windows = [w for w in self._retry_windows if w[2] > arrival]
-        for origin, answered, not_before in self._retry_windows:
+        for origin, answered, not_before, given_to in self._retry_windows:
+            if given_to != auth:
+                continue
             if answered + RETRY_AFTER_SLACK_S < arrival < not_before - RETRY_AFTER_SLACK_S:
                 self._ra_violations.append(
                     f"request #{seq} arrived {not_before - arrival:.3f} s before the "
@@ -776,7 +796,8 @@ class FakeSpotify:
             seq = self._seq
             if self._first_arrival is None:
                 self._first_arrival = arrival
-            self._check_retry_after(seq, arrival)
+            auth = h.headers.get("Authorization", "")
+            self._check_retry_after(seq, arrival, auth)
         try:
             body, size = self._read_body(h, limit=cfg.max_body_bytes)
         except _DropConnection:
@@ -811,6 +832,7 @@ class FakeSpotify:
                 seq=seq,
                 answered=now,
                 retry_after=retry_after,
+                connection_id=outcome.connection_id,
             )
             self._requests.append(record)
             self._bytes_received += size
@@ -827,12 +849,14 @@ class FakeSpotify:
             if 200 <= outcome.status < 300:
                 self._accepted_count += len(outcome.event_ids)
                 self._ids.update(outcome.event_ids)
+                if outcome.connection_id is not None:
+                    self._ids_by_connection[outcome.connection_id].update(outcome.event_ids)
                 if not self.count_only:
                     for event in outcome.events:
                         self._accepted[event["event_id"]] = event
             self._last_answer = now
             if retry_after is not None and retry_after > 0:
-                self._retry_windows.append((seq, now, now + retry_after))
+                self._retry_windows.append((seq, now, now + retry_after, auth))
         if dropped:
             self._drop(h)
             return
@@ -855,7 +879,8 @@ class FakeSpotify:
         own refusals."""
         auth = h.headers.get("Authorization", "")
         scheme, _, credential = auth.partition(" ")
-        if scheme.lower() != "bearer" or credential != self.token:
+        expected = self.credentials.get(credential) if scheme.lower() == "bearer" else None
+        if expected is None:
             return _Outcome(401, ["missing or invalid bearer token"], "UNAUTHENTICATED")
         violations: list[str] = []
         if h.command != "POST":
@@ -884,7 +909,7 @@ class FakeSpotify:
                 400, violations, "INVALID_ARGUMENT", violations, event_ids=found.event_ids
             )
         assert found.connection_id is not None  # no violations means a UUID was there
-        if found.connection_id.lower() != self.connection_id.lower():
+        if found.connection_id.lower() != expected.lower():
             return _Outcome(
                 403,
                 ["capi_connection_id does not belong to this token's business"],
@@ -910,7 +935,12 @@ class FakeSpotify:
                     event_ids=found.event_ids,
                     fault="reject_events",
                 )
-        return _Outcome(200, event_ids=found.event_ids, events=found.events)
+        return _Outcome(
+            200,
+            event_ids=found.event_ids,
+            events=found.events,
+            connection_id=found.connection_id.lower(),
+        )
 
     def _parse_json(self, body: bytes, violations: list[str]) -> Any:
         """Strict JSON: UTF-8, no NaN/Infinity, and (outside count_only) no duplicate keys."""
@@ -962,6 +992,7 @@ class FakeSpotify:
             outcome.violations,
             event_ids=outcome.event_ids,
             fault=fault.name,
+            connection_id=outcome.connection_id,
         )
 
     @staticmethod
@@ -1073,6 +1104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default="test-token")
     parser.add_argument("--connection-id", default="3f1c9a9e-2b7d-4c1e-9f0a-5d6b7c8e9f01")
+    parser.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="TOKEN=CONNECTION_ID",
+        help="one more token and connection pair accepted (repeatable)",
+    )
     parser.add_argument("--count-only", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
@@ -1097,6 +1135,7 @@ def main(argv: list[str] | None = None) -> int:
         count_only=args.count_only,
         seed=args.seed,
         port=args.port,
+        credentials=dict(pair.rpartition("=")[::2] for pair in args.credential),
     )
     fake.configure(
         p_5xx=args.p_5xx,

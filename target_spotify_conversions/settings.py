@@ -11,7 +11,7 @@ import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pycountry
@@ -21,6 +21,7 @@ from .escaping import printable
 from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
+from .routing import DEFAULT_CONNECTION, NAME_PATTERN
 
 # More mapping workers than this gain nothing: the reading process is then the bottleneck.
 MAX_PROCESSES = 8
@@ -42,6 +43,32 @@ CONFIG_SCHEMA = th.PropertiesList(
         secret=True,
         description="CAPI bearer token generated for that connection. Required unless dry_run. "
         "Never logged.",
+    ),
+    th.Property(
+        "connections",
+        th.ObjectType(
+            additional_properties=th.ObjectType(
+                th.Property("capi_connection_id", th.StringType),
+                th.Property("auth_token", th.StringType, secret=True),
+            )
+        ),
+        secret=True,
+        description='Several Spotify connections, by name: {"brand_a": {"capi_connection_id": '
+        '"<uuid>", "auth_token": "<token>"}, ...}. Records go to one by connection_property, '
+        "then stream_connections, else to the top-level pair (named default). Names: letters, "
+        "digits, _ and -. Secret as a whole: never logged.",
+    ),
+    th.Property(
+        "connection_property",
+        th.StringType,
+        description="A property (or dotted path, e.g. context.brand) whose value names the "
+        "record's connection; a value that names none rejects the record (unknown_connection).",
+    ),
+    th.Property(
+        "stream_connections",
+        th.ObjectType(additional_properties=th.StringType),
+        description='Stream name to connection name, e.g. {"brand_b_orders": "brand_b"}: the '
+        "connection of a stream's records that connection_property does not route.",
     ),
     th.Property(
         "api_url",
@@ -227,6 +254,15 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class Connection:
+    """One Spotify connection records may go to: its name, its id and its token."""
+
+    name: str
+    connection_id: str
+    auth_token: str
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated configuration, typed, for the parts of the target that are not SDK code."""
 
@@ -245,15 +281,30 @@ class Settings:
     batch_wait_limit_seconds: float = 5.0
     summary_file: str | None = None
     mapping_processes: int = 0
+    # Every connection by name, the top-level pair as `default` (routing.py); empty: only
+    # the top-level pair, as `connection_id` and `auth_token` say.
+    connections: Mapping[str, Connection] = field(default_factory=dict)
+
+    def all_connections(self) -> dict[str, Connection]:
+        """The connections records may go to: the `connections` setting's, or the top-level
+        pair alone."""
+        if self.connections:
+            return dict(self.connections)
+        default = Connection(DEFAULT_CONNECTION, self.connection_id, self.auth_token)
+        return {DEFAULT_CONNECTION: default}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
         """Check what JSON schema cannot: cross-field rules and Spotify's own vocabularies."""
         config = {**_DEFAULTS, **{k: v for k, v in config.items() if v not in (None, "")}}
         dry_run = bool(config["dry_run"])
+        connections = _connections(config, dry_run)
+        top_level = not connections or DEFAULT_CONNECTION in connections
         return cls(
-            connection_id=_connection_id(config.get("capi_connection_id"), dry_run),
-            auth_token=_token(config.get("auth_token"), dry_run),
+            connection_id=_connection_id(config.get("capi_connection_id"), dry_run)
+            if top_level
+            else "",
+            auth_token=_token(config.get("auth_token"), dry_run) if top_level else "",
             api_url=_api_url(config["api_url"]),
             dry_run=dry_run,
             dry_run_file=_output_file("dry_run_file", config["dry_run_file"])
@@ -264,10 +315,11 @@ class Settings:
             max_concurrent_requests=int(config["max_concurrent_requests"]),
             request_timeout=float(config["request_timeout"]),
             max_retries=int(config["max_retries"]),
-            mapping_options=_mapping_options(config),
+            mapping_options=_mapping_options(config, connections),
             batch_wait_limit_seconds=float(config["batch_wait_limit_seconds"]),
             summary_file=_output_file("summary_file", config.get("summary_file")),
             mapping_processes=_mapping_processes(config.get("mapping_processes")),
+            connections=connections,
         )._distinct_files()
 
     def _distinct_files(self) -> Settings:
@@ -302,11 +354,13 @@ def _output_file(setting: str, path: str | None) -> str | None:
     return path
 
 
-def _connection_id(value: object, dry_run: bool) -> str:
+def _connection_id(value: object, dry_run: bool, *, required: bool = False) -> str:
     if value in (None, ""):
-        if dry_run:
+        if dry_run and not required:
             return "00000000-0000-0000-0000-000000000000"
-        raise SettingsError("capi_connection_id is required (unless dry_run is true)")
+        raise SettingsError(
+            "capi_connection_id is required" + ("" if required else " (unless dry_run is true)")
+        )
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:
@@ -373,7 +427,80 @@ def _mapping_processes(value: object) -> int:
     return int(str(value))
 
 
-def _mapping_options(config: Mapping[str, Any]) -> MappingOptions:
+def _connections(config: Mapping[str, Any], dry_run: bool) -> dict[str, Connection]:
+    """The `connections` setting, each checked as the top-level pair is, naming the connection
+    (never its id or token), with the top-level pair as `default` when it is set."""
+    value = config.get("connections")
+    if value is None or value == {}:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SettingsError(
+            'connections must be an object such as {"brand_a": {"capi_connection_id": ..., '
+            '"auth_token": ...}} (its value is not shown)'
+        )
+    checked: dict[str, Connection] = {}
+    for name, entry in value.items():
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            raise SettingsError(  # not quoted: a token pasted in the wrong place is no name
+                f"connections: a name of {len(str(name))} characters (not shown) is no connection "
+                "name: 1 to 64 letters, digits, _ or -, starting with a letter or digit"
+            )
+        where = f"connections[{name!r}]"
+        if name == DEFAULT_CONNECTION:
+            raise SettingsError(
+                f"{where}: `default` names the top-level capi_connection_id and auth_token; "
+                "give this connection another name"
+            )
+        if not isinstance(entry, Mapping) or set(entry) - {"capi_connection_id", "auth_token"}:
+            raise SettingsError(
+                f"{where} must be an object with capi_connection_id and auth_token only "
+                "(its value is not shown)"
+            )
+        try:
+            checked[name] = Connection(
+                name,
+                _connection_id(entry.get("capi_connection_id") or None, dry_run, required=True),
+                _token(entry.get("auth_token"), dry_run),
+            )
+        except SettingsError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+    if config.get("capi_connection_id") or config.get("auth_token"):
+        checked[DEFAULT_CONNECTION] = Connection(
+            DEFAULT_CONNECTION,
+            _connection_id(config.get("capi_connection_id"), dry_run),
+            _token(config.get("auth_token"), dry_run),
+        )
+    return checked
+
+
+def _routing_options(
+    config: Mapping[str, Any], connections: Mapping[str, Connection]
+) -> dict[str, Any]:
+    """connection_property and stream_connections, checked against the connections."""
+    prop = config.get("connection_property") or None
+    streams = dict(config.get("stream_connections") or {})
+    if (prop or streams) and not connections:
+        setting = "connection_property" if prop else "stream_connections"
+        raise SettingsError(f"{setting} routes records to connections: set `connections` too")
+    if prop is not None and (not isinstance(prop, str) or "" in prop.split(".")):
+        raise SettingsError("connection_property must be a property name or a dotted path")
+    for stream, name in streams.items():
+        if name not in connections:
+            known = ", ".join(sorted(connections))
+            raise SettingsError(
+                f"stream_connections[{printable(stream)[:80]!r}]: "
+                f"{printable(str(name))[:64]!r} is not a connection (known: {known})"
+            )
+    return {
+        "connection_property": prop,
+        "stream_connections": streams,
+        "connection_names": tuple(sorted(connections)),
+    }
+
+
+def _mapping_options(
+    config: Mapping[str, Any], connections: Mapping[str, Connection]
+) -> MappingOptions:
     event_name_map = dict(config.get("event_name_map") or {})
     default_name = config.get("default_event_name") or None
     try:
@@ -398,6 +525,7 @@ def _mapping_options(config: Mapping[str, Any]) -> MappingOptions:
         phone_default_country=country,
         **_input_options(config),
         consent_property=config.get("consent_property") or None,
+        **_routing_options(config, connections),
     )
 
 

@@ -36,6 +36,8 @@ class MappedRecord(msgspec.Struct, array_like=True, gc=False):
     # by the worker, where its phone number was just parsed (and cached), not by the reading
     # process.
     kept: bytes | None = None
+    # The connection the record is routed to (routing.py); "" when it routes nowhere.
+    connection: str = ""
 
 
 class StreamChecks(msgspec.Struct, array_like=True):

@@ -27,8 +27,9 @@ def fake():
 _STARTS_A_PROGRAM = ("run_target(", "start_target(", "subprocess", "target_sync_test")
 
 
-def _calls_start_a_program(function: types.FunctionType, seen: set[object]) -> bool:
-    if function in seen or not isinstance(function, types.FunctionType):
+def _calls_start_a_program(function: object, seen: set[object]) -> bool:
+    """Whether a test function, or a helper function or class of ours it names, starts one."""
+    if function in seen or not isinstance(function, (types.FunctionType, type)):
         return False
     seen.add(function)
     try:
@@ -37,12 +38,14 @@ def _calls_start_a_program(function: types.FunctionType, seen: set[object]) -> b
         return False
     if any(marker in source for marker in _STARTS_A_PROGRAM):
         return True
+    if isinstance(function, type):
+        return False  # its methods' source was read with the class's
     module = sys.modules.get(function.__module__)
     helpers = (getattr(module, name, None) for name in function.__code__.co_names)
     return any(
         _calls_start_a_program(helper, seen)
         for helper in helpers
-        if isinstance(helper, types.FunctionType) and _is_ours(helper.__module__)
+        if isinstance(helper, (types.FunctionType, type)) and _is_ours(helper.__module__)
     )
 
 

@@ -167,6 +167,10 @@ def raw_secrets(lines: Iterable[str], config: Mapping[str, Any]) -> set[str]:
     token = config.get("auth_token")
     if token:
         found.add(str(token))
+    connections = config.get("connections")
+    for entry in connections.values() if isinstance(connections, dict) else ():
+        if isinstance(entry, dict) and entry.get("auth_token"):
+            found.add(str(entry["auth_token"]))
     for line in lines:
         try:
             record = json.loads(line).get("record") or {}

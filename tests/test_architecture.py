@@ -20,12 +20,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "values", "problems", "escaping", "schema_types", "wire", "unreadable"),
     # the mapping of one record: pure functions, no I/O
     ("event_id", "event_time", "hashing", "input_formats", "event_names", "taxonomy",
-     "validation", "mapping"),
+     "validation", "routing", "mapping"),
     # the mapping workers: a chunk in, results out; the processes that run it
     ("chunk_codec", "worker_pool"),
     # the reading process's parts: input, settings, delivery, bookkeeping
     ("messages", "reader", "batch_files", "stream_maps", "settings", "transport", "client",
-     "delivery", "checkpoints", "report", "rejects", "sandbox"),
+     "delivery", "connection_delivery", "checkpoints", "report", "rejects", "sandbox"),
     # one run, outside the SDK
     ("pipeline",),
     # the SDK side

@@ -79,6 +79,7 @@ class Meltano:
     def __init__(self, executable: Path, sys_dir: Path, work_dir: Path) -> None:
         self.executable = executable
         self.work_dir = work_dir
+        self.by_connection: dict[str, set[str]] = {}  # of the last run: what each connection got
         base = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
         self.env = {
             **base,
@@ -103,11 +104,20 @@ class Meltano:
             check=False,
         )
 
-    def run_pipeline(self, name: str, *flags: str) -> RunResult:
-        """One `meltano run` against a fresh FakeSpotify; what it received and rejected."""
+    def run_pipeline(
+        self,
+        name: str,
+        *flags: str,
+        env: dict[str, str] | None = None,
+        credentials: dict[str, str] | None = None,
+    ) -> RunResult:
+        """One `meltano run` against a fresh FakeSpotify; what it received and rejected.
+
+        `env`: more settings from the environment; `credentials`: more token and connection
+        pairs the fake accepts."""
         rejects_file = self.work_dir / f"rejects-{name}.jsonl"
         report_file = self.work_dir / f"report-{name}.json"
-        with FakeSpotify(token=TOKEN, connection_id=CONNECTION_ID) as fake:
+        with FakeSpotify(token=TOKEN, connection_id=CONNECTION_ID, credentials=credentials) as fake:
             proc = self(
                 "--environment=test",
                 "run",
@@ -119,9 +129,11 @@ class Meltano:
                     "SPOTIFY_CAPI_TEST_CONNECTION_ID": CONNECTION_ID,
                     "TARGET_SPOTIFY_CONVERSIONS_REJECTS_FILE": str(rejects_file),
                     "TARGET_SPOTIFY_CONVERSIONS_SUMMARY_FILE": str(report_file),
+                    **(env or {}),
                 },
             )
             delivered = list(fake.accepted_ids())
+            self.by_connection = fake.accepted_ids_by_connection()
             received = list(fake.accepted.values())
         rejects = []
         if rejects_file.exists():
@@ -260,3 +272,26 @@ def test_full_refresh_sends_the_same_event_ids_again(runs: Runs) -> None:
     assert {r["event_id"] for r in runs.full_refresh.rejects} == {
         r["event_id"] for r in runs.first.rejects
     }
+
+
+def test_connections_set_from_the_environment_route_the_stream(meltano: Meltano) -> None:
+    """The documented environment form: Meltano parses the object and the target routes by
+    it; the top-level pair (from the test environment) gets nothing the stream routes."""
+    brand_id, brand_token = "0c3d5e7f-1a2b-4c6d-8e9f-a1b2c3d4e5f6", "e2e-brand-a-token-5566"
+    connections = {"brand_a": {"capi_connection_id": brand_id, "auth_token": brand_token}}
+    run = meltano.run_pipeline(
+        "connections",
+        env={
+            "TARGET_SPOTIFY_CONVERSIONS_CONNECTIONS": json.dumps(connections),
+            "TARGET_SPOTIFY_CONVERSIONS_STREAM_CONNECTIONS": '{"conversions": "brand_a"}',
+        },
+        credentials={brand_token: brand_id},
+    )
+    assert run.returncode == 0, run.tail()
+    assert set(meltano.by_connection) == {brand_id}  # nothing for the top-level pair
+    assert len(meltano.by_connection[brand_id]) == EXPECTED["accepted"]
+    assert set(EXPECTED["accepted_event_ids"]) <= meltano.by_connection[brand_id]
+    assert run.report["connections"]["brand_a"]["events_delivered"] == EXPECTED["accepted"]
+    assert run.report["connections"]["default"]["events_delivered"] == 0
+    assert brand_token not in run.output
+    assert TOKEN not in run.output

@@ -481,6 +481,33 @@ def test_other_connection_id_is_403(fake: FakeSpotify) -> None:
     assert fake.accepted_count == 0
 
 
+def test_several_token_and_connection_pairs_each_keep_their_own_events() -> None:
+    other_token = "test-token-other"
+    with FakeSpotify(token=TOKEN, connection_id=CID, credentials={other_token: OTHER_CID}) as fake:
+        assert post(fake, make_body([make_event(0)])).status_code == 200
+        other = make_body([make_event(1)], cid=OTHER_CID)
+        assert post(fake, other, token=other_token).status_code == 200
+        assert post(fake, other).status_code == 403  # a token of another connection
+        assert post(fake, make_body([make_event(2)]), token=other_token).status_code == 403
+        assert post(fake, other, token="test-token-none").status_code == 401
+        assert fake.accepted_ids_by_connection() == {CID: {"order-0"}, OTHER_CID: {"order-1"}}
+        assert [r.connection_id for r in fake.requests][:2] == [CID, OTHER_CID]
+        assert fake.contract_violations == []
+
+
+def test_a_retry_after_holds_only_the_token_it_was_given_to() -> None:
+    other_token = "test-token-other"
+    with FakeSpotify(token=TOKEN, connection_id=CID, credentials={other_token: OTHER_CID}) as fake:
+        fake.fail_next(1, 429, retry_after=3)
+        assert post(fake, make_body([make_event(0)])).status_code == 429
+        time.sleep(0.1)  # past the slack for requests already in flight
+        other = make_body([make_event(1)], cid=OTHER_CID)
+        assert post(fake, other, token=other_token).status_code == 200
+        assert fake.retry_after_violations == []
+        assert post(fake, make_body([make_event(0)])).status_code == 200
+        assert len(fake.retry_after_violations) == 1
+
+
 def test_oversize_body_and_too_many_events_are_413(fake: FakeSpotify) -> None:
     huge = make_event(0)
     huge["event_details"]["content_name"] = "x" * 1_000_000
@@ -818,6 +845,8 @@ def test_standalone_process_prints_url_serves_and_reports() -> None:
             TOKEN,
             "--connection-id",
             CID,
+            "--credential",
+            f"test-token-other={OTHER_CID}",
             "--count-only",
             "--latency",
             "0.01",
@@ -840,8 +869,15 @@ def test_standalone_process_prints_url_serves_and_reports() -> None:
             timeout=5,
         )
         assert response.status_code == 200
+        other = requests.post(
+            url,
+            json=make_body([make_event(2)], cid=OTHER_CID),
+            headers={"Authorization": "Bearer test-token-other"},
+            timeout=5,
+        )
+        assert other.status_code == 200
         live = requests.get(url.replace("/capi-direct/events/", "/_stats"), timeout=5).json()
-        assert live["unique_count"] == 2
+        assert live["unique_count"] == 3
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=5)
     finally:
@@ -852,5 +888,5 @@ def test_standalone_process_prints_url_serves_and_reports() -> None:
     lines = out.strip().splitlines()
     assert len(lines) == 1
     final = json.loads(lines[0])
-    assert (final["requests"], final["accepted_count"], final["unique_count"]) == (1, 2, 2)
+    assert (final["requests"], final["accepted_count"], final["unique_count"]) == (2, 3, 3)
     assert err == ""

@@ -1,0 +1,122 @@
+"""The settings of several connections, checked at start-up, naming the connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from target_spotify_conversions.routing import DEFAULT_CONNECTION
+from target_spotify_conversions.settings import Settings, SettingsError
+
+ID_A = "11111111-2222-4333-8444-555555555555"
+ID_B = "66666666-7777-4888-9999-aaaaaaaaaaaa"
+TOKEN_A = "tok-brand-a-5f0c1e"
+TOKEN_B = "tok-brand-b-9d2a7b"
+
+
+def connections(**changes: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "brand_a": {"capi_connection_id": ID_A, "auth_token": TOKEN_A},
+        "brand_b": {"capi_connection_id": ID_B, "auth_token": TOKEN_B},
+    }
+    found.update(changes)
+    return found
+
+
+def test_connections_alone_need_no_top_level_pair() -> None:
+    settings = Settings.from_config({"connections": connections()})
+    assert sorted(settings.all_connections()) == ["brand_a", "brand_b"]
+    assert settings.all_connections()["brand_b"].auth_token == TOKEN_B
+    assert settings.all_connections()["brand_a"].connection_id == ID_A
+    assert settings.mapping_options.connection_names == ("brand_a", "brand_b")
+
+
+def test_the_top_level_pair_is_the_default_connection() -> None:
+    settings = Settings.from_config(
+        {"connections": connections(), "capi_connection_id": ID_B, "auth_token": "tok-top-1"}
+    )
+    default = settings.all_connections()[DEFAULT_CONNECTION]
+    assert (default.connection_id, default.auth_token) == (ID_B, "tok-top-1")
+
+
+def test_the_top_level_pair_alone_works_as_before() -> None:
+    settings = Settings.from_config({"capi_connection_id": ID_A, "auth_token": TOKEN_A})
+    assert settings.connections == {}
+    [only] = settings.all_connections().values()
+    assert (only.name, only.connection_id, only.auth_token) == ("default", ID_A, TOKEN_A)
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ({"capi_connection_id": "not-a-uuid", "auth_token": TOKEN_B}, "must be a UUID"),
+        ({"auth_token": TOKEN_B}, "capi_connection_id is required"),
+        ({"capi_connection_id": ID_B}, "auth_token is required"),
+        ({"capi_connection_id": ID_B, "auth_token": "tok\nB"}, "line break"),
+        ({"capi_connection_id": ID_B, "auth_token": TOKEN_B, "token": "x"}, "only"),
+        ("tok-brand-b-as-a-string", "must be an object"),
+    ],
+)
+def test_a_config_error_in_one_connection_is_refused_naming_it(entry: Any, words: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_config({"connections": connections(brand_b=entry)})
+    message = str(caught.value)
+    assert "connections['brand_b']" in message
+    assert words in message
+    for secret in (TOKEN_A, TOKEN_B, "tok\nB", "tok-brand-b-as-a-string", ID_A, ID_B):
+        assert secret not in message
+
+
+@pytest.mark.parametrize("name", ["default", "brand a", "", "brand/a", "x" * 65])
+def test_connection_names_are_short_file_safe_words_other_than_default(name: str) -> None:
+    config = {name: {"capi_connection_id": ID_A, "auth_token": TOKEN_A}}
+    with pytest.raises(SettingsError, match="connections"):
+        Settings.from_config({"connections": config})
+
+
+def test_a_name_that_is_no_name_is_not_quoted() -> None:
+    pasted = "tok/brand-a+secret=="  # a token pasted where the name goes
+    config = {pasted: {"capi_connection_id": ID_A, "auth_token": TOKEN_A}}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_config({"connections": config})
+    assert pasted not in str(caught.value)
+    assert "a name of 20 characters (not shown)" in str(caught.value)
+
+
+def test_stream_connections_must_name_known_connections() -> None:
+    with pytest.raises(SettingsError, match=r"stream_connections\['orders'\].*'brand_c'"):
+        Settings.from_config(
+            {"connections": connections(), "stream_connections": {"orders": "brand_c"}}
+        )
+    settings = Settings.from_config(
+        {"connections": connections(), "stream_connections": {"orders": "brand_b"}}
+    )
+    assert settings.mapping_options.stream_connections == {"orders": "brand_b"}
+
+
+def test_default_may_be_routed_to_only_when_the_top_level_pair_is_set() -> None:
+    config = {"connections": connections(), "stream_connections": {"orders": "default"}}
+    with pytest.raises(SettingsError, match="not a connection"):
+        Settings.from_config(config)
+    Settings.from_config({**config, "capi_connection_id": ID_A, "auth_token": TOKEN_A})
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"connection_property": "brand", "capi_connection_id": ID_A, "auth_token": TOKEN_A},
+        {"stream_connections": {"s": "default"}, "capi_connection_id": ID_A, "auth_token": "t1"},
+    ],
+)
+def test_routing_settings_without_connections_are_refused(config: dict[str, Any]) -> None:
+    with pytest.raises(SettingsError, match="set `connections` too"):
+        Settings.from_config(config)
+
+
+def test_a_dry_run_needs_ids_but_no_tokens() -> None:
+    entry = {"brand_a": {"capi_connection_id": ID_A}}
+    settings = Settings.from_config({"dry_run": True, "connections": entry})
+    assert settings.all_connections()["brand_a"].auth_token == ""
+    with pytest.raises(SettingsError, match=r"capi_connection_id is required$"):
+        Settings.from_config({"dry_run": True, "connections": {"brand_a": {}}})
