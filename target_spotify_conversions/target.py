@@ -31,8 +31,10 @@ from .report import unmatched_stream_maps
 from .sdk_seams import ConfigInput
 from .settings import (
     CONFIG_SCHEMA,
+    SDK_SETTING_DESCRIPTIONS,
     Settings,
     SettingsError,
+    start_refusal,
     unknown_settings,
     without_secrets,
 )
@@ -71,6 +73,9 @@ class TargetSpotifyConversions(Target):
         try:
             super().__init__(**kwargs)
         except ConfigValidationError as exc:  # the SDK's messages quote values, secrets too
+            refused = start_refusal(getattr(self, "_config", {}))
+            if refused:  # JSON schema's message would not say why
+                raise ConfigValidationError(refused, errors=[refused]) from None
             raise _without_secrets(exc, getattr(self, "_config", {})) from None
         typos = unknown_settings(self.config, self.config_jsonschema["properties"])
         if typos and kwargs.get("validate_config", True):
@@ -85,6 +90,15 @@ class TargetSpotifyConversions(Target):
         self._schemas_checked: dict[str, tuple[t.Any, t.Any]] = {}
         self.stopped_by: int | None = None
         t.cast("SafeReader", self.message_reader).on_start = self._start_run
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict[str, t.Any]) -> None:
+        """The SDK's settings, described as they act here (see SDK_SETTING_DESCRIPTIONS)."""
+        super().append_builtin_config(config_jsonschema)
+        for name, description in SDK_SETTING_DESCRIPTIONS.items():
+            properties = config_jsonschema["properties"]
+            if name in properties:  # a copy: the SDK's own schema dicts stay as they are
+                properties[name] = {**properties[name], "description": description}
 
     @property
     def pipeline(self) -> Pipeline:
