@@ -223,7 +223,7 @@ def unknown_settings(config: Mapping[str, Any], known: Iterable[str]) -> list[st
         if name in known:
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean `{close[0]}`?" if close else "; see the settings in the README"
+        hint = f"; did you mean `{close[0]}`?" if close else "; see docs/settings.md"
         messages.append(f"`{printable(name)[:80]}` is not a setting{hint}")
     return messages
 
