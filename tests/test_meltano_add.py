@@ -53,6 +53,8 @@ def test_a_fresh_meltano_project_adds_the_target_from_the_definition_and_runs_it
               ["loaders"] if p["name"] == NAME]
     assert len(loader) == 1
     assert loader[0]["pip_url"] == str(source)
+    # What the README says: every setting, with its kind and description, is in the project.
+    assert loader[0]["settings"] == PLUGIN["settings"]
 
     for setting, value in (("dry_run", "true"), ("dry_run_file", "out/dry-run.jsonl"),
                            ("rejects_file", "out/rejects.jsonl")):
