@@ -19,6 +19,7 @@ import requests
 from tests.harness import CONNECTION_ID, TOKEN, purchase, run_target, singer_lines, target_config
 
 SANDBOX = Path(sys.executable).with_name("spotify-capi-sandbox")
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture
@@ -78,3 +79,6 @@ def test_a_pipeline_runs_through_the_sandbox_command_and_stats_say_what_it_took(
     final = json.loads(out.strip().splitlines()[-1])
     assert final["accepted_events"] == 7
     assert final["statuses"] == {"200": 3, "400": 1}
+    # The README's rehearsal shows these counts: the same names.
+    shown = json.loads(README.read_text(encoding="utf-8").split("```json\n", 1)[1].split("```")[0])
+    assert set(shown) == set(final)
