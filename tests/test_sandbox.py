@@ -212,7 +212,7 @@ def _only_user_data(**user_data: Any) -> Callable[[dict[str, Any]], None]:
     return _set("user_data", user_data)
 
 
-FUTURE = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 120))
+FUTURE = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86_400))
 
 BROKEN_EVENTS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown-key", _set("event_type", "x"), "events[1]: unexpected key 'event_type'"),
