@@ -44,7 +44,7 @@ help:
 	@echo "make test-versions  the fast tier on Python 3.10 to 3.13 (nox; interpreters from PATH or pyenv)"
 	@echo "make lint       ruff check and mypy"
 	@echo "make bench      run benchmarks/run.py"
-	@echo "make readme     refresh the settings table in README.md from --about"
+	@echo "make readme     refresh what is written from --about: docs/settings.md, the plugin definition, meltano.yml's settings"
 	@echo "make install    only build .venv and install the Meltano plugins"
 	@echo "make clean      remove $(OUTPUT)/ and caches; make distclean also removes .venv and .meltano"
 
@@ -98,6 +98,7 @@ bench:
 
 readme: $(VENV_STAMP)
 	$(PY) scripts/update_readme.py
+	$(PY) scripts/plugin_definition.py
 
 clean:
 	rm -rf $(OUTPUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

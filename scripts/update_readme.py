@@ -1,5 +1,6 @@
 """Write the settings table of `target-spotify-conversions --about --format=markdown` into
-README.md, between its settings markers, so the README always lists the real settings."""
+docs/settings.md (the README links to it), between its settings markers, so the
+documentation always lists the real settings."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+SETTINGS_DOC = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 
 
@@ -24,10 +25,10 @@ def settings_table() -> str:
 
 
 def main() -> None:
-    text = README.read_text()
+    text = SETTINGS_DOC.read_text()
     before, rest = text.split(START, 1)
     _, after = rest.split(END, 1)
-    README.write_text(f"{before}{START}\n{settings_table()}\n{END}{after}")
+    SETTINGS_DOC.write_text(f"{before}{START}\n{settings_table()}\n{END}{after}")
 
 
 if __name__ == "__main__":

@@ -211,8 +211,8 @@ class RunReport:
             hints.append(
                 f"{self.reasons['event_time_in_future']} events were dated more than 5 minutes "
                 "ahead: an incremental tap's bookmark may now lie in the future, and rows "
-                "written before it would be skipped next time (see the README, 'Bookmarks in "
-                "the future')"
+                "written before it would be skipped next time (see docs/operations.md, "
+                "'Bookmarks in the future')"
             )
         return self.hints + hints
 

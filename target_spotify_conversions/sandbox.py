@@ -8,12 +8,15 @@ injects the faults the real API may produce: 5xx, 429 with Retry-After, dropped 
 latency, outages and 4xx refusals of single events.
 
 Standard library only (plus pycountry and msgspec, dependencies of the project), so it also
-runs as a stand-alone process for benchmarks::
+runs as a stand-alone process, for users rehearsing a pipeline offline and for benchmarks::
 
-    spotify-capi-sandbox --port 0 --token T --connection-id C [--count-only]
+    spotify-capi-sandbox --port 8765 --token T --connection-id C [--count-only]
                          [--credential T2=C2 ...]
 
-prints ``URL <url>``, serves until SIGTERM/SIGINT, then prints one line of JSON stats.
+prints ``URL <url>`` (point the target's api_url at it, auth_token T, capi_connection_id C),
+answers an event that breaks the contract with 400 naming the field, serves JSON counts at
+``GET /_stats`` (requests, accepted_events, refused_events by reason, statuses), and on
+SIGTERM/SIGINT (Ctrl-C) stops and prints those counts as one line of JSON.
 """
 
 from __future__ import annotations
@@ -264,6 +267,20 @@ def check_event(event: object, index: int, *, now: float | None = None) -> list[
     if "opt_out_targeting" in event and not isinstance(event["opt_out_targeting"], bool):
         out.append(f"{where}.opt_out_targeting: not a JSON boolean")
     return out
+
+
+_EVENT_MESSAGE = re.compile(r"events\[([0-9]+)\][.:]? ?(.*)", re.DOTALL)
+_LIST_INDEX = re.compile(r"\[[0-9]+\]")
+
+
+def refusal_reason(message: str) -> tuple[int | None, str]:
+    """The index of the event a 400's message names (None: the whole request) and the reason:
+    the field and what is wrong with it, without list indexes, so equal faults count as one
+    reason (`user_data.hashed_emails: not a lowercase hex SHA-256 digest`)."""
+    found = _EVENT_MESSAGE.fullmatch(message)
+    if found is None:
+        return None, _LIST_INDEX.sub("", message)
+    return int(found.group(1)), _LIST_INDEX.sub("", found.group(2))
 
 
 @dataclass
@@ -534,6 +551,7 @@ class FakeSpotify:
         self._connections = 0
         self._first_arrival: float | None = None
         self._last_answer: float | None = None
+        self._refused: collections.defaultdict[str, set[str]] = collections.defaultdict(set)
 
     # ---- life cycle ------------------------------------------------------------------------
 
@@ -659,6 +677,10 @@ class FakeSpotify:
                 "retry_after_violations": len(self._ra_violations),
                 "internal_errors": len(self._errors),
                 "elapsed_s": round(elapsed, 6),
+                "accepted_events": len(self._ids),
+                "refused_events": {
+                    reason: len(ids) for reason, ids in sorted(self._refused.items())
+                },
             }
 
     # ---- fault injection ---------------------------------------------------------------------
@@ -846,6 +868,8 @@ class FakeSpotify:
                 self._dropped += 1
             else:
                 self._statuses[outcome.status] += 1
+            if outcome.status == 400:
+                self._note_refused(outcome, seq)
             if 200 <= outcome.status < 300:
                 self._accepted_count += len(outcome.event_ids)
                 self._ids.update(outcome.event_ids)
@@ -870,6 +894,20 @@ class FakeSpotify:
             }
         extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         self._send(h, outcome.status, json.dumps(payload).encode(), extra)
+
+    def _note_refused(self, outcome: _Outcome, seq: int) -> None:
+        """Count the events a 400 refused, once each per reason (a client that splits a
+        refused request to find the bad event sends that event several times)."""
+        events = outcome.events
+        for message in outcome.messages:
+            index, reason = refusal_reason(message)
+            if index is None:
+                ids = set(outcome.event_ids) or {f"request #{seq}"}
+            else:
+                event = events[index] if index < len(events) else None
+                event_id = event.get("event_id") if isinstance(event, dict) else None
+                ids = {event_id if isinstance(event_id, str) else f"request #{seq} [{index}]"}
+            self._refused[reason] |= ids
 
     def _check_request(
         self, h: _Handler, query: str, body: bytes | None, size: int, cfg: _Config
@@ -906,7 +944,12 @@ class FakeSpotify:
         violations += found.violations
         if violations:
             return _Outcome(
-                400, violations, "INVALID_ARGUMENT", violations, event_ids=found.event_ids
+                400,
+                violations,
+                "INVALID_ARGUMENT",
+                violations,
+                events=found.events,
+                event_ids=found.event_ids,
             )
         assert found.connection_id is not None  # no violations means a UUID was there
         if found.connection_id.lower() != expected.lower():
@@ -932,6 +975,7 @@ class FakeSpotify:
                     400,
                     [f"events[{i}]: event refused" for i in bad],
                     "INVALID_ARGUMENT",
+                    events=found.events,
                     event_ids=found.event_ids,
                     fault="reject_events",
                 )

@@ -29,20 +29,22 @@ MAX_PROCESSES = 8
 DEFAULT_API_URL = "https://capi.spotify.com/capi-direct/events/"
 MAX_EVENTS_PER_REQUEST = 1000
 MAX_MAPPING_PROCESSES = 64
+# The SDK offers upsert and overwrite too: an event API can do neither (see load_method).
+LOAD_METHODS = ("append-only",)
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "capi_connection_id",
         th.UUIDType,
         description="CAPI connection id (a UUID) from Spotify Ads Manager. Required unless "
-        "dry_run.",
+        "dry_run is true (or `connections` names every connection).",
     ),
     th.Property(
         "auth_token",
         th.StringType,
         secret=True,
-        description="CAPI bearer token generated for that connection. Required unless dry_run. "
-        "Never logged.",
+        description="CAPI bearer token generated for that connection. Required unless dry_run "
+        "is true (or `connections` names every connection). Never logged.",
     ),
     th.Property(
         "connections",
@@ -195,7 +197,38 @@ CONFIG_SCHEMA = th.PropertiesList(
         "(true, 'true', 'granted', 'yes', 1) for a record to be sent; others are skipped and "
         "counted, never kept.",
     ),
+    th.Property(
+        "load_method",
+        th.StringType(allowed_values=list(LOAD_METHODS)),
+        default=LOAD_METHODS[0],
+        description="(SDK) append-only, the only method here: every event is sent (a re-sent "
+        "event_id is deduplicated by Spotify). upsert and overwrite are refused at start: the "
+        "Conversions API cannot update or delete events.",
+    ),
 ).to_dict()
+
+# Required unless dry_run is true or `connections` names every connection, said in --about's
+# JSON schema too, as JSON schema says it (the SDK's `required` column cannot say "unless");
+# Settings.from_config gives the message.
+REQUIRED_UNLESS_DRY_RUN = ("capi_connection_id", "auth_token")
+CONFIG_SCHEMA["if"] = {"properties": {"dry_run": {"const": True}}, "required": ["dry_run"]}
+CONFIG_SCHEMA["else"] = {
+    "anyOf": [{"required": list(REQUIRED_UNLESS_DRY_RUN)}, {"required": ["connections"]}]
+}
+
+# The SDK's own settings, as they act in this target (its generic descriptions would promise
+# what an event API cannot do); the target writes these over the SDK's in --about.
+SDK_SETTING_DESCRIPTIONS = {
+    "add_record_metadata": "(SDK) Add the _sdc_* metadata properties to each record. Ignored "
+    "here: the target reads none of them, so what is sent does not change.",
+    "batch_size_rows": "(SDK) Records between two full drains of the target, each of which "
+    "waits for every request in flight (default 100000). Request size is events_per_request; "
+    "STATE does not wait for it.",
+    "validate_records": "(SDK) Validate each record against the stream's JSON schema; a record "
+    "that fails is rejected (schema_validation), the run goes on.",
+    "faker_config": "(SDK) Seed and locale of `fake` in stream map expressions; needs the "
+    "faker extra of singer-sdk, which this target does not install.",
+}
 
 
 # Settings whose values no message may quote.
@@ -220,7 +253,7 @@ def unknown_settings(config: Mapping[str, Any], known: Iterable[str]) -> list[st
         if name in known:
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean `{close[0]}`?" if close else "; see the settings in the README"
+        hint = f"; did you mean `{close[0]}`?" if close else "; see docs/settings.md"
         messages.append(f"`{printable(name)[:80]}` is not a setting{hint}")
     return messages
 
@@ -298,6 +331,9 @@ class Settings:
         """Check what JSON schema cannot: cross-field rules and Spotify's own vocabularies."""
         config = {**_DEFAULTS, **{k: v for k, v in config.items() if v not in (None, "")}}
         dry_run = bool(config["dry_run"])
+        refused = load_method_refusal(config)
+        if refused:
+            raise SettingsError(refused)
         connections = _connections(config, dry_run)
         top_level = not connections or DEFAULT_CONNECTION in connections
         return cls(
@@ -338,6 +374,35 @@ class Settings:
                 raise SettingsError(f"{setting} and {seen[key]} name the same file: use two files")
             seen[key] = setting
         return self
+
+
+def start_refusal(config: Mapping[str, Any]) -> str | None:
+    """A refusal of the config worded by the target, where JSON schema's words say less."""
+    refused = load_method_refusal(config)
+    if refused or config.get("dry_run") is True or config.get("connections"):
+        return refused
+    missing = [name for name in REQUIRED_UNLESS_DRY_RUN if config.get(name) in (None, "")]
+    if not missing:
+        return None
+    verb = "is" if len(missing) == 1 else "are"
+    return f"{' and '.join(missing)} {verb} required (unless dry_run is true)"
+
+
+def load_method_refusal(config: Mapping[str, Any]) -> str | None:
+    """Why the SDK's `load_method` cannot be what the config asks, or None when it can.
+
+    Accepted silently, upsert or overwrite would run as append-only: a user who asked for an
+    overwrite would believe Spotify's earlier events gone when they are not.
+    """
+    method = config.get("load_method")
+    if method in (None, "", *LOAD_METHODS):
+        return None
+    shown = f"`{printable(str(method))[:40]}`" if isinstance(method, str) else "this value"
+    return (
+        f"load_method {shown} is not possible: the Spotify Conversions API takes new events "
+        "only, it cannot update (upsert) or delete (overwrite) events already sent; use "
+        "append-only (the default), a re-sent event_id is deduplicated by Spotify"
+    )
 
 
 def _output_file(setting: str, path: str | None) -> str | None:

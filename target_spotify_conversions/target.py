@@ -33,8 +33,10 @@ from .report import unmatched_stream_maps
 from .sdk_seams import ConfigInput
 from .settings import (
     CONFIG_SCHEMA,
+    SDK_SETTING_DESCRIPTIONS,
     Settings,
     SettingsError,
+    start_refusal,
     unknown_settings,
     without_secrets,
 )
@@ -73,7 +75,11 @@ class TargetSpotifyConversions(Target):
         try:
             super().__init__(**kwargs)
         except ConfigValidationError as exc:  # the SDK's messages quote values, secrets too
-            raise _without_secrets(exc, _parsed_config(self)) from None
+            config = _parsed_config(self)
+            refused = start_refusal(config)
+            if refused:  # JSON schema's message would not say why
+                raise ConfigValidationError(refused, errors=[refused]) from None
+            raise _without_secrets(exc, config) from None
         typos = unknown_settings(self.config, self.config_jsonschema["properties"])
         if typos and kwargs.get("validate_config", True):
             raise ConfigValidationError(typos[0], errors=typos)
@@ -92,6 +98,15 @@ class TargetSpotifyConversions(Target):
             # handler, wherever the main thread is, and exit 0 as if the input had ended).
             signal.signal(signal.SIGINT, self._stop_on_signal)
             signal.signal(signal.SIGTERM, self._stop_on_signal)
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict[str, t.Any]) -> None:
+        """The SDK's settings, described as they act here (see SDK_SETTING_DESCRIPTIONS)."""
+        super().append_builtin_config(config_jsonschema)
+        for name, description in SDK_SETTING_DESCRIPTIONS.items():
+            properties = config_jsonschema["properties"]
+            if name in properties:  # a copy: the SDK's own schema dicts stay as they are
+                properties[name] = {**properties[name], "description": description}
 
     @property
     def pipeline(self) -> Pipeline:

@@ -1,4 +1,4 @@
-"""Tables written by hand from the README and docs/contract.md, shared by the tests.
+"""Tables written by hand from docs/mapping.md and docs/contract.md, shared by the tests.
 
 Never read from the package, so a test compares the code with the documents, not with itself.
 """

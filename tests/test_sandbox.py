@@ -751,6 +751,28 @@ def test_stats_endpoint(fake: FakeSpotify) -> None:
     assert len(fake.requests) == 1  # /_stats itself is not recorded
 
 
+def test_stats_count_accepted_events_and_refused_events_by_reason(fake: FakeSpotify) -> None:
+    bad_gender = make_event(1)
+    bad_gender["user_data"]["gender"] = "X"
+    bad_email = make_event(2)
+    bad_email["user_data"]["hashed_emails"] = [H_EMAIL, "alice@example.com"]
+    for _ in range(2):  # a client bisecting a refused request sends the bad event again
+        refused = post(fake, make_body([make_event(0), bad_gender, bad_email]))
+        assert refused.status_code == 400
+        assert "events[1].user_data.gender: not MALE or FEMALE" in refused.json()["messages"]
+    assert post(fake, make_body([make_event(0), make_event(3)])).status_code == 200
+    fake.reject_events({"order-4"})
+    assert post(fake, make_body([make_event(4)])).status_code == 400
+    stats = requests.get(fake.stats_url, timeout=5).json()
+    assert stats["accepted_events"] == 2
+    assert stats["refused_events"] == {
+        "event refused": 1,
+        "user_data.gender: not MALE or FEMALE": 1,
+        "user_data.hashed_emails: not a lowercase hex SHA-256 digest": 1,
+    }
+    assert "alice" not in json.dumps(stats)
+
+
 # ---- count_only --------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -273,3 +274,50 @@ def test_mapping_processes_default_to_the_usable_cpus_and_zero_is_accepted(monke
     with pytest.raises(SettingsError, match="mapping_processes: this system cannot start"):
         Settings.from_config({**GOOD, "mapping_processes": 2})
     assert Settings.from_config({**GOOD, "mapping_processes": 0}).mapping_processes == 0
+
+
+@pytest.mark.parametrize("method", ["upsert", "overwrite"])
+def test_a_load_method_an_event_api_cannot_do_is_refused_at_start(fake, tmp_path, method):
+    # Accepted, it would run as append-only: an "overwrite" would leave Spotify's events be.
+    config = target_config(fake.url, load_method=method)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert f"load_method `{method}` is not possible" in run.stderr
+    assert "cannot update (upsert) or delete (overwrite)" in run.stderr
+    assert fake.requests == []
+    assert "Traceback" not in run.stderr
+
+
+def test_settings_refuse_a_load_method_other_than_append_only():
+    assert Settings.from_config({**GOOD, "load_method": "append-only"})
+    with pytest.raises(SettingsError, match="load_method `upsert` is not possible"):
+        Settings.from_config({**GOOD, "load_method": "upsert"})
+
+
+def test_about_says_what_each_sdk_setting_does_here_and_what_is_required():
+    from click.testing import CliRunner
+
+    from target_spotify_conversions.target import TargetSpotifyConversions
+
+    result = CliRunner().invoke(TargetSpotifyConversions.cli, ["--about", "--format=json"])
+    settings = json.loads(result.output)["settings"]["properties"]
+    assert settings["load_method"]["enum"] == ["append-only"]
+    assert "refused" in settings["load_method"]["description"]
+    assert "Ignored here" in settings["add_record_metadata"]["description"]
+    assert "events_per_request" in settings["batch_size_rows"]["description"]
+    for name in ("auth_token", "capi_connection_id"):
+        assert "Required unless dry_run is true" in settings[name]["description"]
+    schema = json.loads(result.output)["settings"]
+    assert schema["if"] == {"properties": {"dry_run": {"const": True}}, "required": ["dry_run"]}
+    assert schema["else"] == {"anyOf": [{"required": ["capi_connection_id", "auth_token"]},
+                                        {"required": ["connections"]}]}
+
+
+def test_a_run_without_token_or_connection_says_both_are_required_unless_dry_run(tmp_path):
+    config = {"rejects_file": "rejects.jsonl"}
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert "capi_connection_id and auth_token are required (unless dry_run is true)" in run.stderr
+    dry = run_target(tmp_path / "dry", {**config, "dry_run": True, "dry_run_file": "d.jsonl"},
+                     singer_lines([purchase(1)]))
+    assert dry.returncode == 0, dry.stderr

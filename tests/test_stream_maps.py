@@ -1,4 +1,5 @@
-"""The README's stream_maps example: a warehouse table with its own column names."""
+"""The stream_maps example of README.md and docs/mapping.md: a warehouse table with its own
+column names."""
 
 from __future__ import annotations
 
