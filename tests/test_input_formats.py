@@ -420,7 +420,7 @@ def test_cli_delivers_segment_events_nested_and_from_warehouse_rows(fake, tmp_pa
         "event_source_url": "https://shop.example/", "user_data": {"ip_address": "198.51.100.4"},
         "opt_out_targeting": True}
     assert [(r["event_id"], r["reasons"]) for r in run.rejects()] == [
-        ("id-1", ["unknown_event_name: neither event None nor stream 'tracks' resolves, and no "
+        ("id-1", ["unknown_event_name: neither event (absent) nor stream 'tracks' resolves, and no "
                   "default_event_name is set"])]
     everything = run.stdout + run.stderr + json.dumps(run.rejects())
     assert "x@example.org" not in everything
