@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from .values import whole_number
+from .values import json_safe, whole_number
 
 # Sorted keys, datetimes as RFC 3339, decimals as the digits they arrived with: one fixed way.
 _CANONICAL = msgspec.json.Encoder(order="sorted", decimal_format="number", enc_hook=str)
@@ -19,6 +19,8 @@ _CANONICAL = msgspec.json.Encoder(order="sorted", decimal_format="number", enc_h
 def event_id_text(value: object) -> str:
     """`$event_id` as Spotify's string; numbers become their digits (1001, not 1001.0)."""
     if isinstance(value, str):
+        if not value.isascii() and json_safe(value) is not value:
+            raise ValueError("$event_id holds a character JSON cannot carry (a lone surrogate)")
         return value.strip()
     number = whole_number(value)
     if number is not None:
@@ -34,5 +36,9 @@ def derive_event_id(record: Mapping[str, Any], stream: str) -> str:
     `_sdc_*` metadata is left out because it changes on every run.
     """
     content = {key: value for key, value in record.items() if not key.startswith("_sdc_")}
-    digest = hashlib.sha256(_CANONICAL.encode([stream, content])).digest()
+    try:
+        canonical = _CANONICAL.encode([stream, content])
+    except (TypeError, ValueError, OverflowError, UnicodeEncodeError):  # see values.unjsonable
+        canonical = _CANONICAL.encode([stream, json_safe(content)])
+    digest = hashlib.sha256(canonical).digest()
     return str(uuid.UUID(bytes=digest[:16]))
