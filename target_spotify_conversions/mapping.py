@@ -76,6 +76,8 @@ class MappingOptions:
     input_format: str = DEFAULT_INPUT_FORMAT
     property_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
     consent_property: str | None = None
+    # The separator of the SDK's record flattening when `flattening_enabled` is on, else None.
+    flattened_by: str | None = None
 
 
 @dataclass
@@ -348,7 +350,9 @@ class EventMapper:
         self.options = options
         self._names = EventNameResolver(options.event_name_map, options.default_event_name)
         # Where each property is read from (input_format, property_paths): the flat view.
-        self._read = make_reader(options.input_format, options.property_paths, INPUT_PROPERTIES)
+        self._read = make_reader(
+            options.input_format, options.property_paths, INPUT_PROPERTIES, options.flattened_by
+        )
         self._consent = options.consent_property
         self._default_source = (
             _action_source(options.default_action_source, options)

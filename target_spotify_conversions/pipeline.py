@@ -26,7 +26,8 @@ from .checkpoints import Checkpoints
 from .chunk_codec import decode_raw
 from .client import CapiClient
 from .delivery import Delivery, Outcome, Pending
-from .mapping import EventMapper
+from .flattening import FlattenedIdentifiers, names_read
+from .mapping import INPUT_PROPERTIES, EventMapper
 from .problems import Problem
 from .rejects import Rejects
 from .report import RunReport
@@ -94,6 +95,7 @@ class Pipeline:
             run={"run_id": run_id, "run_started": started},
         )
         self.transport = _transport(settings)
+        self._flattened = _flattened_identifiers(settings)
         self.delivery = Delivery(
             self.transport,
             settings.connection_id,
@@ -107,6 +109,8 @@ class Pipeline:
     ) -> None:
         """Queue one record for mapping, or reject it; `problems` come from the SDK side."""
         seq = self._arrived(stream)
+        if self._flattened is not None:
+            self._flattened.observe(record)
         if problems:
             event_id = self.mapper.event_id(record, stream)
             self._reject_in_order(seq, Held(stream, event_id, problems, record))
@@ -292,9 +296,22 @@ class Pipeline:
 
     def _summary(self, outcome: str) -> None:
         requests, retries = self.transport.requests_made, self.transport.retries
+        if self._flattened is not None:
+            self.report.hints += self._flattened.hints()
         self.report.log_summary(requests, retries, outcome)
         if self.settings.summary_file:
             self.report.write_file(self.settings.summary_file, requests, retries, outcome)
+
+
+def _flattened_identifiers(settings: Settings) -> FlattenedIdentifiers | None:
+    """Where a run with the SDK's flattening finds its identifiers (None: no flattening)."""
+    options = settings.mapping_options
+    if options.flattened_by is None:
+        return None
+    read = names_read(
+        options.input_format, options.property_paths, INPUT_PROPERTIES, options.flattened_by
+    )
+    return FlattenedIdentifiers(options.flattened_by, read)
 
 
 def _transport(settings: Settings) -> Transport:
