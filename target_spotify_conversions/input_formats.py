@@ -151,11 +151,11 @@ def flattened_names(input_format: str, properties: Sequence[str], separator: str
         paths += [
             (name, split_path(path)) for name in SEGMENT_PATHS for path in SEGMENT_PATHS[name]
         ]
-    names: dict[str, str] = {}
+    found: dict[str, set[str]] = {}
     for name, path in paths:
         if len(path) > 1:
-            names.setdefault(separator.join(path), name)
-    return names
+            found.setdefault(separator.join(path), set()).add(name)
+    return {key: names.pop() for key, names in found.items() if len(names) == 1}
 
 
 def _with_joined(paths: list[Path], separator: str) -> list[Path]:

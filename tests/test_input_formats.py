@@ -490,3 +490,4 @@ def test_cli_maps_a_flattened_stream_and_hints_at_identifiers_seen_only_flattene
     assert fake.accepted["e2"]["user_data"]["hashed_phone_number"] == sha("+442079460902")
     assert ('Hint: phone was found only under flattened names ("customer__phone" in 3 records), '
             "from which it was read") in run.stderr
+
