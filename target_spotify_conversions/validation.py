@@ -18,6 +18,7 @@ import fastjsonschema
 import msgspec
 
 from .event_time import from_iso
+from .privacy import looks_personal
 from .problems import Problem
 from .schema_types import record_type
 from .values import unjsonable
@@ -172,4 +173,11 @@ DATE_KINDS = frozenset(_PARSERS)
 
 
 def _path(parts: Any) -> str:
-    return ".".join(str(part) for part in parts) if parts else "record"
+    """Where a record fails its schema; a path through a key that looks like personal data
+    (a map keyed by address; fastjsonschema splits such a key at its dots) is not shown."""
+    if not parts:
+        return "record"
+    text = ".".join(str(part) for part in parts)
+    if looks_personal(text) or any(looks_personal(str(part)) for part in parts):
+        return f"{parts[0]}.(a key that looks like an email or a phone number)"
+    return text
