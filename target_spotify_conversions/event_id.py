@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from .privacy import plainly_personal
 from .values import json_safe, whole_number
 
 # Sorted keys, datetimes as RFC 3339, decimals as the digits they arrived with: one fixed way.
@@ -21,6 +22,8 @@ def event_id_text(value: object) -> str:
     if isinstance(value, str):
         if not value.isascii() and json_safe(value) is not value:
             raise ValueError("$event_id holds a character JSON cannot carry (a lone surrogate)")
+        if plainly_personal(value):  # a column shifted into $event_id: never sent raw
+            raise ValueError("$event_id is an email or a phone number, not an id")
         return value.strip()
     number = whole_number(value)
     if number is not None:

@@ -53,6 +53,19 @@ def looks_personal(value: object) -> bool:
     return isinstance(value, str) and (looks_like_email(value) or looks_like_phone(value))
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+
+
+def plainly_personal(text: str) -> bool:
+    """Whether a text is plainly an email (`name@domain.tld`) or an international or bracketed
+    phone number (`+44 20 7946 0958`, `(415) 555-0123`): what a free-text field must never
+    send raw. Stricter than `looks_personal`, so that no id or user agent is mistaken; two
+    cheap tests first, as it runs on every free-text value."""
+    if "@" in text:
+        return _EMAIL.search(text) is not None
+    return text[:1] in ("+", "(") and looks_like_phone(text)
+
+
 def described(value: object) -> str:
     """What a value is, without the value: `a string of 19 characters`, `a list of 3 items`.
 

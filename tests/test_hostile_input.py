@@ -155,6 +155,7 @@ def _rows_with_personal_data_in_every_column():
     ("lean", {"mapping_processes": 2}),
     ("sdk", {"mapping_processes": 0,
              "stream_maps": {"conversions": {"exported_from": "'warehouse.csv'"}}}),
+    ("dry-run", {"dry_run": True}),
 ])
 def test_personal_data_in_the_wrong_column_reaches_no_log_reason_summary_or_rejects(
         fake, tmp_path, path, settings):
@@ -167,7 +168,9 @@ def test_personal_data_in_the_wrong_column_reaches_no_log_reason_summary_or_reje
     if path == "lean":
         assert "skip the SDK's per-record path" in run.stderr
     written = {"log": run.stderr + run.stdout, "rejects": (tmp_path / path / "rejects.jsonl")
-               .read_text(), "summary": (tmp_path / path / "summary.json").read_text()}
+               .read_text(), "summary": (tmp_path / path / "summary.json").read_text(),
+               "requests": json.dumps(fake.accepted) + "".join(
+                   path.read_text() for path in (tmp_path / path).glob("dry-run.jsonl"))}
     for where, text in written.items():
         leaked = sorted(secret for secret in secrets if secret in text)
         assert not leaked, f"raw emails or phone numbers in the {where}: {leaked[:3]}"
@@ -185,5 +188,9 @@ def test_personal_data_in_the_wrong_column_reaches_no_log_reason_summary_or_reje
                 sha(f"person.{4 * n + 2}@example.com"), [sha(f"person.{4 * n + 2}@example.com")])
             assert rejects[f"row-{4 * n + 4}"]["record"][column] in (
                 sha(f"+1415555{4 * n + 4:04d}"), [sha(f"+1415555{4 * n + 4:04d}")])
-    # An email in $event_id: the id is shown as a digest in the rejects file and the log.
-    assert "sha256:" + sha("person.2@example.com")[:16] in rejects
+    # An email or a phone number in $event_id is no id: rejected (under a derived id), hashed.
+    for secret in ("person.1@example.com", "+14155550003"):
+        [line] = [line for line in rejects.values()
+                  if line["record"].get("$event_id") == sha(secret)]
+        assert line["reasons"] == [
+            "invalid_event_id: $event_id is an email or a phone number, not an id"]

@@ -9,6 +9,7 @@ import pytest
 from target_spotify_conversions.privacy import (
     described,
     looks_personal,
+    plainly_personal,
     quoted,
     redacted,
     shown,
@@ -99,3 +100,13 @@ def test_redacted_hashes_emails_and_phones_in_any_shape_and_keeps_the_rest():
 ])
 def test_shown_url_drops_credentials_and_signed_queries(url, text):
     assert shown_url(url) == text
+
+
+@pytest.mark.parametrize(("text", "personal"), [
+    ("alice@example.com", True), ("Mozilla/5.0 (contact: ops@example.org)", True),
+    ("+44 20 7946 0958", True), ("(415) 555-0123", True),
+    ("order@123", False), ("415-555-0123", False), ("6D92078A-8246-4BA4-AE5B-76104861E7DC", False),
+    ("Mozilla/5.0 (X11; Linux x86_64)", False), ("(none)", False), ("1699999999.123", False),
+])
+def test_plainly_personal_is_what_a_free_text_field_never_sends(text, personal):
+    assert plainly_personal(text) is personal
