@@ -400,6 +400,10 @@ class EventMapper:
             kept["email"] = redact_emails(kept["email"])
         if "phone" in kept:
             kept["phone"] = redact_phone(kept["phone"], country)
+        if "$event_id" in kept:  # kept as it is (a fed-back record keeps its id), if it is one
+            value = json_safe(view["$event_id"])
+            plain = isinstance(value, str) and plainly_personal(value)
+            kept["$event_id"] = redacted(value, country) if plain else value
         if kept and is_absent(kept.get("$event_id")):
             kept["$event_id"] = event_id
         return kept

@@ -114,9 +114,11 @@ ID_DIGEST_PREFIX = "sha256:"
 
 def shown_id(event_id: str) -> str:
     """An event id as a log line, the summary and the rejects file show it: as it is, unless
-    it looks like an email or a phone number (a column shifted into `$event_id`); then a short
-    digest of it, the same each run, so the rows can still be told apart."""
-    if not looks_personal(event_id):
+    it is plainly an email or a phone number (a column shifted into `$event_id`); then a short
+    digest of it, the same each run, so the rows can still be told apart. Strict, as ids are
+    kept as they are so a record fed back keeps its id (the mapping refuses such an id, so
+    this is the net under every other way an id may come)."""
+    if not plainly_personal(event_id):
         return event_id
     digest = redact_phone(event_id, None) if looks_like_phone(event_id) else redact_emails(event_id)
     return ID_DIGEST_PREFIX + str(digest)[:16]

@@ -78,6 +78,7 @@ def test_an_event_id_that_looks_personal_is_shown_as_a_stable_digest():
     shown_email = shown_id(" Alice@Example.com")
     assert shown_email == "sha256:" + sha("alice@example.com")[:16]
     assert shown_id("+1 415 555 0123") == "sha256:" + sha("+14155550123")[:16]
+    assert shown_id("415-555-0123") == "415-555-0123"  # dashed digits are ids too
 
 
 def test_redacted_hashes_emails_and_phones_in_any_shape_and_keeps_the_rest():
@@ -110,3 +111,15 @@ def test_shown_url_drops_credentials_and_signed_queries(url, text):
 ])
 def test_plainly_personal_is_what_a_free_text_field_never_sends(text, personal):
     assert plainly_personal(text) is personal
+
+
+def test_a_rejected_record_keeps_an_id_made_of_dashed_digits_so_it_can_be_fed_back():
+    from target_spotify_conversions.mapping import EventMapper, MappingOptions
+
+    mapper = EventMapper(MappingOptions())
+    record = {"$event_id": "100-200-3000", "content_name": "415-555-0123", "amount": "x"}
+    kept = mapper.redact(record, "100-200-3000")
+    assert kept["$event_id"] == "100-200-3000"
+    assert kept["content_name"] == sha("415-555-0123")  # elsewhere it is hashed to be safe
+    kept = mapper.redact({"$event_id": " Ann@Example.com"}, "derived")
+    assert kept["$event_id"] == sha("ann@example.com")
