@@ -14,6 +14,7 @@ Pure functions, no I/O: the mapping workers and the reading process both use the
 from __future__ import annotations
 
 import decimal
+import math
 import re
 import urllib.parse
 from collections.abc import Collection
@@ -79,6 +80,10 @@ def described(value: object) -> str:
         return f"a string of {_count(len(value), 'character')}"
     if isinstance(value, int):
         return f"an integer of {_count(_digits(value), 'digit')}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a non-finite number"
+    if isinstance(value, decimal.Decimal) and not value.is_finite():
+        return "a non-finite number"
     if isinstance(value, (float, decimal.Decimal)):
         return "a number"
     if isinstance(value, (list, tuple)):

@@ -46,6 +46,7 @@ def test_ids_amounts_times_addresses_and_codes_do_not(value):
     ("x", "a string of 1 character"),
     (12345, "an integer of 5 digits"),
     (12.5, "a number"),
+    (float("inf"), "a non-finite number"),
     (True, "a boolean"),
     (None, "null"),
     (["a", "b"], "a list of 2 items"),
