@@ -23,6 +23,8 @@ from typing import IO, Any, NamedTuple
 from isal import igzip, isal_zlib
 from upath import UPath
 
+from .privacy import shown_url
+
 # Compression values taps write, and what "no compression" may be spelled as.
 _UNCOMPRESSED = (None, "none", "")
 _COMPRESSIONS = ("gzip", *_UNCOMPRESSED)
@@ -76,9 +78,17 @@ def _file_blocks(url: str, gzipped: bool, stream: str) -> Iterator[Block]:
                 first += len(lines)
     except _UNREADABLE as exc:
         raise BatchFileError(
-            f"BATCH file {url[:300]!r} of stream {stream!r} cannot be read "
-            f"({type(exc).__name__}: {str(exc)[:200]})"
+            f"BATCH file {shown_url(url)!r} of stream {stream!r} cannot be read "
+            f"({type(exc).__name__}: {_without_url(str(exc), url)[:200]})"
         ) from None
+
+
+def _without_url(message: str, url: str) -> str:
+    """An error's message with the URL it may quote shown as `shown_url` shows it (a file
+    system's errors repeat the URL, credentials and all)."""
+    userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+    message = message.replace(url, shown_url(url))
+    return message.replace(userinfo + "@", "") if userinfo else message
 
 
 # OSError covers missing files, permissions and bad gzip headers (BadGzipFile); the isal

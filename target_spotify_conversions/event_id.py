@@ -10,7 +10,8 @@ from typing import Any
 
 import msgspec
 
-from .values import whole_number
+from .privacy import plainly_personal
+from .values import json_safe, whole_number
 
 # Sorted keys, datetimes as RFC 3339, decimals as the digits they arrived with: one fixed way.
 _CANONICAL = msgspec.json.Encoder(order="sorted", decimal_format="number", enc_hook=str)
@@ -19,6 +20,10 @@ _CANONICAL = msgspec.json.Encoder(order="sorted", decimal_format="number", enc_h
 def event_id_text(value: object) -> str:
     """`$event_id` as Spotify's string; numbers become their digits (1001, not 1001.0)."""
     if isinstance(value, str):
+        if not value.isascii() and json_safe(value) is not value:
+            raise ValueError("$event_id holds a character JSON cannot carry (a lone surrogate)")
+        if plainly_personal(value):  # a column shifted into $event_id: never sent raw
+            raise ValueError("$event_id is an email or a phone number, not an id")
         return value.strip()
     number = whole_number(value)
     if number is not None:
@@ -34,5 +39,9 @@ def derive_event_id(record: Mapping[str, Any], stream: str) -> str:
     `_sdc_*` metadata is left out because it changes on every run.
     """
     content = {key: value for key, value in record.items() if not key.startswith("_sdc_")}
-    digest = hashlib.sha256(_CANONICAL.encode([stream, content])).digest()
+    try:
+        canonical = _CANONICAL.encode([stream, content])
+    except (TypeError, ValueError, OverflowError, UnicodeEncodeError):  # see values.unjsonable
+        canonical = _CANONICAL.encode([stream, json_safe(content)])
+    digest = hashlib.sha256(canonical).digest()
     return str(uuid.UUID(bytes=digest[:16]))

@@ -121,14 +121,65 @@ def make_reader(
     input_format: str,
     property_paths: Mapping[str, Sequence[str]],
     properties: Sequence[str],
+    flattened_by: str | None = None,
 ) -> Reader:
-    """The function that gives the mapping its flat view of a record, built once per run."""
+    """The function that gives the mapping its flat view of a record, built once per run.
+
+    `flattened_by`: the separator of the SDK's record flattening (`flattening_enabled`), which
+    turns `properties.email` into `properties__email`; the flattened names of the paths are
+    then read too, after the paths themselves.
+    """
     if input_format not in INPUT_FORMATS:
         raise ValueError(f"input_format must be one of {', '.join(INPUT_FORMATS)}")
     user = {name: [split_path(path) for path in paths] for name, paths in property_paths.items()}
+    if flattened_by:
+        user = {name: _with_joined(paths, flattened_by) for name, paths in user.items()}
     if input_format == "segment":
-        return _segment_reader(user, properties)
-    return _freshpaint_reader(user, frozenset(properties))
+        read = _segment_reader(user, properties)
+    else:
+        read = _freshpaint_reader(user, frozenset(properties))
+    if not flattened_by:
+        return read
+    return _flattened_reader(read, flattened_names(input_format, properties, flattened_by))
+
+
+def flattened_names(input_format: str, properties: Sequence[str], separator: str) -> dict[str, str]:
+    """The keys the SDK's flattening gives the nested paths of a format, each with the property
+    it holds: `properties__email` -> `email`. Only names no other property could mean."""
+    paths: list[tuple[str, Path]] = [(name, ("properties", name)) for name in properties]
+    if input_format == "segment":
+        paths += [
+            (name, split_path(path)) for name in SEGMENT_PATHS for path in SEGMENT_PATHS[name]
+        ]
+    found: dict[str, set[str]] = {}
+    for name, path in paths:
+        if len(path) > 1:
+            found.setdefault(separator.join(path), set()).add(name)
+    return {key: names.pop() for key, names in found.items() if len(names) == 1}
+
+
+def _with_joined(paths: list[Path], separator: str) -> list[Path]:
+    """Each path, then its flattened name (a path of one key) when it has several keys."""
+    joined = [(path, (separator.join(path),)) if len(path) > 1 else (path,) for path in paths]
+    return [form for forms in joined for form in forms]
+
+
+def _flattened_reader(read: Reader, names: Mapping[str, str]) -> Reader:
+    """`read`, then each property it did not find, from its flattened name."""
+    pairs = tuple(names.items())
+
+    def read_flattened(record: Mapping[str, Any]) -> Mapping[str, Any]:
+        view = read(record)
+        copied = view is not record
+        for key, name in pairs:
+            value = record.get(key)
+            if value is not None and not is_absent(value) and is_absent(view.get(name)):
+                if not copied:
+                    view, copied = dict(view), True
+                view[name] = value  # type: ignore[index]
+        return view
+
+    return read_flattened
 
 
 def _freshpaint_reader(user: Mapping[str, list[Path]], wanted: frozenset[str]) -> Reader:

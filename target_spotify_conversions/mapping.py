@@ -35,9 +35,10 @@ from .hashing import (
     redact_phone,
 )
 from .input_formats import DEFAULT_INPUT_FORMAT, lookup, make_reader, split_path
+from .privacy import described, plainly_personal, quoted, redacted
 from .problems import Problem
 from .taxonomy import category_id
-from .values import CACHE_ENTRIES, finite_decimal, is_absent, whole_number
+from .values import CACHE_ENTRIES, finite_decimal, is_absent, json_safe, whole_number
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 # The identifiers an event's user_data may carry, each with a bit of a mask (the report counts
@@ -80,6 +81,8 @@ class MappingOptions:
     connection_property: str | None = None
     stream_connections: Mapping[str, str] = field(default_factory=dict)
     connection_names: Sequence[str] = ()
+    # The separator of the SDK's record flattening when `flattening_enabled` is on, else None.
+    flattened_by: str | None = None
 
 
 @dataclass
@@ -126,6 +129,8 @@ class Invalid(ValueError):
 
 def _text(value: object, _: MappingOptions) -> str:
     if isinstance(value, str):
+        if plainly_personal(value):  # a column shifted into a free-text field
+            raise Invalid("an email or a phone number, which is only ever sent hashed")
         return value
     number = whole_number(value)
     if number is not None:
@@ -138,7 +143,7 @@ def _text(value: object, _: MappingOptions) -> str:
 def _action_source(value: object, _: MappingOptions) -> str:
     text = value.strip().upper() if isinstance(value, str) else ""
     if text not in ACTION_SOURCES:
-        raise Invalid(f"{_show(value)} is not WEB, APP or OFFLINE")
+        raise Invalid(f"{described(value)} is not WEB, APP or OFFLINE")
     return text
 
 
@@ -162,9 +167,9 @@ def _url(value: object, _: MappingOptions) -> str:
 def _amount(value: object, _: MappingOptions) -> int | float:
     number = finite_decimal(value)
     if number is None:
-        raise Invalid(f"{_show(value)} is not a number")
+        raise Invalid(f"{described(value)} is not a number")
     if number.copy_abs() > _MAX_FLOAT:  # beyond a double: inf to JSON readers, and to float()
-        raise Invalid(f"{_show(value)} is too large")
+        raise Invalid(f"{described(value)} is too large")
     if number < 0:
         raise Invalid("negative: a refund is not a conversion")
     whole = whole_number(number)
@@ -174,7 +179,9 @@ def _amount(value: object, _: MappingOptions) -> int | float:
 def _currency(value: object, _: MappingOptions) -> str:
     code = value.strip().upper() if isinstance(value, str) else ""
     if code not in CURRENCIES:
-        raise Invalid(f"{_show(value)} is not an ISO 4217 currency code")
+        # Three letters are shown (no email or phone is three letters); anything else is not.
+        shown = quoted(code) if len(code) == 3 and code.isascii() and code.isalpha() else None
+        raise Invalid(f"{shown or described(value)} is not an ISO 4217 currency code")
     return code
 
 
@@ -350,7 +357,9 @@ class EventMapper:
         self.options = options
         self._names = EventNameResolver(options.event_name_map, options.default_event_name)
         # Where each property is read from (input_format, property_paths): the flat view.
-        self._read = make_reader(options.input_format, options.property_paths, INPUT_PROPERTIES)
+        self._read = make_reader(
+            options.input_format, options.property_paths, INPUT_PROPERTIES, options.flattened_by
+        )
         self._consent = options.consent_property
         # Checked where settings are read (settings.py); only its case is normalised here.
         source = options.default_action_source
@@ -379,17 +388,25 @@ class EventMapper:
         return Mapped(event, warnings)
 
     def redact(self, record: Mapping[str, Any], event_id: str) -> dict[str, Any]:
-        """The record as the rejects file keeps it: mapping inputs only, email/phone hashed.
+        """The record as the rejects file keeps it: mapping inputs only, email/phone hashed,
+        and so is every other value that looks like an email or a phone (privacy.redacted).
 
         A derived event id is written as `$event_id`, so a fixed record fed back keeps its id.
         Nested records are kept as read (Freshpaint names), never with their raw objects.
         """
         view = self._read(record)
-        kept = {key: _jsonable(view[key]) for key in INPUT_PROPERTIES if key in view}
-        if "email" in kept:
-            kept["email"] = redact_emails(view["email"])
+        country = self.options.phone_default_country
+        kept = {
+            key: redacted(json_safe(view[key]), country) for key in INPUT_PROPERTIES if key in view
+        }
+        if "email" in kept:  # an email hashed above stays as it is; anything else is hashed
+            kept["email"] = redact_emails(kept["email"])
         if "phone" in kept:
-            kept["phone"] = redact_phone(view["phone"], self.options.phone_default_country)
+            kept["phone"] = redact_phone(kept["phone"], country)
+        if "$event_id" in kept:  # kept as it is (a fed-back record keeps its id), if it is one
+            value = json_safe(view["$event_id"])
+            plain = isinstance(value, str) and plainly_personal(value)
+            kept["$event_id"] = redacted(value, country) if plain else value
         if kept and is_absent(kept.get("$event_id")):
             kept["$event_id"] = event_id
         return kept
@@ -425,8 +442,8 @@ class EventMapper:
                 problems.append(
                     Problem(
                         "unknown_event_name",
-                        f"spotify_event_name {_show(explicit)} is no Spotify event name, alias "
-                        "or event_name_map key",
+                        f"spotify_event_name ({_described(explicit)}) is no Spotify event name, "
+                        "alias or event_name_map key",
                     )
                 )
             return name
@@ -438,7 +455,8 @@ class EventMapper:
             problems.append(
                 Problem(
                     "unknown_event_name",
-                    f"neither event {_show(record.get('event'))} nor stream {_show(stream)} "
+                    f"neither event ({_described(record.get('event'))}) nor stream "
+                    f"{quoted(stream)} "
                     "resolves, and no default_event_name is set",
                 )
             )
@@ -572,18 +590,6 @@ def click_id_of(url: str) -> str | None:
     return (values[0].strip() or None) if values else None
 
 
-def _show(value: object, limit: int = 40) -> str:
-    """Repr of a non-personal value for a message, cut short (inputs can be megabytes)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int of more than 4300 digits has no repr
-        return f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, decimal.Decimal) and not value.is_finite():
-        return str(value)
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    return value
+def _described(value: object) -> str:
+    """`described`, with the words of the contract for a value that counts as absent."""
+    return "absent" if is_absent(value) else described(value)

@@ -16,6 +16,7 @@ from jsonschema.validators import validator_for
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
+from .privacy import quoted
 from .unreadable import MAX_DEPTH, NESTED_TOO_DEEP, line_may_be_too_deep, too_deep
 
 
@@ -55,7 +56,7 @@ def check_schema_message(message: dict[str, Any]) -> None:
     keys = message.get("key_properties")
     if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
         raise SchemaMessageError(
-            f"{where}: key_properties must be a list of property names, not {_shown(keys)}"
+            f"{where}: key_properties must be a list of property names, not {quoted(keys)}"
         )
     problem = schema_problem(schema)
     if problem is not None:
@@ -68,12 +69,12 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
         at = "/".join(map(str, exc.absolute_path)) or "(top)"
-        return f"at {printable(at)}: {_shown(exc.message, 120)}"
+        return f"at {printable(at)}: {quoted(exc.message, 120)}"
     for ref in _refs(schema):
         if not ref.startswith("#"):  # a validator would fetch it: no network for a schema
-            return f"$ref {_shown(ref)} is not local (#/...)"
+            return f"$ref {quoted(ref)} is not local (#/...)"
         if not _resolves(schema, ref[1:]):
-            return f"$ref {_shown(ref)} does not resolve"
+            return f"$ref {quoted(ref)} does not resolve"
     return None
 
 
@@ -105,8 +106,3 @@ def _resolves(schema: dict[str, Any], pointer: str) -> bool:
         else:
             return False
     return True
-
-
-def _shown(value: object, limit: int = 40) -> str:
-    text = printable(repr(value))
-    return text if len(text) <= limit else text[: limit - 3] + "..."

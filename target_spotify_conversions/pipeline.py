@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -27,7 +27,8 @@ from .chunk_codec import decode_raw
 from .client import CapiClient
 from .connection_delivery import ConnectionDeliveries, dry_run_path
 from .delivery import Delivery, Outcome, Pending
-from .mapping import EventMapper
+from .flattening import FlattenedIdentifiers, names_read
+from .mapping import INPUT_PROPERTIES, EventMapper
 from .problems import Problem
 from .rejects import Rejects
 from .report import RunReport
@@ -44,8 +45,23 @@ from .worker_pool import Entry, start_workers
 CHUNKS_OUT_PER_WORKER = 4
 # Where a raw record was read: (line number, line size) or (line number, BATCH file URL).
 Origin = tuple[int, int | str]
-# A record waiting for the mapping workers: its number, its chunk entry, where it was read.
-Queued = tuple[int, Entry, Origin | None]
+
+
+class Held(NamedTuple):
+    """A record rejected before mapping (by the SDK side's checks, a stream map, an unreadable
+    line), held in its place among the records read before and after it: the rejects file is
+    written in input order whatever path each record took and however many workers map."""
+
+    stream: str
+    event_id: str
+    reasons: Sequence[Problem]
+    record: Mapping[str, Any]
+    connection: str | None = None  # where it was routed, for the rejects file
+
+
+# A record waiting for the mapping workers (or a Held one): its number, its chunk entry,
+# where it was read.
+Queued = tuple[int, "Entry | Held", Origin | None]
 
 
 class Pipeline:
@@ -64,6 +80,7 @@ class Pipeline:
         self._chunk_size = settings.events_per_request
         self._chunk: list[Queued] = []
         self._chunks_out: deque[list[Queued]] = deque()  # sent to the workers, results not taken
+        self._submitted: deque[bool] = deque()  # of each chunk out: whether workers have it
         self._raw_streams: dict[str, StreamChecks] = {}  # as the workers know them
         self.checkpoints = Checkpoints()
         self._write_state = write_state
@@ -85,6 +102,7 @@ class Pipeline:
             run={"run_id": run_id, "run_started": started},
             routed=self._named,
         )
+        self._flattened = _flattened_identifiers(settings)
         connections = settings.all_connections()
         self.delivery = ConnectionDeliveries(  # one Delivery per connection, made when needed
             {name: connection.connection_id for name, connection in connections.items()},
@@ -108,10 +126,12 @@ class Pipeline:
     ) -> None:
         """Queue one record for mapping, or reject it; `problems` come from the SDK side."""
         seq = self._arrived(stream)
+        if self._flattened is not None:
+            self._flattened.observe(record)
         if problems:
             connection = self.router.route(record, stream).connection
             event_id = self.mapper.event_id(record, stream)
-            self.rejects.reject(stream, event_id, problems, record, connection=connection)
+            self._reject_in_order(seq, Held(stream, event_id, problems, record, connection))
             return
         self._chunk.append((seq, (stream, record), None))
         if len(self._chunk) >= self._chunk_size:
@@ -144,11 +164,23 @@ class Pipeline:
             self._waiting_since = time.monotonic()
         return seq
 
+    def _reject_in_order(self, seq: int, held: Held) -> None:
+        """Reject now when nothing read before is still being mapped, else in its turn."""
+        if self._chunk or self._chunks_out:
+            self._chunk.append((seq, held, None))
+            return
+        self.rejects.reject(
+            held.stream, held.event_id, held.reasons, held.record, connection=held.connection
+        )
+
     def _send_chunk(self) -> None:
         """Records go to the workers in chunks; at most a few chunks are out at once."""
         chunk, self._chunk = self._chunk, []
-        self.workers.submit([entry for _, entry, _ in chunk])
+        entries = [entry for _, entry, _ in chunk if not isinstance(entry, Held)]
+        if entries:
+            self.workers.submit(entries)
         self._chunks_out.append(chunk)
+        self._submitted.append(bool(entries))
         while len(self._chunks_out) > self._max_chunks_out:
             self._take_mapped(wait=True)
         self._take_mapped(wait=False)
@@ -156,14 +188,26 @@ class Pipeline:
 
     def _take_mapped(self, *, wait: bool) -> None:
         """Hand mapped chunks, in the order they were sent, to delivery and rejects."""
-        while self._chunks_out and (wait or self.workers.ready()):
+        while self._chunks_out and (wait or not self._submitted[0] or self.workers.ready()):
             chunk = self._chunks_out[0]  # still unfinished while it is handed on
-            for (seq, entry, origin), mapped in zip(chunk, self.workers.take(), strict=True):
+            results = iter(self.workers.take() if self._submitted[0] else ())
+            for seq, entry, origin in chunk:
+                if isinstance(entry, Held):
+                    self.rejects.reject(
+                        entry.stream,
+                        entry.event_id,
+                        entry.reasons,
+                        entry.record,
+                        connection=entry.connection,
+                    )
+                    continue
+                mapped = next(results)
                 if mapped.unreadable and origin is not None:
                     self._unreadable_raw(entry[0], origin, mapped.unreadable)
                 else:
                     self._hand_on(seq, entry[0], entry[1], mapped)
             self._chunks_out.popleft()
+            self._submitted.popleft()
             wait = False
 
     def _hand_on(
@@ -201,9 +245,10 @@ class Pipeline:
 
     def unreadable(self, line_number: int, why: str) -> None:
         """A line that is no Singer message may have been a record: never lose it silently."""
-        self.checkpoints.number()
+        seq = self.checkpoints.number()
         self.report.read(INPUT_STREAM)
-        self.rejects.reject(INPUT_STREAM, f"line-{line_number}", [unreadable_problem(why)], {})
+        held = Held(INPUT_STREAM, f"line-{line_number}", [unreadable_problem(why)], {})
+        self._reject_in_order(seq, held)
 
     def state(self, value: Any) -> None:
         """A STATE message: written as soon as every record before it is finished."""
@@ -289,9 +334,22 @@ class Pipeline:
         if self._named:
             self.report.connection_requests(self.delivery.requests_by_connection())
         requests, retries = self.delivery.requests_made, self.delivery.retries
+        if self._flattened is not None:
+            self.report.hints += self._flattened.hints()
         self.report.log_summary(requests, retries, outcome)
         if self.settings.summary_file:
             self.report.write_file(self.settings.summary_file, requests, retries, outcome)
+
+
+def _flattened_identifiers(settings: Settings) -> FlattenedIdentifiers | None:
+    """Where a run with the SDK's flattening finds its identifiers (None: no flattening)."""
+    options = settings.mapping_options
+    if options.flattened_by is None:
+        return None
+    read = names_read(
+        options.input_format, options.property_paths, INPUT_PROPERTIES, options.flattened_by
+    )
+    return FlattenedIdentifiers(options.flattened_by, read)
 
 
 def _transport(settings: Settings, connection: Connection) -> Transport:

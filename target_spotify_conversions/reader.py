@@ -21,6 +21,7 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
 from .messages import check_message
+from .privacy import quoted
 from .unreadable import envelope_may_stay_raw, may_stay_raw, not_json, text_may_stay_raw
 
 READ_BUFFER_BYTES = 1 << 20
@@ -111,14 +112,14 @@ class SafeReader(MsgSpecReader):
         missing = requires - set(line_dict)
         if missing:
             raise InvalidInputLine(
-                f"a {printable(str(line_dict.get('type'))[:20])!r} message lacks "
+                f"a message of type {quoted(line_dict.get('type'), 22)} lacks "
                 f"{printable(', '.join(sorted(missing)))}"
             )
 
     def _unknown_message(self, message_dict: dict[str, t.Any]) -> None:
         raise InvalidInputLine(
             f"input line {self.line_number} has unknown message type "
-            f"{printable(str(message_dict.get('type'))[:20])!r}"
+            f"{quoted(message_dict.get('type'), 22)}"
         )
 
     def process_lines(

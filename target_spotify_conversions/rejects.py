@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from .privacy import shown_id
 from .problems import Problem
 from .report import RunReport
 
@@ -75,7 +76,7 @@ class Rejects:
                 **self._run,
                 "stream": stream,
                 **({"connection": connection} if self._routed else {}),
-                "event_id": event_id,
+                "event_id": shown_id(event_id),
                 "reasons": text,
                 "record": self._redact(record, event_id) if kept is None else msgspec.Raw(kept),
             }
@@ -86,7 +87,7 @@ class Rejects:
         if self._fail:
             raise RejectedRecordError(
                 f"stopped at the first invalid record (on_invalid is 'fail'): stream '{stream}', "
-                f"event_id {event_id}: {'; '.join(text)}"
+                f"event_id {shown_id(event_id)}: {'; '.join(text)}"
             )
 
     def flush(self) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .mapping import IDENTIFIER_BITS
+from .privacy import shown_id
 
 PROGRESS_EVERY_SECONDS = 10.0
 # Occurrences of one reject reason or warning kind logged one by one; the rest are counted.
@@ -94,6 +95,7 @@ class RunReport:
 
     def warn(self, stream: str, event_id: str, kinds: Iterable[str]) -> None:
         """Count warnings; the first few of each kind are logged so the row can be found."""
+        event_id = shown_id(event_id)
         for kind in kinds:
             self.warnings[kind] += 1
             if self._sample("warnings", kind, event_id):
@@ -126,6 +128,7 @@ class RunReport:
         """Count one rejected record by each (code, text) reason; log it if it is among the
         first few of one of its reasons."""
         reasons = list(reasons)
+        event_id = shown_id(event_id)
         self.rejected += 1
         if self.connections and connection in self.connections:
             self.connections[connection].rejected += 1

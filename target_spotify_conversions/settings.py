@@ -602,7 +602,12 @@ def _input_options(config: Mapping[str, Any]) -> dict[str, Any]:
     input_format = config["input_format"]
     if input_format not in INPUT_FORMATS:
         raise SettingsError(f"input_format must be one of {', '.join(INPUT_FORMATS)}")
-    return {"input_format": input_format, "property_paths": paths}
+    # The SDK's flattening renames nested properties (`properties__email`): the formats read
+    # those names too (see input_formats.make_reader).
+    flattened_by = (
+        (config.get("flattening_separator") or "__") if config.get("flattening_enabled") else None
+    )
+    return {"input_format": input_format, "property_paths": paths, "flattened_by": flattened_by}
 
 
 def default_processes() -> int:

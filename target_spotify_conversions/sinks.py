@@ -50,6 +50,7 @@ class SpotifyConversionsSink(BatchSink):
             self.key_properties or (),
             validate=self.validate_schema,
             datelike=self._datelike,
+            check_json=True,  # a stream map may make any Python value
         )
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from .privacy import shown_url
 from .problems import Problem
 
 # Deeper than any real record or schema. Below it every later step (validation, the mapping
@@ -32,7 +33,7 @@ def not_json(line_number: int, size: int | str) -> str:
     """Why an input line is unreadable: a RECORD line (`size` in bytes), or a BATCH file's
     line (`size` is then the file's URL)."""
     if isinstance(size, str):
-        return f"line {line_number} of BATCH file {size[:300]!r} is not a JSON object"
+        return f"line {line_number} of BATCH file {shown_url(size)!r} is not a JSON object"
     return f"input line {line_number} is not valid UTF-8 JSON ({size} bytes)"
 
 

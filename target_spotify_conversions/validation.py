@@ -18,8 +18,10 @@ import fastjsonschema
 import msgspec
 
 from .event_time import from_iso
+from .privacy import looks_personal
 from .problems import Problem
 from .schema_types import record_type
+from .values import unjsonable
 
 
 class SchemaViolation(ValueError):
@@ -105,14 +107,22 @@ class RecordChecks:
         *,
         validate: bool,
         datelike: DateFields = (),
+        check_json: bool = False,
     ) -> None:
-        """`datelike`: the fields the SDK would parse as dates (sdk_seams.datetime_properties)."""
+        """`datelike`: the fields the SDK would parse as dates (sdk_seams.datetime_properties).
+        `check_json`: whether a value may be one JSON cannot carry (a stream map made it); a
+        record read from a JSON line holds none."""
+        self._check_json = check_json
         self._validator = validator_for(schema) if validate else None
         self._datelike = tuple(datelike)
         self._keys = tuple(key_properties)
 
     def problems(self, record: dict[str, Any]) -> list[Problem]:
         """Why this record cannot be mapped; empty when nothing is wrong with it."""
+        if self._check_json:
+            found = unjsonable(record)
+            if found is not None:  # the only reason given: the other checks may trip on it
+                return [not_json_problem(*found)]
         problems = []
         if self._validator is not None:
             try:
@@ -125,6 +135,17 @@ class RecordChecks:
         if missing:
             problems.append(Problem("missing_key_properties", "missing " + ", ".join(missing)))
         return problems
+
+
+def not_json_problem(where: str, value: object) -> Problem:
+    """The reason for a value JSON cannot carry: where it is and what it is, never the value."""
+    if isinstance(value, str):
+        what = "a string with a character JSON cannot carry (a lone surrogate)"
+    elif isinstance(value, int):
+        what = "an integer too long for JSON"
+    else:
+        what = f"a value of type {type(value).__name__}"
+    return Problem("value_not_json", f"{where} holds {what}")
 
 
 def unreadable_datetimes(record: dict[str, Any], fields: DateFields) -> list[Problem]:
@@ -152,4 +173,11 @@ DATE_KINDS = frozenset(_PARSERS)
 
 
 def _path(parts: Any) -> str:
-    return ".".join(str(part) for part in parts) if parts else "record"
+    """Where a record fails its schema; a path through a key that looks like personal data
+    (a map keyed by address; fastjsonschema splits such a key at its dots) is not shown."""
+    if not parts:
+        return "record"
+    text = ".".join(str(part) for part in parts)
+    if looks_personal(text) or any(looks_personal(str(part)) for part in parts):
+        return f"{parts[0]}.(a key that looks like an email or a phone number)"
+    return text

@@ -17,10 +17,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "target_spotify_conversions"
 # Bottom first. Each module once.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # plain values and problems, no logic of the run
-    ("__init__", "values", "problems", "escaping", "schema_types", "wire", "unreadable"),
-    # the mapping of one record: pure functions, no I/O
-    ("event_id", "event_time", "hashing", "input_formats", "event_names", "taxonomy",
-     "validation", "routing", "mapping"),
+    ("__init__", "values", "problems", "escaping", "schema_types", "wire"),
+    # the mapping of one record and what may be shown of it: pure functions, no I/O
+    ("hashing", "privacy", "unreadable", "event_id", "event_time", "input_formats", "flattening",
+     "event_names", "taxonomy", "validation", "routing", "mapping"),
     # the mapping workers: a chunk in, results out; the processes that run it
     ("chunk_codec", "worker_pool"),
     # the reading process's parts: input, settings, delivery, bookkeeping

@@ -253,3 +253,29 @@ def test_batch_lines_give_what_record_lines_give_on_either_path(tmp_path):
     assert outputs["batch", "lean"] == outputs["batch", "sdk"]
     assert outputs["batch", "lean"][:2] == outputs["records", "lean"][:2]
     assert outputs["records", "lean"] == outputs["records", "sdk"]
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("http://batchuser:pw-s3cr3t@127.0.0.1:9/batch.jsonl", "http://127.0.0.1:9/batch.jsonl"),
+    ("s3://AKIAEXAMPLEKEY:wJalrS3cr3tKey@my-bucket/batch/1.jsonl.gz",
+     "s3://my-bucket/batch/1.jsonl.gz"),
+    ("https://my-bucket.s3.amazonaws.com/1.jsonl.gz?X-Amz-Credential=AKIAEXAMPLEKEY"
+     "&X-Amz-Signature=deadbeefs3cr3t", "https://my-bucket.s3.amazonaws.com/1.jsonl.gz?"),
+])
+def test_credentials_in_a_batch_url_are_never_logged(fake, tmp_path, url, shown):
+    lines = [schema_message(), batch_message([url]), state_message({"after": 1})]
+    run = run_target(tmp_path / "run", target_config(fake.url), lines)
+
+    assert run.returncode == 1
+    assert "cannot be read" in run.stderr
+    assert shown in run.stderr
+    for secret in ("batchuser", "s3cr3t", "S3cr3t", "AKIAEXAMPLEKEY"):
+        assert secret not in run.stderr + run.stdout
+    assert "Internal error" not in run.stderr
+
+
+def test_the_reason_for_an_unreadable_batch_line_names_its_file_without_credentials():
+    from target_spotify_conversions.unreadable import not_json
+
+    assert not_json(3, "s3://AKIAEXAMPLEKEY:S3cr3t@my-bucket/1.jsonl?token=abc") == (
+        "line 3 of BATCH file 's3://my-bucket/1.jsonl?(query removed)' is not a JSON object")

@@ -145,3 +145,10 @@ def test_derived_id_handles_datetimes_and_decimals():
 def test_empty_record_still_gets_an_id():
     assert derive_event_id({}, "s")
     assert derive_event_id({}, "s") != derive_event_id({}, "t")
+
+
+def test_values_json_cannot_carry_still_give_a_stable_id_and_no_crash():
+    record = {"a": "\ud800", "b": 10**5000, "c": 1 + 2j}
+    assert derive_event_id(record, "s") == derive_event_id(dict(record), "s")
+    with pytest.raises(ValueError, match="cannot carry"):
+        event_id_text("id-\ud800")

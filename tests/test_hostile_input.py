@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+
 from tests.harness import (
     TARGET_BIN,
     assert_no_leaks,
@@ -124,3 +126,71 @@ def test_a_schema_change_mid_stream_keeps_delivering(fake, tmp_path):
     assert fake.accepted_ids() == {f"ord-{i}" for i in range(5)} | {"v-1"}
     assert run.states[-1] == {"position": 6}
     assert_no_leaks(run, lines)
+
+
+# The columns of a CSV export, in order: a row shifted by one puts each value in the next one.
+CSV_COLUMNS = ("$event_id", "spotify_event_name", "event", "$event_time", "email", "phone", "$ip",
+               "$device_id", "amount", "currency", "$action_source", "opt_out_targeting",
+               "event_source_url", "content_name", "content_category", "gender", "$spclid")
+ANY_SCHEMA = {"type": "object", "properties": {}}
+
+
+def _rows_with_personal_data_in_every_column():
+    """For each column, an email and a phone number in it, in a row that is otherwise sent
+    and in one rejected anyway (an unknown event name), so each lands in the rejects file."""
+    rows, secrets = [], set()
+    for column in CSV_COLUMNS:
+        for kind in ("email", "phone"):
+            for name in ("Order Completed", "No Such Event"):
+                n = len(rows) + 1
+                secret = f" Person.{n}@Example.com" if kind == "email" else f"+1 415 555 {n:04d}"
+                rows.append({"$event_id": f"row-{n}", "spotify_event_name": name,
+                             "$event_time": "2026-11-01T10:00:00Z", "$ip": "203.0.113.7",
+                             "amount": "12.50", "currency": "EUR", column: secret})
+                secrets |= {secret.strip(), secret.strip().lower(), f"1415555{n:04d}"}
+    return rows, secrets
+
+
+@pytest.mark.parametrize(("path", "settings"), [
+    ("lean", {"mapping_processes": 2}),
+    ("sdk", {"mapping_processes": 0,
+             "stream_maps": {"conversions": {"exported_from": "'warehouse.csv'"}}}),
+    ("dry-run", {"dry_run": True}),
+])
+def test_personal_data_in_the_wrong_column_reaches_no_log_reason_summary_or_rejects(
+        fake, tmp_path, path, settings):
+    rows, secrets = _rows_with_personal_data_in_every_column()
+    lines = [schema_message(schema=ANY_SCHEMA), *(record_message(row) for row in rows)]
+    config = target_config(fake.url, summary_file="summary.json", **settings)
+    run = run_target(tmp_path / path, config, lines)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    if path == "lean":
+        assert "skip the SDK's per-record path" in run.stderr
+    written = {"log": run.stderr + run.stdout, "rejects": (tmp_path / path / "rejects.jsonl")
+               .read_text(), "summary": (tmp_path / path / "summary.json").read_text(),
+               "requests": json.dumps(fake.accepted) + "".join(
+                   path.read_text() for path in (tmp_path / path).glob("dry-run.jsonl"))}
+    for where, text in written.items():
+        leaked = sorted(secret for secret in secrets if secret in text)
+        assert not leaked, f"raw emails or phone numbers in the {where}: {leaked[:3]}"
+    rejects = {line["event_id"]: line for line in run.rejects()}
+    # Every row of the unknown event name is kept, each value that looks personal hashed.
+    assert rejects["row-7"]["record"]["spotify_event_name"] == sha("+14155550007")
+    assert rejects["row-33"]["record"]["amount"] == sha("person.33@example.com")
+    assert rejects["row-33"]["reasons"] == [
+        "invalid_amount: a string of 22 characters is not a number"]
+    assert rejects["row-39"]["reasons"] == [
+        "invalid_currency: a string of 15 characters is not an ISO 4217 currency code"]
+    for n, column in enumerate(CSV_COLUMNS):
+        if column != "$event_id":
+            assert rejects[f"row-{4 * n + 2}"]["record"][column] in (
+                sha(f"person.{4 * n + 2}@example.com"), [sha(f"person.{4 * n + 2}@example.com")])
+            assert rejects[f"row-{4 * n + 4}"]["record"][column] in (
+                sha(f"+1415555{4 * n + 4:04d}"), [sha(f"+1415555{4 * n + 4:04d}")])
+    # An email or a phone number in $event_id is no id: rejected (under a derived id), hashed.
+    for secret in ("person.1@example.com", "+14155550003"):
+        [line] = [line for line in rejects.values()
+                  if line["record"].get("$event_id") == sha(secret)]
+        assert line["reasons"] == [
+            "invalid_event_id: $event_id is an email or a phone number, not an id"]

@@ -420,8 +420,74 @@ def test_cli_delivers_segment_events_nested_and_from_warehouse_rows(fake, tmp_pa
         "event_source_url": "https://shop.example/", "user_data": {"ip_address": "198.51.100.4"},
         "opt_out_targeting": True}
     assert [(r["event_id"], r["reasons"]) for r in run.rejects()] == [
-        ("id-1", ["unknown_event_name: neither event None nor stream 'tracks' resolves, and no "
+        ("id-1", ["unknown_event_name: neither event (absent) nor stream 'tracks' resolves, and no "
                   "default_event_name is set"])]
     everything = run.stdout + run.stderr + json.dumps(run.rejects())
     assert "x@example.org" not in everything
     assert "Ana@Example.org" not in everything
+
+
+# --- flattening_enabled ----------------------------------------------------------------------
+
+
+def flat_reader(input_format: str = "freshpaint", separator: str = "__", **paths: list[str]):
+    return make_reader(input_format, paths, INPUT_PROPERTIES, separator)
+
+
+def test_the_sdk_flattened_names_of_properties_are_read_when_flattening_is_on():
+    record = {"spotify_event_name": "PURCHASE", "properties__email": "a@b.org",
+              "properties__amount": 5, "properties__$ip": "203.0.113.9"}
+    view = flat_reader()(record)
+    assert (view["email"], view["amount"], view["$ip"]) == ("a@b.org", 5, "203.0.113.9")
+    assert "email" not in reader()(record)  # flattening off: the names mean nothing
+    # The property's own name, and its nested place, come first.
+    assert flat_reader()({**record, "email": "top@b.org"})["email"] == "top@b.org"
+    assert flat_reader(separator=".")({"properties.email": "a@b.org"})["email"] == "a@b.org"
+
+
+def test_flattened_segment_events_and_property_paths_are_read():
+    view = flat_reader("segment")({"context__traits__email": "c@b.org", "properties__revenue": 9,
+                                   "properties__content_name": "Tee"})
+    assert (view["email"], view["amount"], view["content_name"]) == ("c@b.org", 9, "Tee")
+    read = flat_reader(phone=["customer.phone"])
+    assert read({"customer__phone": "+1 415 555 0100"})["phone"] == "+1 415 555 0100"
+    assert read({"customer": {"phone": "+1 415 555 0101"}})["phone"] == "+1 415 555 0101"
+
+
+def test_cli_maps_a_flattened_stream_and_hints_at_identifiers_seen_only_flattened(
+        fake, tmp_path):
+    schema = {"type": "object", "properties": {
+        "$event_id": {"type": "string"}, "spotify_event_name": {"type": "string"},
+        "$event_time": {"type": "string"},
+        "properties": {"type": "object", "properties": {
+            "email": {"type": "string"}, "amount": {"type": "number"},
+            "currency": {"type": "string"}}},
+        "customer": {"type": "object", "properties": {"phone": {"type": "string"}}}}}
+    rows = [{"$event_id": f"e{n}", "spotify_event_name": "PURCHASE",
+             "$event_time": "2026-11-01T10:00:00Z",
+             "properties": {"email": f"buyer{n}@example.org", "amount": 5, "currency": "EUR"},
+             "customer": {"phone": f"+44 20 7946 09{n:02d}"}} for n in range(3)]
+    lines = [schema_message("tracks", schema), *(record_message(row, "tracks") for row in rows)]
+    config = target_config(fake.url, flattening_enabled=True, flattening_max_depth=1,
+                           summary_file="summary.json")
+    run = run_target(tmp_path / "run", config, lines)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert fake.accepted["e1"]["user_data"] == {"hashed_emails": [sha("buyer1@example.org")]}
+    assert fake.accepted["e1"]["event_details"] == {"amount": 5, "currency": "EUR"}
+    hints = json.loads((tmp_path / "run" / "summary.json").read_text())["hints"]
+    assert hints == [
+        'email was found only under flattened names ("properties__email" in 3 records), from '
+        "which it was read; flattening_enabled is not needed by this target (it reads nested "
+        "records itself)",
+        'phone was found only under flattened names ("customer__phone" in 3 records), and '
+        '"customer__phone" is read by no input format, so it was not sent: add its path to '
+        'property_paths ({"phone": ["customer.phone"]}), which reads it flattened or not']
+    assert all(f"Hint: {hint}" in run.stderr for hint in hints)
+
+    config["property_paths"] = {"phone": ["customer.phone"]}
+    run = run_target(tmp_path / "with-paths", config, lines)
+    assert fake.accepted["e2"]["user_data"]["hashed_phone_number"] == sha("+442079460902")
+    assert ('Hint: phone was found only under flattened names ("customer__phone" in 3 records), '
+            "from which it was read") in run.stderr
+

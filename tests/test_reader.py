@@ -118,3 +118,18 @@ def test_raw_records_of_a_block_are_raw_record_of_each_line(order):
         expected = [None if (raw := raw_record(line)) is None else bytes(raw) for line in block]
         assert got == expected
         assert got[block.index(ODD_LINES[0])] == ODD_LINES[0]
+
+
+def test_a_message_type_that_looks_like_an_email_is_not_quoted():
+    import pytest
+    from singer_sdk.singerlib.exceptions import InvalidInputLine
+
+    from target_spotify_conversions.reader import SafeReader
+
+    reader = SafeReader()
+    with pytest.raises(InvalidInputLine) as caught:
+        reader._unknown_message({"type": "alice.smith@example.com"})
+    assert str(caught.value).endswith("unknown message type a string of 23 characters")
+    with pytest.raises(InvalidInputLine) as caught:
+        reader.assert_line_requires({"type": "+1 415 555 0123"}, {"type", "stream"})
+    assert str(caught.value) == "a message of type a string of 15 characters lacks stream"

@@ -104,3 +104,58 @@ def test_a_full_disk_under_the_rejects_file_stops_the_run_clearly_without_state(
     assert "could not write an output file (No space left on device)" in run.stderr
     assert "Internal error" not in run.stderr
     assert run.states in ([], [{"position": 1}])  # never past the reject that is not on disk
+
+
+def _messy_record(i: int) -> dict:
+    """Records every stage rejects, some of them with text that is not ASCII (such a line
+    leaves the lean path), between records that are sent."""
+    kind = i % 6
+    if kind == 1:
+        return purchase(i, **{"$ip": 12345})  # fails the schema: the SDK side or a worker
+    if kind == 2:
+        return purchase(i, currency="??")  # refused by the mapping, at a worker
+    if kind == 3:
+        return purchase(i, **{"$ip": 7}, content_name="Crème brûlée")  # schema, not ASCII
+    if kind == 4:
+        return purchase(i, currency="€", content_name="Smørrebrød")  # mapping, not ASCII
+    return purchase(i, content_name="Zoë" if i % 4 else "plain")
+
+
+MODES = {
+    "inline-lean": {"mapping_processes": 0},
+    "workers-lean": {"mapping_processes": 2},
+    "workers-stream-map": {"mapping_processes": 2, "stream_maps": {"conversions": {}}},
+    "inline-metadata": {"mapping_processes": 0, "add_record_metadata": True},
+    "workers-metadata": {"mapping_processes": 2, "add_record_metadata": True},
+}
+
+
+def test_the_rejects_file_is_in_input_order_in_every_mode(tmp_path):
+    """Whatever path a record takes and wherever it is refused, the rejects file lists the
+    records in the order they were read, byte for byte the same in every mode, and the
+    summary's sample ids are the same too."""
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(json.dumps(_messy_record(i)) + "\n" for i in range(100, 160))
+                     + "not json at all\n" + json.dumps(_messy_record(160)) + "\n")
+    lines = singer_lines(_messy_record(i) for i in range(60))
+    lines[30:30] = ["this line is no JSON", json.dumps({
+        "type": "BATCH", "stream": "conversions", "manifest": [batch.as_uri()],
+        "encoding": {"format": "jsonl", "compression": "none"}})]
+    outputs = {}
+    for mode, settings in MODES.items():
+        config = target_config(dry_run=True, events_per_request=4, summary_file="summary.json",
+                               **settings)
+        run = run_target(tmp_path / mode, config, lines)
+        assert run.returncode == 0, run.stderr[-2000:]
+        rejects = [json.dumps({k: v for k, v in line.items()
+                               if k not in ("run_id", "run_started")}) for line in run.rejects()]
+        summary = json.loads((run.workdir / "summary.json").read_text())
+        outputs[mode] = (rejects, summary["sample_event_ids"])
+    rejects, samples = outputs["inline-lean"]
+    refused = [f"ord-{i}" for i in (*range(60), *range(100, 161)) if i % 6 in (1, 2, 3, 4)]
+    before, batch, after = refused[:20], refused[20 + 20:-1], refused[20:40]  # ord-29 on: after
+    assert [json.loads(line)["event_id"] for line in rejects] == [
+        *before, "line-31", *batch, "line-61", "ord-160", *after]
+    for mode, output in outputs.items():
+        assert output[0] == rejects, f"{mode}: rejects differ from inline-lean"
+        assert output[1] == samples, f"{mode}: sample ids differ from inline-lean"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+
 from tests.harness import record_message, run_target, target_config
 
 ORDERS_SCHEMA = {
@@ -141,3 +143,37 @@ def test_a_failing_stream_map_with_on_invalid_fail_stops_the_run_cleanly(fake, t
     assert "Internal error" not in run.stderr
     assert "stream map property 'email'" in run.stderr
     assert fake.accepted == {}
+
+
+# Expressions that make what no JSON line can hold, for the row whose order_id is 2 only.
+UNCARRIABLE = {
+    "a lone surrogate": ("email", "json.loads('\"\\\\ud800\"') if order_id == 2 else "
+                                  "customer_email"),
+    "a 5,000-digit integer": ("amount", "float(total_text) if order_id != 2 else 10 ** 5000"),
+    "a complex number": ("amount", "float(total_text) if order_id != 2 else 1j"),
+}
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+@pytest.mark.parametrize("kind", sorted(UNCARRIABLE))
+def test_a_value_json_cannot_carry_rejects_only_its_record(fake, tmp_path, kind, processes):
+    prop, expression = UNCARRIABLE[kind]
+    stream_map = {**FAILING_MAP["public-orders"], prop: expression}
+    lines = [json.dumps({"type": "SCHEMA", "stream": "public-orders", "schema": LOOSE_SCHEMA,
+                         "key_properties": []}),
+             *(record_message(_order(n), "public-orders") for n in (1, 2, 3))]
+    config = target_config(fake.url, stream_maps={"public-orders": stream_map},
+                           mapping_processes=processes, summary_file="summary.json")
+    run = run_target(tmp_path / "run", config, lines)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Internal error" not in run.stderr
+    assert sorted(fake.accepted) == ["1", "3"]
+    [reject] = run.rejects()
+    assert reject["event_id"] == "2"
+    assert reject["reasons"] == [f"value_not_json: {prop} holds " + {
+        "email": "a string with a character JSON cannot carry (a lone surrogate)",
+        "amount": "an integer too long for JSON" if "integer" in kind
+        else "a value of type complex"}[prop]]
+    assert run.count("rejected value_not_json") == 1
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["records_rejected"] == 1

@@ -126,3 +126,20 @@ def test_record_checks_without_validation_still_check_dates_and_keys():
     )
     problems = checks.problems({"email": 5, "$event_time": "soon"})
     assert [p.code for p in problems] == ["invalid_date_time", "missing_key_properties"]
+
+
+def test_a_key_that_looks_like_an_email_is_described_in_a_reason():
+    """A record whose keys are values (a CSV header row of data, a map keyed by address)."""
+    schema = {"type": "object", "properties": {}, "additionalProperties": {"type": "integer"}}
+    problems = RecordChecks(schema, [], validate=True).problems({SECRET: "x"})
+    assert [p.code for p in problems] == ["schema_validation"]
+    assert SECRET not in str(problems)
+    assert problems[0].detail == (
+        "data.(a key that looks like an email or a phone number) fails 'type'")
+
+
+def test_a_value_json_cannot_carry_is_the_one_reason_given_where_it_may_occur():
+    checks = RecordChecks(SCHEMA, ["id"], validate=True, check_json=True)
+    assert [str(p) for p in checks.problems({"email": SECRET, "x": [1, {"y": 1j}]})] == [
+        "value_not_json: x.1.y holds a value of type complex"]
+    assert RecordChecks(SCHEMA, [], validate=True).problems({"email": "\ud800"}) == []

@@ -1,0 +1,183 @@
+"""What of an input value may be shown: in a reason, a log line, the summary or the rejects file.
+
+A value sits in the wrong column more often than one would think (a CSV shifted by one, a
+stream map that picks the wrong field): an email lands in `amount`, a phone number in
+`spotify_event_name`. So a message never quotes a value it read from a record; it says what
+kind of value it was and how long (`a string of 19 characters`), unless the value is one of a
+closed set that holds no personal data (a currency code, an event name). The rejects file
+keeps what the mapping reads, but every value that looks like an email or a phone number,
+whatever property it sits in, is replaced by its SHA-256 digest, as the mapping would hash it.
+
+Pure functions, no I/O: the mapping workers and the reading process both use them.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+import re
+import urllib.parse
+from collections.abc import Collection
+
+from .escaping import printable
+from .hashing import hash_email, redact_emails, redact_phone
+
+# What a phone number looks like when it is written as one: a leading `+`, or digit groups
+# split by the punctuation people type between them. Bare digits are no phone here: ids and
+# amounts are digits too (a bare national number is hashed where the mapping reads a phone).
+_PHONE_SHAPE = re.compile(r"\+?[0-9 ().\-]+")
+_PHONE_DIGITS = (7, 15)  # E.164 numbers have at most 15 digits; none has fewer than 7
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_IPV4 = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}")
+
+
+def looks_like_email(text: str) -> bool:
+    """The mapping's test: an `@` with text on both sides (hashing.hash_email)."""
+    return "@" in text and hash_email(text) is not None
+
+
+def looks_like_phone(text: str) -> bool:
+    """A phone number as people write one: `+44 20 7946 0958`, `(415) 555-0123`."""
+    text = text.strip()
+    if not _PHONE_SHAPE.fullmatch(text) or _PLAIN_NUMBER.fullmatch(text):
+        return False
+    if _ISO_DATE.match(text) or _IPV4.fullmatch(text):
+        return False
+    digits = sum(char.isdigit() for char in text)
+    low, high = _PHONE_DIGITS
+    return low <= digits <= high and (text.startswith("+") or not text.isdigit())
+
+
+def looks_personal(value: object) -> bool:
+    """Whether a value may be an email or a phone number, wherever it was found."""
+    return isinstance(value, str) and (looks_like_email(value) or looks_like_phone(value))
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+
+
+def plainly_personal(text: str) -> bool:
+    """Whether a text is plainly an email (`name@domain.tld`) or an international or bracketed
+    phone number (`+44 20 7946 0958`, `(415) 555-0123`): what a free-text field must never
+    send raw. Stricter than `looks_personal`, so that no id or user agent is mistaken; two
+    cheap tests first, as it runs on every free-text value."""
+    if "@" in text:
+        return _EMAIL.search(text) is not None
+    return text[:1] in ("+", "(") and looks_like_phone(text)
+
+
+def described(value: object) -> str:
+    """What a value is, without the value: `a string of 19 characters`, `a list of 3 items`.
+
+    The one way a reason or a log line speaks of a value read from a record.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return f"a string of {_count(len(value), 'character')}"
+    if isinstance(value, int):
+        return f"an integer of {_count(_digits(value), 'digit')}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a non-finite number"
+    if isinstance(value, decimal.Decimal) and not value.is_finite():
+        return "a non-finite number"
+    if isinstance(value, (float, decimal.Decimal)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {_count(len(value), 'item')}"
+    if isinstance(value, dict):
+        return f"an object of {_count(len(value), 'key')}"
+    return f"a value of type {printable(type(value).__name__)}"
+
+
+def shown(value: object, *, allowed: Collection[str] = (), limit: int = 40) -> str:
+    """A value as a message may quote it: quoted when it is a string of the closed set
+    `allowed` (compared as given), else `described`."""
+    if isinstance(value, str) and value in allowed:
+        return quoted(value, limit)
+    return described(value)
+
+
+def quoted(value: object, limit: int = 40) -> str:
+    """The repr of a value that is not the record's (a schema's text, a setting), cut short,
+    one line; one that looks like an email or a phone number is only described."""
+    if looks_personal(value):
+        return described(value)
+    try:
+        text = printable(repr(value))
+    except ValueError:  # an int of more than 4300 digits has no repr
+        return described(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Event ids are logged and kept in the summary; one that looks personal is shown as a digest.
+ID_DIGEST_PREFIX = "sha256:"
+
+
+def shown_id(event_id: str) -> str:
+    """An event id as a log line, the summary and the rejects file show it: as it is, unless
+    it is plainly an email or a phone number (a column shifted into `$event_id`); then a short
+    digest of it, the same each run, so the rows can still be told apart. Strict, as ids are
+    kept as they are so a record fed back keeps its id (the mapping refuses such an id, so
+    this is the net under every other way an id may come)."""
+    if not plainly_personal(event_id):
+        return event_id
+    digest = redact_phone(event_id, None) if looks_like_phone(event_id) else redact_emails(event_id)
+    return ID_DIGEST_PREFIX + str(digest)[:16]
+
+
+def redacted(value: object, phone_country: str | None) -> object:
+    """A value as the rejects file keeps it: every string in it that looks like an email or a
+    phone number replaced by the digest the mapping would send for it; lists and objects
+    keep their shape."""
+    if isinstance(value, str):
+        if looks_like_email(value):
+            return redact_emails(value)
+        if looks_like_phone(value):
+            return redact_phone(value, phone_country)
+        return value
+    if isinstance(value, list):
+        return [redacted(item, phone_country) for item in value]
+    if isinstance(value, dict):
+        return {key: redacted(item, phone_country) for key, item in value.items()}
+    return value
+
+
+# Query parameters whose value is a credential: presigned URLs (S3, GCS, Azure SAS) carry one.
+_SECRET_PARAMS = re.compile(
+    r"(sig|signature|token|key|secret|password|credential|auth|sas|x-amz-|x-goog-)", re.I
+)
+
+
+def shown_url(url: str, limit: int = 300) -> str:
+    """A URL as a message may show it: no user name or password (`s3://KEY:SECRET@bucket`
+    becomes `s3://bucket`), no query string when it carries a signature or a token (a
+    presigned URL), one line, cut short."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket: show no more than the scheme
+        return printable(url.partition(":")[0][:20]) + ":(unreadable URL)"
+    netloc = parts.netloc.rpartition("@")[2]
+    query = parts.query
+    if query and _SECRET_PARAMS.search(urllib.parse.unquote(query)):
+        query = "(query removed)"
+    text = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    if not parts.netloc and "@" in parts.path:  # `s3:KEY:SECRET@bucket`: no // to split on
+        text = parts.scheme + ":" + parts.path.rpartition("@")[2]
+    text = printable(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
+def _digits(value: int) -> int:
+    """Digits of an int, without str() (which refuses more than 4,300 digits)."""
+    size = abs(value)
+    if size < 10**18:
+        return len(str(size))
+    return int(size.bit_length() * 0.30103) + 1  # log10(2): within one digit

@@ -1,0 +1,126 @@
+"""What of an input value a message, the summary or the rejects file may show (privacy.py)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from target_spotify_conversions.privacy import (
+    described,
+    looks_personal,
+    plainly_personal,
+    quoted,
+    redacted,
+    shown,
+    shown_id,
+    shown_url,
+)
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize("value", [
+    "alice.smith@example.com", " Bob@Example.org ", "https://shop.example/?e=carol@example.net",
+    "+1 415 555 0123", "+442079460958", "(415) 555-0123", "415-555-0123", "415.555.0123",
+    "030 1234 5678",
+])
+def test_emails_and_phone_numbers_look_personal_wherever_they_are(value):
+    assert looks_personal(value)
+
+
+@pytest.mark.parametrize("value", [
+    "USD", "PURCHASE", "Order Completed", "12.50", "1500000", "4155550123", "ord-1001",
+    "2026-11-01T10:00:00Z", "2026-11-01", "203.0.113.7", "2001:db8::1", "@", "user@", "",
+    "https://shop.example/p/1", 4155550123, None, ["+1 415 555 0123"],
+])
+def test_ids_amounts_times_addresses_and_codes_do_not(value):
+    """Bare digits are ids and amounts; a list is judged item by item where it is redacted."""
+    assert not looks_personal(value)
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    ("alice@example.com", "a string of 17 characters"),
+    ("x", "a string of 1 character"),
+    (12345, "an integer of 5 digits"),
+    (12.5, "a number"),
+    (float("inf"), "a non-finite number"),
+    (True, "a boolean"),
+    (None, "null"),
+    (["a", "b"], "a list of 2 items"),
+    ({"a": 1}, "an object of 1 key"),
+    (1 + 2j, "a value of type complex"),
+])
+def test_described_says_what_a_value_is_never_the_value(value, text):
+    assert described(value) == text
+
+
+def test_described_counts_the_digits_of_an_integer_that_has_no_text():
+    assert described(10**5000) == "an integer of 5001 digits"
+
+
+def test_shown_quotes_only_a_value_of_the_closed_set():
+    assert shown("WEB", allowed={"WEB", "APP"}) == "'WEB'"
+    assert shown("alice@example.com", allowed={"WEB"}) == "a string of 17 characters"
+
+
+def test_quoted_cuts_long_text_and_never_quotes_an_email_or_phone():
+    assert quoted("x" * 100) == "'" + "x" * 36 + "..."
+    assert quoted("line\nbreak") == "'line\\nbreak'"  # one line
+    assert quoted("alice@example.com") == "a string of 17 characters"
+    assert quoted("+1 415 555 0123") == "a string of 15 characters"
+    assert quoted(10**5000) == "an integer of 5001 digits"
+
+
+def test_an_event_id_that_looks_personal_is_shown_as_a_stable_digest():
+    assert shown_id("ord-1001") == "ord-1001"
+    shown_email = shown_id(" Alice@Example.com")
+    assert shown_email == "sha256:" + sha("alice@example.com")[:16]
+    assert shown_id("+1 415 555 0123") == "sha256:" + sha("+14155550123")[:16]
+    assert shown_id("415-555-0123") == "415-555-0123"  # dashed digits are ids too
+
+
+def test_redacted_hashes_emails_and_phones_in_any_shape_and_keeps_the_rest():
+    value = {"a": [" Alice@Example.com", "+44 20 7946 0958", "12.50"], "b": 7, "c": "PURCHASE"}
+    assert redacted(value, None) == {
+        "a": [sha("alice@example.com"), sha("+442079460958"), "12.50"], "b": 7, "c": "PURCHASE"}
+    # A national number is hashed as the mapping would send it with phone_default_country.
+    assert redacted("(415) 555-0123", "US") == sha("+14155550123")
+
+
+@pytest.mark.parametrize(("url", "text"), [
+    ("http://user:pw@files.example/batch/1.jsonl", "http://files.example/batch/1.jsonl"),
+    ("s3://AKIAKEY:SeCrEt@bucket/batch/1.jsonl.gz", "s3://bucket/batch/1.jsonl.gz"),
+    ("https://bucket.s3.amazonaws.com/1.jsonl?X-Amz-Signature=abc&X-Amz-Credential=k",
+     "https://bucket.s3.amazonaws.com/1.jsonl?(query removed)"),
+    ("https://files.example/1.jsonl?part=2", "https://files.example/1.jsonl?part=2"),
+    ("file:///tmp/batch/1.jsonl", "file:///tmp/batch/1.jsonl"),
+    ("/tmp/batch/1.jsonl", "/tmp/batch/1.jsonl"),
+    ("https://files.example/1.jsonl#token=abc", "https://files.example/1.jsonl"),
+])
+def test_shown_url_drops_credentials_and_signed_queries(url, text):
+    assert shown_url(url) == text
+
+
+@pytest.mark.parametrize(("text", "personal"), [
+    ("alice@example.com", True), ("Mozilla/5.0 (contact: ops@example.org)", True),
+    ("+44 20 7946 0958", True), ("(415) 555-0123", True),
+    ("order@123", False), ("415-555-0123", False), ("6D92078A-8246-4BA4-AE5B-76104861E7DC", False),
+    ("Mozilla/5.0 (X11; Linux x86_64)", False), ("(none)", False), ("1699999999.123", False),
+])
+def test_plainly_personal_is_what_a_free_text_field_never_sends(text, personal):
+    assert plainly_personal(text) is personal
+
+
+def test_a_rejected_record_keeps_an_id_made_of_dashed_digits_so_it_can_be_fed_back():
+    from target_spotify_conversions.mapping import EventMapper, MappingOptions
+
+    mapper = EventMapper(MappingOptions())
+    record = {"$event_id": "100-200-3000", "content_name": "415-555-0123", "amount": "x"}
+    kept = mapper.redact(record, "100-200-3000")
+    assert kept["$event_id"] == "100-200-3000"
+    assert kept["content_name"] == sha("415-555-0123")  # elsewhere it is hashed to be safe
+    kept = mapper.redact({"$event_id": " Ann@Example.com"}, "derived")
+    assert kept["$event_id"] == sha("ann@example.com")
