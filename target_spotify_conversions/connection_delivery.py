@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 
 from .client import Aborted
 from .delivery import Delivery, Pending
-from .routing import DEFAULT_CONNECTION
 from .transport import DeliveryError, Transport
 
 # Makes a connection's Delivery: (name, transport, connection id) -> Delivery.
@@ -119,13 +117,3 @@ class ConnectionDeliveries:
             name: (transport.requests_made, transport.retries)
             for name, transport in self.transports.items()
         }
-
-
-def dry_run_path(dry_run_file: str, connection: str) -> str:
-    """Where a connection's dry-run bodies go: `dry_run_file` for the default connection,
-    beside it with the connection's name before the suffix for the others
-    (`dry-run.jsonl` -> `dry-run.brand_a.jsonl`), so each line stays an exact request body."""
-    if connection == DEFAULT_CONNECTION:
-        return dry_run_file
-    path = Path(dry_run_file)
-    return str(path.with_name(f"{path.stem}.{connection}{path.suffix}"))

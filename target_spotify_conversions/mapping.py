@@ -361,6 +361,11 @@ class EventMapper:
             options.input_format, options.property_paths, INPUT_PROPERTIES, options.flattened_by
         )
         self._consent = options.consent_property
+        # Properties the settings name that decide what becomes of a record (its connection,
+        # its consent): the rejects file keeps them, so a fixed record fed back goes the same way.
+        self._kept_settings_properties = tuple(
+            name for name in (options.connection_property, options.consent_property) if name
+        )
         # Checked where settings are read (settings.py); only its case is normalised here.
         source = options.default_action_source
         self._default_source = source.strip().upper() if source else None
@@ -409,6 +414,10 @@ class EventMapper:
             kept["$event_id"] = redacted(value, country) if plain else value
         if kept and is_absent(kept.get("$event_id")):
             kept["$event_id"] = event_id
+        for name in self._kept_settings_properties:  # a fed-back record keeps its route, consent
+            value = record[name] if name in record else lookup(record, split_path(name))
+            if not is_absent(value):
+                kept[name] = redacted(json_safe(value), country)
         return kept
 
     def event_id(self, record: Mapping[str, Any], stream: str) -> str:

@@ -25,7 +25,7 @@ import msgspec
 from .checkpoints import Checkpoints
 from .chunk_codec import decode_raw
 from .client import CapiClient
-from .connection_delivery import ConnectionDeliveries, dry_run_path
+from .connection_delivery import ConnectionDeliveries
 from .delivery import Delivery, Outcome, Pending
 from .flattening import FlattenedIdentifiers, names_read
 from .mapping import INPUT_PROPERTIES, EventMapper
@@ -33,7 +33,7 @@ from .problems import Problem
 from .rejects import Rejects
 from .report import RunReport
 from .routing import router_for
-from .settings import Connection, Settings
+from .settings import Connection, Settings, dry_run_path
 from .transport import DryRunFile, Transport
 from .unreadable import INPUT_STREAM, worded
 from .unreadable import problem as unreadable_problem

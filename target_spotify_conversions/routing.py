@@ -59,7 +59,9 @@ class Router:
         self._path = split_path(connection_property) if connection_property else ()
         self._streams = dict(stream_connections or {})
         self._default = DEFAULT_CONNECTION if DEFAULT_CONNECTION in self._names else None
-        single = len(self._names) == 1 and not self._path and not self._streams
+        # The top-level pair alone: nothing to choose. (A named connection alone still needs
+        # a property or a stream to route to it: a record nothing routes is rejected.)
+        single = self._names == {DEFAULT_CONNECTION} and not self._path and not self._streams
         self._only = Route(next(iter(self._names))) if single else None
 
     def route(self, record: Mapping[str, Any], stream: str) -> Route:
@@ -99,7 +101,7 @@ class Router:
             Problem(
                 UNKNOWN_CONNECTION,
                 f"{self._property} {shown(value)} names no connection (known: "
-                + ", ".join(sorted(self._names))
+                + _some(sorted(self._names))
                 + ")",
             ),
         )
@@ -138,3 +140,9 @@ def _integer_text(value: object) -> str | None:
 
 def _quoted(text: str) -> str:
     return "'" + text.replace("'", "\\'")[:80] + "'"
+
+
+def _some(names: list[str], most: int = 10) -> str:
+    """The first names, and how many more: a reason stays short with a thousand connections."""
+    more = len(names) - most
+    return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")

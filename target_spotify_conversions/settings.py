@@ -12,6 +12,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pycountry
@@ -365,6 +366,9 @@ class Settings:
             "rejects_file": self.rejects_file,
             "summary_file": self.summary_file,
         }
+        if self.dry_run:  # each named connection's bodies go to a file of its own
+            for name in sorted(set(self.connections) - {DEFAULT_CONNECTION}):
+                named[f"the dry-run file of {name}"] = dry_run_path(self.dry_run_file, name)
         seen: dict[str, str] = {}
         for setting, path in named.items():
             if path is None or path == os.devnull:
@@ -551,10 +555,10 @@ def _routing_options(
         raise SettingsError("connection_property must be a property name or a dotted path")
     for stream, name in streams.items():
         if name not in connections:
-            known = ", ".join(sorted(connections))
-            raise SettingsError(
-                f"stream_connections[{printable(stream)[:80]!r}]: "
-                f"{printable(str(name))[:64]!r} is not a connection (known: {known})"
+            known = ", ".join(sorted(connections)[:10])
+            raise SettingsError(  # the value is not shown: a token pasted there is no name
+                f"stream_connections[{printable(stream)[:80]!r}] names no connection "
+                f"(its value is not shown; known: {known})"
             )
     return {
         "connection_property": prop,
@@ -622,3 +626,13 @@ def default_processes() -> int:
 def can_start_workers() -> bool:
     """Workers talk over inherited pipes (POSIX) and run this Python (`sys.executable`)."""
     return os.name == "posix" and bool(sys.executable)
+
+
+def dry_run_path(dry_run_file: str, connection: str) -> str:
+    """Where a connection's dry-run bodies go: `dry_run_file` for the default connection,
+    beside it with the connection's name before the suffix for the others
+    (`dry-run.jsonl` -> `dry-run.brand_a.jsonl`), so each line stays an exact request body."""
+    if connection == DEFAULT_CONNECTION:
+        return dry_run_file
+    path = Path(dry_run_file)
+    return str(path.with_name(f"{path.stem}.{connection}{path.suffix}"))

@@ -218,3 +218,35 @@ def test_a_netrc_entry_does_not_replace_the_bearer_token(fake, monkeypatch, tmp_
     monkeypatch.setenv("NETRC", str(netrc))
     assert client(fake).post(body_of(CONNECTION_ID, [EVENT]), 1).ok  # the fake checks the token
     assert fake.accepted_ids() == {"e-1"}
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_an_answer_that_echoes_the_token_never_shows_it(status):
+    """A proxy or a wrong endpoint may echo the request's headers in its error page."""
+    import http.server
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"message": f"you sent {self.headers['Authorization']}"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = CapiClient(f"http://127.0.0.1:{server.server_port}/", TOKEN, max_retries=0)
+    try:
+        answer = client.post(body_of(CONNECTION_ID, [EVENT]), 1)
+        shown = answer.message
+    except DeliveryError as exc:
+        shown = str(exc)
+    finally:
+        client.close()
+        server.shutdown()
+    assert TOKEN not in shown
+    assert "[auth_token]" in shown

@@ -85,10 +85,11 @@ def test_a_name_that_is_no_name_is_not_quoted() -> None:
 
 
 def test_stream_connections_must_name_known_connections() -> None:
-    with pytest.raises(SettingsError, match=r"stream_connections\['orders'\].*'brand_c'"):
+    with pytest.raises(SettingsError, match=r"stream_connections\['orders'\] names no") as caught:
         Settings.from_config(
-            {"connections": connections(), "stream_connections": {"orders": "brand_c"}}
+            {"connections": connections(), "stream_connections": {"orders": "sk_live_Tok3n"}}
         )
+    assert "sk_live_Tok3n" not in str(caught.value)  # a token pasted there is not repeated
     settings = Settings.from_config(
         {"connections": connections(), "stream_connections": {"orders": "brand_b"}}
     )
@@ -97,7 +98,7 @@ def test_stream_connections_must_name_known_connections() -> None:
 
 def test_default_may_be_routed_to_only_when_the_top_level_pair_is_set() -> None:
     config = {"connections": connections(), "stream_connections": {"orders": "default"}}
-    with pytest.raises(SettingsError, match="not a connection"):
+    with pytest.raises(SettingsError, match="names no connection"):
         Settings.from_config(config)
     Settings.from_config({**config, "capi_connection_id": ID_A, "auth_token": TOKEN_A})
 
@@ -120,3 +121,18 @@ def test_a_dry_run_needs_ids_but_no_tokens() -> None:
     assert settings.all_connections()["brand_a"].auth_token == ""
     with pytest.raises(SettingsError, match=r"capi_connection_id is required$"):
         Settings.from_config({"dry_run": True, "connections": {"brand_a": {}}})
+
+
+def test_each_connections_dry_run_file_is_distinct_from_the_other_outputs(tmp_path) -> None:
+    """The rejects or the summary written into a connection's dry-run file would spoil its
+    request bodies (or the bodies the summary)."""
+    base = {"connections": connections(), "dry_run": True, "connection_property": "brand"}
+    for setting in ("rejects_file", "summary_file"):
+        with pytest.raises(SettingsError, match=f"{setting}|dry-run file of brand_a"):
+            Settings.from_config({
+                **base,
+                "dry_run_file": str(tmp_path / "dry.jsonl"),
+                setting: str(tmp_path / "dry.brand_a.jsonl"),
+            })
+    Settings.from_config({**base, "dry_run_file": str(tmp_path / "dry.jsonl"),
+                          "rejects_file": str(tmp_path / "rejects.jsonl")})

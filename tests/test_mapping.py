@@ -1000,3 +1000,15 @@ def test_no_click_id_in_the_url_sends_none(url):
 def test_an_explicit_spclid_wins_over_the_url():
     record = {**BASE, "$spclid": "given", "event_source_url": "https://s.example/?spclid=url"}
     assert mapped(record).event["user_data"]["clickID"] == "given"
+
+
+def test_the_rejects_file_keeps_the_properties_that_route_a_record_and_give_consent():
+    """A fixed record fed back must go to the same connection, with the same consent: the
+    rejects file keeps those properties (hashed if they look personal), not only the mapping's."""
+    record = {**BASE, "amount": "n/a", "brand": " brand_a", "ctx": {"ok": "yes"}}
+    kept = mapper(connection_property="brand", connection_names=("brand_a",),
+                  consent_property="ctx.ok").redact(record, "ev-1")
+    assert kept["brand"] == " brand_a"
+    assert kept["ctx.ok"] == "yes"
+    shifted = mapper(connection_property="brand").redact({**BASE, "brand": "x@y.co"}, "ev-1")
+    assert "x@y.co" not in json.dumps(shifted)

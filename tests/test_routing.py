@@ -75,3 +75,23 @@ def test_values_that_are_no_strings_show_their_kind_only() -> None:
     assert shown({"email": "x@y.z"}) == "(a value of type dict, not shown)"
     assert shown(True) == "true"
     assert shown("brand_7") == "'brand_7'"
+
+
+def test_a_named_connection_alone_still_needs_a_route() -> None:
+    """One entry in `connections` and no routing: records are not all sent there (a missing
+    connection_property in one environment must not give every brand's events to one)."""
+    router = Router(["brand_a"])
+    route = router.route({"email": "a@b.co"}, "orders")
+    assert route.connection is None
+    assert route.problem is not None
+    assert route.problem.code == "unknown_connection"
+    assert Router([DEFAULT_CONNECTION]).route({}, "orders").connection == DEFAULT_CONNECTION
+
+
+def test_an_unknown_value_lists_a_few_known_names_not_a_thousand() -> None:
+    router = Router([f"brand_{n:04d}" for n in range(1000)], connection_property="brand")
+    problem = router.route({"brand": "nope"}, "orders").problem
+    assert problem is not None
+    assert "brand_0009" in problem.detail
+    assert "brand_0010" not in problem.detail
+    assert "and 990 more" in problem.detail
