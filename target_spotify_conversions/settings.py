@@ -21,6 +21,7 @@ from .escaping import printable
 from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import INPUT_PROPERTIES, MappingOptions
+from .output_paths import OutputPathError, check_distinct, check_output_path
 
 # More mapping workers than this gain nothing: the reading process is then the bottleneck.
 MAX_PROCESSES = 8
@@ -277,29 +278,19 @@ class Settings:
             "rejects_file": self.rejects_file,
             "summary_file": self.summary_file,
         }
-        seen: dict[str, str] = {}
-        for setting, path in named.items():
-            if path is None or path == os.devnull:
-                continue
-            key = os.path.realpath(path)
-            if key in seen:
-                raise SettingsError(f"{setting} and {seen[key]} name the same file: use two files")
-            seen[key] = setting
+        try:
+            check_distinct(named)
+        except OutputPathError as exc:
+            raise SettingsError(str(exc)) from None
         return self
 
 
 def _output_file(setting: str, path: str | None) -> str | None:
-    """A file the run writes: not a directory, in a directory it may create or write to."""
-    if not path:
-        return None
-    if os.path.isdir(path):
-        raise SettingsError(f"{setting} names a directory; give a file name in it")
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(folder):  # missing directories are created when the file is
-        folder = os.path.dirname(folder)
-    if not os.access(folder, os.W_OK):
-        raise SettingsError(f"{setting}: the directory {printable(folder)!r} is not writable")
-    return path
+    """A file the run writes: a regular file or absent, creatable where it is (output_paths)."""
+    try:
+        return check_output_path(setting, path)
+    except OutputPathError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _connection_id(value: object, dry_run: bool) -> str:

@@ -37,3 +37,32 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _starts_processes(item.path):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 kB file system (tmpfs), mounted for the test: a full disk is then a real
+    ENOSPC, with no mock of open or write. Needs root, as the test machine has."""
+    import subprocess
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path) -> None:
+    """Fill a small disk to its last page."""
+    import os
+
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
