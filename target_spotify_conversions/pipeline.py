@@ -57,7 +57,11 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         # First: the workers start (a fresh interpreter each) while this process reads on.
-        self.workers = start_workers(settings.mapping_options, settings.mapping_processes)
+        self.workers = start_workers(
+            settings.mapping_options,
+            settings.mapping_processes,
+            settings.mapping_worker_timeout_seconds,
+        )
         self._max_chunks_out = CHUNKS_OUT_PER_WORKER * max(1, settings.mapping_processes)
         self._chunk_size = settings.events_per_request
         self._chunk: list[Queued] = []
@@ -221,8 +225,10 @@ class Pipeline:
         self._write_ready_state()
 
     def stop(self) -> None:
-        """A stop was requested: requests make no more retries and nothing waits to send."""
+        """A stop was requested: requests make no more retries, nothing waits to send, and the
+        mapping workers are waited for a few seconds at most."""
         self.transport.abort()
+        self.workers.hurry()
 
     def drain(self) -> None:
         """Map, send and settle everything read so far."""

@@ -22,6 +22,7 @@ from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import INPUT_PROPERTIES, MappingOptions
 from .output_paths import OutputPathError, check_distinct, check_output_path
+from .worker_pool import ANSWER_TIMEOUT
 
 # More mapping workers than this gain nothing: the reading process is then the bottleneck.
 MAX_PROCESSES = 8
@@ -129,6 +130,14 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.NumberType(exclusive_minimum=0, maximum=3600),
         default=30,
         description="Seconds to wait for one request.",
+    ),
+    th.Property(
+        "mapping_worker_timeout_seconds",
+        th.NumberType(exclusive_minimum=0, maximum=3600),
+        default=ANSWER_TIMEOUT,
+        description="Seconds a mapping worker may stay silent while it owes a chunk's results "
+        "(it needs milliseconds); a worker that does not answer (stopped, stalled) is killed "
+        "and the run ends naming it, before any STATE covers its records.",
     ),
     th.Property(
         "max_retries",
@@ -246,6 +255,7 @@ class Settings:
     batch_wait_limit_seconds: float = 5.0
     summary_file: str | None = None
     mapping_processes: int = 0
+    mapping_worker_timeout_seconds: float = ANSWER_TIMEOUT
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -269,6 +279,7 @@ class Settings:
             batch_wait_limit_seconds=float(config["batch_wait_limit_seconds"]),
             summary_file=_output_file("summary_file", config.get("summary_file")),
             mapping_processes=_mapping_processes(config.get("mapping_processes")),
+            mapping_worker_timeout_seconds=float(config["mapping_worker_timeout_seconds"]),
         )._distinct_files()
 
     def _distinct_files(self) -> Settings:
