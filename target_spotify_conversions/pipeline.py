@@ -32,7 +32,7 @@ from .rejects import Rejects
 from .report import RunReport
 from .settings import Settings
 from .transport import DryRunFile, Transport
-from .unreadable import INPUT_STREAM, worded
+from .unreadable import INPUT_STREAM, LINE_TOO_LONG, too_long, worded
 from .unreadable import problem as unreadable_problem
 from .wire import MappedRecord, StreamChecks
 from .worker_pool import Entry, start_workers
@@ -185,6 +185,15 @@ class Pipeline:
         self.checkpoints.number()
         self.report.read(INPUT_STREAM)
         self.rejects.reject(INPUT_STREAM, f"line-{line_number}", [unreadable_problem(why)], {})
+
+    def too_long(self, line_number: int, size: int, url: str | None = None) -> None:
+        """A line over max_line_bytes (of stdin, or of a BATCH file at `url`): rejected by its
+        number and size, as an unreadable line is (it may have been a record)."""
+        why = too_long(line_number, size, self.settings.max_line_bytes, url)
+        self.checkpoints.number()
+        self.report.read(INPUT_STREAM)
+        problem = unreadable_problem(why, LINE_TOO_LONG)
+        self.rejects.reject(INPUT_STREAM, f"line-{line_number}", [problem], {})
 
     def state(self, value: Any) -> None:
         """A STATE message: written as soon as every record before it is finished."""

@@ -22,6 +22,7 @@ from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import INPUT_PROPERTIES, MappingOptions
 from .output_paths import OutputPathError, check_distinct, check_output_path
+from .unreadable import MAX_LINE_BYTES
 from .worker_pool import ANSWER_TIMEOUT
 
 # More mapping workers than this gain nothing: the reading process is then the bottleneck.
@@ -140,6 +141,14 @@ CONFIG_SCHEMA = th.PropertiesList(
         "and the run ends naming it, before any STATE covers its records.",
     ),
     th.Property(
+        "max_line_bytes",
+        th.IntegerType(minimum=1024),
+        default=MAX_LINE_BYTES,
+        description="Longest input line (a RECORD line, or a line of a BATCH file), in bytes. "
+        "A longer one is rejected as input_line_too_long with its line number and size, after "
+        "reading at most this plus 1 MB of it; memory stays bounded whatever the input.",
+    ),
+    th.Property(
         "max_retries",
         th.IntegerType(minimum=0),
         default=8,
@@ -256,6 +265,7 @@ class Settings:
     summary_file: str | None = None
     mapping_processes: int = 0
     mapping_worker_timeout_seconds: float = ANSWER_TIMEOUT
+    max_line_bytes: int = MAX_LINE_BYTES
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -280,6 +290,7 @@ class Settings:
             summary_file=_output_file("summary_file", config.get("summary_file")),
             mapping_processes=_mapping_processes(config.get("mapping_processes")),
             mapping_worker_timeout_seconds=float(config["mapping_worker_timeout_seconds"]),
+            max_line_bytes=int(config["max_line_bytes"]),
         )._distinct_files()
 
     def _distinct_files(self) -> Settings:

@@ -105,6 +105,8 @@ class TargetSpotifyConversions(Target):
         gc.freeze()
         reader = t.cast("SafeReader", self.message_reader)
         reader.on_unreadable = self._pipeline.unreadable
+        reader.on_too_long = self._pipeline.too_long
+        reader.max_line_bytes = self.settings.max_line_bytes
         reader.on_tick = self._pipeline.idle
         reader.on_raw_record = self._pipeline.process_raw
 
@@ -156,7 +158,10 @@ class TargetSpotifyConversions(Target):
         reader = t.cast("SafeReader", self.message_reader)
         stream = message_dict.get("stream")
         lean = isinstance(stream, str) and stream in reader.raw_streams
-        for block in batch_blocks(message_dict):
+        blocks = batch_blocks(
+            message_dict, self.settings.max_line_bytes, lambda: reader.stop_requested
+        )
+        for block in blocks:
             raws = raw_records(block.text, block.lines) if lean else [None] * len(block.lines)
             for number, (line, raw) in enumerate(zip(block.lines, raws, strict=True), block.first):
                 if reader.stop_requested:  # the STATE after the batch will not be read either
@@ -165,6 +170,9 @@ class TargetSpotifyConversions(Target):
                     self.pipeline.process_raw(t.cast("str", stream), raw, (number, block.url))
                 elif line and not line.isspace():
                     self._batch_record(t.cast("str", stream), number, line, block.url)
+                elif block.too_long and number - block.first in block.too_long:
+                    size = block.too_long[number - block.first]
+                    self.pipeline.too_long(number, size, block.url)
 
     def _batch_record(self, stream: str, number: int, line: bytes, url: str) -> None:
         """A BATCH file's line on the SDK's RECORD path (stream maps, validation and all)."""
