@@ -29,7 +29,7 @@ from .delivery import Delivery, Outcome, Pending
 from .mapping import EventMapper
 from .problems import Problem
 from .rejects import Rejects
-from .report import RunReport
+from .report import RunReport, SummaryFileError, summary_file_failed
 from .settings import Settings
 from .transport import DryRunFile, Transport
 from .unreadable import INPUT_STREAM, LINE_TOO_LONG, too_long, worded
@@ -70,6 +70,8 @@ class Pipeline:
         self.checkpoints = Checkpoints()
         self._write_state = write_state
         self._waiting_since: float | None = None  # first record read since the last idle flush
+        self._closed = False  # workers, delivery and files closed by `finish` or `fail`
+        self._logger = logger
         run_id = str(uuid.uuid4())
         started = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         self.report = RunReport(logger, run_id=run_id, dry_run=settings.dry_run)
@@ -255,7 +257,10 @@ class Pipeline:
         self._summary(outcome)
 
     def fail(self, outcome: str) -> None:
-        """Stop sending at once (nothing more is checkpointed) and print the summary."""
+        """Stop sending at once (nothing more is checkpointed) and print the summary; nothing
+        to do when `finish` closed everything and only the summary file failed."""
+        if self._closed:
+            return
         self._close(abandon=True)
         self._summary(outcome)
 
@@ -271,12 +276,19 @@ class Pipeline:
         self.delivery.close(abandon=abandon)
         self.transport.close()
         self.rejects.close()
+        self._closed = True
 
     def _summary(self, outcome: str) -> None:
         requests, retries = self.transport.requests_made, self.transport.retries
         self.report.log_summary(requests, retries, outcome)
         if self.settings.summary_file:
-            self.report.write_file(self.settings.summary_file, requests, retries, outcome)
+            try:
+                self.report.write_file(self.settings.summary_file, requests, retries, outcome)
+            except OSError as exc:
+                if outcome != "completed":  # the run fails anyway, with its own message
+                    self._logger.error("%s", summary_file_failed(exc, outcome))
+                    return
+                raise SummaryFileError(summary_file_failed(exc, outcome)) from None
 
 
 def _transport(settings: Settings) -> Transport:

@@ -27,7 +27,7 @@ from .messages import SchemaMessageError, check_schema_message
 from .pipeline import Pipeline
 from .reader import SafeReader, StopReading, raw_records
 from .rejects import RejectedRecordError
-from .report import unmatched_stream_maps
+from .report import SummaryFileError, unmatched_stream_maps
 from .sdk_seams import ConfigInput
 from .settings import (
     CONFIG_SCHEMA,
@@ -56,6 +56,7 @@ RUN_ERRORS = (
     MappingProcessError,
     SchemaMessageError,
     BatchFileError,
+    SummaryFileError,
 )
 
 
