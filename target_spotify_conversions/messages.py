@@ -16,6 +16,7 @@ from jsonschema.validators import validator_for
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
+from .schema_memo import SchemaMemo
 from .unreadable import MAX_DEPTH, NESTED_TOO_DEEP, line_may_be_too_deep, too_deep
 
 
@@ -63,7 +64,12 @@ def check_schema_message(message: dict[str, Any]) -> None:
 
 
 def schema_problem(schema: dict[str, Any]) -> str | None:
-    """What makes a schema unusable (unknown type, bad regex, dangling $ref), or None."""
+    """What makes a schema unusable (unknown type, bad regex, dangling $ref), or None; found
+    once for all streams that share the schema."""
+    return _schema_problems(schema)
+
+
+def _schema_problem(schema: dict[str, Any]) -> str | None:
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
@@ -75,6 +81,9 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
         if not _resolves(schema, ref[1:]):
             return f"$ref {_shown(ref)} does not resolve"
     return None
+
+
+_schema_problems: SchemaMemo[str | None] = SchemaMemo(_schema_problem)
 
 
 def _refs(schema: object) -> list[str]:

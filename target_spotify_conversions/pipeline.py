@@ -120,8 +120,9 @@ class Pipeline:
         them) changes nothing and costs nothing."""
         if self._raw_streams.get(checks.stream) == checks:
             return
+        known = checks.stream in self._raw_streams  # a new stream has no records waiting
         self._raw_streams[checks.stream] = checks
-        if self._chunk:
+        if known and self._chunk:
             self._send_chunk()
         self.workers.add_stream(checks)
 

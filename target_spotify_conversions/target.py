@@ -60,6 +60,10 @@ RUN_ERRORS = (
 )
 
 
+# Streams whose lean path is logged by name; a run with thousands of streams logs the first few.
+LEAN_STREAMS_LOGGED = 20
+
+
 class TargetSpotifyConversions(Target):
     """Delivers conversion events to the Spotify Conversions API."""
 
@@ -140,7 +144,7 @@ class TargetSpotifyConversions(Target):
             reader.raw_streams.discard(stream)
             return
         self.pipeline.add_raw_stream(checks)
-        if stream not in reader.raw_streams:
+        if stream not in reader.raw_streams and len(reader.raw_streams) < LEAN_STREAMS_LOGGED:
             self.logger.info(
                 "Stream %s: records skip the SDK's per-record path (no stream map, flattening "
                 "or metadata to apply); the mapping workers check them",
