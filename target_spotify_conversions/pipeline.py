@@ -40,6 +40,12 @@ from .worker_pool import Entry, start_workers
 # Chunks at each mapping worker and not yet handed on: enough that neither side waits for the
 # other (two left the cores idle a tenth of the time; more than four gains nothing).
 CHUNKS_OUT_PER_WORKER = 4
+# Bytes of raw records (read undecoded: the lean path, BATCH lines) that may wait for the
+# mapping workers, in the open chunk and the chunks out: a chunk goes out at CHUNK_BYTES, and
+# beyond PENDING_BYTES reading waits for results. Records of 116 kB held 464 MB in eight
+# chunks of 500 (delivery bounds what it holds the same way: delivery.HELD_BYTES).
+CHUNK_BYTES = 8 << 20
+PENDING_BYTES = 64 << 20
 # Where a raw record was read: (line number, line size) or (line number, BATCH file URL).
 Origin = tuple[int, int | str]
 # A record waiting for the mapping workers: its number, its chunk entry, where it was read.
@@ -66,6 +72,8 @@ class Pipeline:
         self._chunk_size = settings.events_per_request
         self._chunk: list[Queued] = []
         self._chunks_out: deque[list[Queued]] = deque()  # sent to the workers, results not taken
+        self._chunk_bytes = 0  # of the raw records in the open chunk
+        self._sizes_out: deque[int] = deque()  # the same of each chunk out
         self._raw_streams: dict[str, StreamChecks] = {}  # as the workers know them
         self.checkpoints = Checkpoints()
         self._write_state = write_state
@@ -111,7 +119,8 @@ class Pipeline:
         line's record is measured there too (a BATCH line was measured as it was read)."""
         deep = not isinstance(origin[1], str)
         self._chunk.append((self._arrived(stream), (stream, record, deep), origin))
-        if len(self._chunk) >= self._chunk_size:
+        self._chunk_bytes += len(record)
+        if len(self._chunk) >= self._chunk_size or self._chunk_bytes >= CHUNK_BYTES:
             self._send_chunk()
 
     def add_raw_stream(self, checks: StreamChecks) -> None:
@@ -134,11 +143,16 @@ class Pipeline:
         return seq
 
     def _send_chunk(self) -> None:
-        """Records go to the workers in chunks; at most a few chunks are out at once."""
+        """Records go to the workers in chunks; at most a few chunks, and PENDING_BYTES of
+        raw records, are out at once."""
         chunk, self._chunk = self._chunk, []
         self.workers.submit([entry for _, entry, _ in chunk])
         self._chunks_out.append(chunk)
-        while len(self._chunks_out) > self._max_chunks_out:
+        self._sizes_out.append(self._chunk_bytes)
+        self._chunk_bytes = 0
+        while len(self._chunks_out) > self._max_chunks_out or (
+            len(self._chunks_out) > 1 and sum(self._sizes_out) > PENDING_BYTES
+        ):
             self._take_mapped(wait=True)
         self._take_mapped(wait=False)
         self._write_ready_state()
@@ -153,6 +167,7 @@ class Pipeline:
                 else:
                     self._hand_on(seq, entry[0], entry[1], mapped)
             self._chunks_out.popleft()
+            self._sizes_out.popleft()
             wait = False
 
     def _hand_on(

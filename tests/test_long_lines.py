@@ -150,3 +150,20 @@ def test_max_line_bytes_is_a_setting_and_lines_up_to_it_are_read(fake, tmp_path)
     run, _, _ = _measured_run(tmp_path / "large", config, input_path)
     assert run.rejects() == []
     assert sorted(fake.accepted_ids()) == ["ord-0", "ord-2"]
+
+
+def test_records_of_116_kb_are_held_by_bytes_not_only_by_number(fake, tmp_path):
+    count = 2_000
+    input_path = tmp_path / "input.jsonl"
+    with input_path.open("w") as file:
+        file.write(schema_message() + "\n")
+        for i in range(count):
+            file.write(record_message({**purchase(i), "notes": "n" * 116_000}) + "\n")
+        file.write(state_message({"position": count}) + "\n")
+    config = target_config(fake.url, mapping_processes=2)
+    run, took, peak_mb = _measured_run(tmp_path / "run", config, input_path)
+    print(f"\n[{count} records of 116 kB] {took:.1f} s, peak {peak_mb} MB")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert fake.unique_count == count
+    assert run.states == [{"position": count}]
+    assert peak_mb < 200, f"peak memory {peak_mb} MB for {count} records of 116 kB"
