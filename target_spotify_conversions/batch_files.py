@@ -14,6 +14,8 @@ package is installed next to the target.
 
 from __future__ import annotations
 
+import os
+import stat
 import typing as t
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -86,6 +88,7 @@ def _check_encoding(encoding: object, stream: str) -> bool:
 def _file_blocks(
     url: str, gzipped: bool, stream: str, splitter: LineSplitter, stopped: Callable[[], bool]
 ) -> Iterator[Block]:
+    _check_regular(url, stream)
     try:
         with UPath(url).open("rb") as raw, _decompressed(raw, gzipped) as file:
             first = 1
@@ -97,6 +100,23 @@ def _file_blocks(
             f"BATCH file {url[:300]!r} of stream {stream!r} cannot be read "
             f"({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
+
+
+def _check_regular(url: str, stream: str) -> None:
+    """A local BATCH file must be a regular file: opening a FIFO waits for a writer, for ever
+    and deaf to a stop signal (a missing file is left to the open, which says so)."""
+    path = UPath(url)
+    if path.protocol not in ("", "file", "local"):
+        return
+    try:
+        mode = os.stat(path.path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise BatchFileError(
+            f"BATCH file {url[:300]!r} of stream {stream!r} is not a regular file (a FIFO, a "
+            "device or a directory): it cannot be read as a batch"
+        )
 
 
 # OSError covers missing files, permissions and bad gzip headers (BadGzipFile); the isal

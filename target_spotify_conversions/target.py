@@ -150,6 +150,8 @@ class TargetSpotifyConversions(Target):
                 "or metadata to apply); the mapping workers check them",
                 stream,
             )
+            if len(reader.raw_streams) == LEAN_STREAMS_LOGGED - 1:
+                self.logger.info("Further streams taking that path are not named one by one")
         reader.raw_streams.add(stream)
 
     def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:

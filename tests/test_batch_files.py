@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 
 import pytest
@@ -253,3 +254,16 @@ def test_batch_lines_give_what_record_lines_give_on_either_path(tmp_path):
     assert outputs["batch", "lean"] == outputs["batch", "sdk"]
     assert outputs["batch", "lean"][:2] == outputs["records", "lean"][:2]
     assert outputs["records", "lean"] == outputs["records", "sdk"]
+
+
+def test_a_batch_file_that_is_a_fifo_stops_the_run_instead_of_waiting_for_a_writer(
+    fake, tmp_path
+):
+    fifo = tmp_path / "part-0.jsonl.gz"
+    os.mkfifo(fifo)  # opening it would wait for a writer for ever, deaf to a stop signal
+    lines = [schema_message(), batch_message([fifo.as_uri()]), state_message({"after": 1})]
+    run = run_target(tmp_path / "run", target_config(fake.url), lines, timeout=60)
+    assert run.returncode == 1
+    assert "is not a regular file (a FIFO, a device or a directory)" in run.stderr
+    assert run.states == []
+    assert "Internal error" not in run.stderr
