@@ -63,14 +63,16 @@ CONFIG_SCHEMA = th.PropertiesList(
         "dry_run_file",
         th.StringType,
         default="spotify-conversions-dry-run.jsonl",
-        description="Where dry_run writes one JSON request body per line.",
+        description="Where dry_run writes one JSON request body per line (a regular file, "
+        "checked at start).",
     ),
     th.Property(
         "rejects_file",
         th.StringType,
         default="spotify-conversions-rejects.jsonl",
         description="Where rejected records are appended, one JSON line each with the run's id, "
-        "email and phone hashed. /dev/null turns it off.",
+        "email and phone hashed. /dev/null turns it off; otherwise a regular file, checked at "
+        "start.",
     ),
     th.Property(
         "on_invalid",
@@ -178,7 +180,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         "summary_file",
         th.StringType,
         description="Where the run report goes at the end of every run (also a failed one): "
-        "one JSON object with the counts, reasons, warnings and identifier coverage.",
+        "one JSON object with the counts, reasons, warnings and identifier coverage; replaced "
+        "whole, never left half written.",
     ),
     th.Property(
         "consent_property",
