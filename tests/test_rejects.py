@@ -145,3 +145,16 @@ def test_a_rejects_file_that_is_a_fifo_is_refused_at_start_without_blocking(fake
     assert "rejects_file names a FIFO (named pipe), not a regular file" in run.stderr
     assert run.states == []
     assert fake.requests == []
+
+
+def test_a_dry_run_file_that_is_a_hard_link_of_the_rejects_file_is_refused_untouched(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    earlier = '{"run_id": "earlier", "stream": "conversions", "event_id": "ord-9"}\n'
+    (workdir / "rejects.jsonl").write_text(earlier)
+    os.link(workdir / "rejects.jsonl", workdir / "dry-run.jsonl")  # one inode, two names
+    lines = singer_lines([purchase(1), purchase(2, currency="ZZZ")], state_every=1)
+    run = run_target(workdir, target_config(dry_run=True), lines)
+    assert run.returncode == 1
+    assert "rejects_file and dry_run_file name the same file" in run.stderr
+    assert (workdir / "rejects.jsonl").read_text() == earlier  # the dry run truncated nothing
