@@ -14,16 +14,20 @@ package is installed next to the target.
 
 from __future__ import annotations
 
+import os
+import stat
 import typing as t
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any, NamedTuple
 
 from isal import igzip, isal_zlib
 from upath import UPath
 
+from .line_splitter import Line, LineSplitter, TooLong
 from .privacy import shown_url
+from .unreadable import MAX_LINE_BYTES
 
 # Compression values taps write, and what "no compression" may be spelled as.
 _UNCOMPRESSED = (None, "none", "")
@@ -42,17 +46,30 @@ class Block(NamedTuple):
     first: int  # the number of the first line in its file
     text: bytes  # the lines as read, line breaks included
     lines: list[bytes]  # without their line break; blank ones kept, so numbers stay right
+    # Lines over the limit, by their index in `lines` (where they stand as b""): their sizes.
+    too_long: dict[int, int]
 
 
-def batch_blocks(message: Mapping[str, Any]) -> Iterator[Block]:
-    """Every file of a BATCH message, in order, a block at a time."""
+def _never() -> bool:
+    return False
+
+
+def batch_blocks(
+    message: Mapping[str, Any],
+    max_line_bytes: int = MAX_LINE_BYTES,
+    stopped: Callable[[], bool] = _never,
+) -> Iterator[Block]:
+    """Every file of a BATCH message, in order, a block at a time; none once `stopped()`
+    (checked at each read, also while a long line is read past)."""
     stream = str(message.get("stream"))[:100]
     gzipped = _check_encoding(message.get("encoding"), stream)
     manifest = message.get("manifest")
     if not isinstance(manifest, list) or not all(isinstance(url, str) for url in manifest):
         raise BatchFileError(f"BATCH message of stream {stream!r}: manifest is no list of URLs")
     for url in manifest:
-        yield from _file_blocks(url, gzipped, stream)
+        if stopped():
+            return
+        yield from _file_blocks(url, gzipped, stream, LineSplitter(max_line_bytes), stopped)
 
 
 def _check_encoding(encoding: object, stream: str) -> bool:
@@ -69,12 +86,15 @@ def _check_encoding(encoding: object, stream: str) -> bool:
     return compression == "gzip"
 
 
-def _file_blocks(url: str, gzipped: bool, stream: str) -> Iterator[Block]:
+def _file_blocks(
+    url: str, gzipped: bool, stream: str, splitter: LineSplitter, stopped: Callable[[], bool]
+) -> Iterator[Block]:
+    _check_regular(url, stream)
     try:
         with UPath(url).open("rb") as raw, _decompressed(raw, gzipped) as file:
             first = 1
-            for text, lines in _blocks(file):
-                yield Block(url, first, text, lines)
+            for text, lines in _blocks(file, splitter, stopped):
+                yield _block(url, first, text, lines)
                 first += len(lines)
     except _UNREADABLE as exc:
         raise BatchFileError(
@@ -89,6 +109,23 @@ def _without_url(message: str, url: str) -> str:
     userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
     message = message.replace(url, shown_url(url))
     return message.replace(userinfo + "@", "") if userinfo else message
+
+
+def _check_regular(url: str, stream: str) -> None:
+    """A local BATCH file must be a regular file: opening a FIFO waits for a writer, for ever
+    and deaf to a stop signal (a missing file is left to the open, which says so)."""
+    path = UPath(url)
+    if path.protocol not in ("", "file", "local"):
+        return
+    try:
+        mode = os.stat(path.path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise BatchFileError(
+            f"BATCH file {shown_url(url)!r} of stream {stream!r} is not a regular file (a FIFO, a "
+            "device or a directory): it cannot be read as a batch"
+        )
 
 
 # OSError covers missing files, permissions and bad gzip headers (BadGzipFile); the isal
@@ -107,17 +144,28 @@ _UNREADABLE: tuple[type[BaseException], ...] = (
 READ_BYTES = 1 << 20
 
 
-def _blocks(file: IO[bytes]) -> Iterator[tuple[bytes, list[bytes]]]:
-    """A file's whole lines, a block at a time: as read, and split."""
-    rest = b""
+def _blocks(
+    file: IO[bytes], splitter: LineSplitter, stopped: Callable[[], bool]
+) -> Iterator[tuple[bytes, list[Line]]]:
+    """A file's whole lines, a block at a time: as read, and split (line_splitter.py)."""
     while read := file.read(READ_BYTES):
-        text = rest + read if rest else read
-        lines = text.split(b"\n")
-        rest = lines.pop()
+        text, lines = splitter.feed(read)
         if lines:
-            yield (text[: len(text) - len(rest)] if rest else text), lines
-    if rest:
-        yield rest, [rest]
+            yield text, lines
+        if stopped():
+            return
+    last = splitter.end()
+    if last:
+        yield (last[0] if isinstance(last[0], bytes) else b""), last
+
+
+def _block(url: str, first: int, text: bytes, lines: list[Line]) -> Block:
+    """A block with its too long lines set apart (few blocks have one: one scan finds none)."""
+    if all(isinstance(line, bytes) for line in lines):
+        return Block(url, first, text, t.cast("list[bytes]", lines), {})
+    too_long = {i: line.size for i, line in enumerate(lines) if isinstance(line, TooLong)}
+    kept = [b"" if isinstance(line, TooLong) else line for line in lines]
+    return Block(url, first, text, kept, too_long)
 
 
 def _decompressed(raw: IO[bytes], gzipped: bool) -> AbstractContextManager[IO[bytes]]:

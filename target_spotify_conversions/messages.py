@@ -17,6 +17,7 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
 from .privacy import quoted
+from .schema_memo import SchemaMemo
 from .unreadable import MAX_DEPTH, NESTED_TOO_DEEP, line_may_be_too_deep, too_deep
 
 
@@ -64,7 +65,12 @@ def check_schema_message(message: dict[str, Any]) -> None:
 
 
 def schema_problem(schema: dict[str, Any]) -> str | None:
-    """What makes a schema unusable (unknown type, bad regex, dangling $ref), or None."""
+    """What makes a schema unusable (unknown type, bad regex, dangling $ref), or None; found
+    once for all streams that share the schema."""
+    return _schema_problems(schema)
+
+
+def _schema_problem(schema: dict[str, Any]) -> str | None:
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
@@ -76,6 +82,9 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
         if not _resolves(schema, ref[1:]):
             return f"$ref {quoted(ref)} does not resolve"
     return None
+
+
+_schema_problems: SchemaMemo[str | None] = SchemaMemo(_schema_problem)
 
 
 def _refs(schema: object) -> list[str]:

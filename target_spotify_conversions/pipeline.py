@@ -31,11 +31,11 @@ from .flattening import FlattenedIdentifiers, names_read
 from .mapping import INPUT_PROPERTIES, EventMapper
 from .problems import Problem
 from .rejects import Rejects
-from .report import RunReport
+from .report import RunReport, SummaryFileError, summary_file_failed
 from .routing import router_for
 from .settings import Connection, Settings, dry_run_path
 from .transport import DryRunFile, Transport
-from .unreadable import INPUT_STREAM, worded
+from .unreadable import INPUT_STREAM, LINE_TOO_LONG, too_long, worded
 from .unreadable import problem as unreadable_problem
 from .wire import MappedRecord, StreamChecks
 from .worker_pool import Entry, start_workers
@@ -43,6 +43,12 @@ from .worker_pool import Entry, start_workers
 # Chunks at each mapping worker and not yet handed on: enough that neither side waits for the
 # other (two left the cores idle a tenth of the time; more than four gains nothing).
 CHUNKS_OUT_PER_WORKER = 4
+# Bytes of raw records (read undecoded: the lean path, BATCH lines) that may wait for the
+# mapping workers, in the open chunk and the chunks out: a chunk goes out at CHUNK_BYTES, and
+# beyond PENDING_BYTES reading waits for results. Records of 116 kB held 464 MB in eight
+# chunks of 500 (delivery bounds what it holds the same way: delivery.HELD_BYTES).
+CHUNK_BYTES = 8 << 20
+PENDING_BYTES = 64 << 20
 # Where a raw record was read: (line number, line size) or (line number, BATCH file URL).
 Origin = tuple[int, int | str]
 
@@ -75,16 +81,24 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         # First: the workers start (a fresh interpreter each) while this process reads on.
-        self.workers = start_workers(settings.mapping_options, settings.mapping_processes)
+        self.workers = start_workers(
+            settings.mapping_options,
+            settings.mapping_processes,
+            settings.mapping_worker_timeout_seconds,
+        )
         self._max_chunks_out = CHUNKS_OUT_PER_WORKER * max(1, settings.mapping_processes)
         self._chunk_size = settings.events_per_request
         self._chunk: list[Queued] = []
         self._chunks_out: deque[list[Queued]] = deque()  # sent to the workers, results not taken
         self._submitted: deque[bool] = deque()  # of each chunk out: whether workers have it
+        self._chunk_bytes = 0  # of the raw records in the open chunk
+        self._sizes_out: deque[int] = deque()  # the same of each chunk out
         self._raw_streams: dict[str, StreamChecks] = {}  # as the workers know them
         self.checkpoints = Checkpoints()
         self._write_state = write_state
         self._waiting_since: float | None = None  # first record read since the last idle flush
+        self._closed = False  # workers, delivery and files closed by `finish` or `fail`
+        self._logger = logger
         run_id = str(uuid.uuid4())
         started = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         self.report = RunReport(logger, run_id=run_id, dry_run=settings.dry_run)
@@ -143,7 +157,8 @@ class Pipeline:
         line's record is measured there too (a BATCH line was measured as it was read)."""
         deep = not isinstance(origin[1], str)
         self._chunk.append((self._arrived(stream), (stream, record, deep), origin))
-        if len(self._chunk) >= self._chunk_size:
+        self._chunk_bytes += len(record)
+        if len(self._chunk) >= self._chunk_size or self._chunk_bytes >= CHUNK_BYTES:
             self._send_chunk()
 
     def add_raw_stream(self, checks: StreamChecks) -> None:
@@ -152,8 +167,9 @@ class Pipeline:
         them) changes nothing and costs nothing."""
         if self._raw_streams.get(checks.stream) == checks:
             return
+        known = checks.stream in self._raw_streams  # a new stream has no records waiting
         self._raw_streams[checks.stream] = checks
-        if self._chunk:
+        if known and self._chunk:
             self._send_chunk()
         self.workers.add_stream(checks)
 
@@ -174,14 +190,19 @@ class Pipeline:
         )
 
     def _send_chunk(self) -> None:
-        """Records go to the workers in chunks; at most a few chunks are out at once."""
+        """Records go to the workers in chunks; at most a few chunks, and PENDING_BYTES of
+        raw records, are out at once."""
         chunk, self._chunk = self._chunk, []
         entries = [entry for _, entry, _ in chunk if not isinstance(entry, Held)]
         if entries:
             self.workers.submit(entries)
         self._chunks_out.append(chunk)
         self._submitted.append(bool(entries))
-        while len(self._chunks_out) > self._max_chunks_out:
+        self._sizes_out.append(self._chunk_bytes)
+        self._chunk_bytes = 0
+        while len(self._chunks_out) > self._max_chunks_out or (
+            len(self._chunks_out) > 1 and sum(self._sizes_out) > PENDING_BYTES
+        ):
             self._take_mapped(wait=True)
         self._take_mapped(wait=False)
         self._write_ready_state()
@@ -208,6 +229,7 @@ class Pipeline:
                     self._hand_on(seq, entry[0], entry[1], mapped)
             self._chunks_out.popleft()
             self._submitted.popleft()
+            self._sizes_out.popleft()
             wait = False
 
     def _hand_on(
@@ -250,6 +272,15 @@ class Pipeline:
         held = Held(INPUT_STREAM, f"line-{line_number}", [unreadable_problem(why)], {})
         self._reject_in_order(seq, held)
 
+    def too_long(self, line_number: int, size: int, url: str | None = None) -> None:
+        """A line over max_line_bytes (of stdin, or of a BATCH file at `url`): rejected by its
+        number and size, as an unreadable line is (it may have been a record)."""
+        why = too_long(line_number, size, self.settings.max_line_bytes, url)
+        self.checkpoints.number()
+        self.report.read(INPUT_STREAM)
+        problem = unreadable_problem(why, LINE_TOO_LONG)
+        self.rejects.reject(INPUT_STREAM, f"line-{line_number}", [problem], {})
+
     def state(self, value: Any) -> None:
         """A STATE message: written as soon as every record before it is finished."""
         self.checkpoints.state(value)
@@ -289,8 +320,10 @@ class Pipeline:
         self._write_ready_state()
 
     def stop(self) -> None:
-        """A stop was requested: requests make no more retries and nothing waits to send."""
+        """A stop was requested: requests make no more retries, nothing waits to send, and the
+        mapping workers are waited for a few seconds at most."""
         self.delivery.abort()
+        self.workers.hurry()
 
     def drain(self) -> None:
         """Map, send and settle everything read so far."""
@@ -308,7 +341,10 @@ class Pipeline:
         self._summary(outcome)
 
     def fail(self, outcome: str) -> None:
-        """Stop sending at once (nothing more is checkpointed) and print the summary."""
+        """Stop sending at once (nothing more is checkpointed) and print the summary; nothing
+        to do when `finish` closed everything and only the summary file failed."""
+        if self._closed:
+            return
         self._close(abandon=True)
         self._summary(outcome)
 
@@ -329,6 +365,7 @@ class Pipeline:
         self.workers.close(abandon=abandon)
         self.delivery.close(abandon=abandon)
         self.rejects.close()
+        self._closed = True
 
     def _summary(self, outcome: str) -> None:
         if self._named:
@@ -338,7 +375,13 @@ class Pipeline:
             self.report.hints += self._flattened.hints()
         self.report.log_summary(requests, retries, outcome)
         if self.settings.summary_file:
-            self.report.write_file(self.settings.summary_file, requests, retries, outcome)
+            try:
+                self.report.write_file(self.settings.summary_file, requests, retries, outcome)
+            except OSError as exc:
+                if outcome != "completed":  # the run fails anyway, with its own message
+                    self._logger.error("%s", summary_file_failed(exc, outcome))
+                    return
+                raise SummaryFileError(summary_file_failed(exc, outcome)) from None
 
 
 def _flattened_identifiers(settings: Settings) -> FlattenedIdentifiers | None:

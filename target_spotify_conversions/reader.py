@@ -20,9 +20,17 @@ from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from .escaping import printable
+from .line_splitter import LineSplitter, TooLong
 from .messages import check_message
 from .privacy import quoted
-from .unreadable import envelope_may_stay_raw, may_stay_raw, not_json, text_may_stay_raw
+from .unreadable import (
+    MAX_LINE_BYTES,
+    envelope_may_stay_raw,
+    may_stay_raw,
+    not_json,
+    text_may_stay_raw,
+    too_long,
+)
 
 READ_BUFFER_BYTES = 1 << 20
 # How often the reader lets the pipeline write STATEs and send what waited too long.
@@ -89,6 +97,9 @@ class SafeReader(MsgSpecReader):
         self.raw_streams: set[str] = set()
         self.on_raw_record: Callable[[str, msgspec.Raw, tuple[int, int | str]], None] | None = None
         self.on_unreadable: Callable[[int, str], None] | None = None
+        # A line over `max_line_bytes`: its number and size (its bytes were never kept).
+        self.max_line_bytes = MAX_LINE_BYTES
+        self.on_too_long: Callable[[int, int], None] | None = None
         self.on_tick: Callable[[], None] | None = None
         # text_may_stay_raw of the read the current line came from (unknown: False).
         self._text_may_stay_raw = False
@@ -147,6 +158,9 @@ class SafeReader(MsgSpecReader):
                         self.on_tick()
                     continue
                 self.line_number += 1
+                if isinstance(line, TooLong):
+                    self._too_long(line.size)
+                    continue
                 if self.raw_streams and self._took_raw(line):
                     stats["RECORD"] += 1
                     continue
@@ -159,38 +173,46 @@ class SafeReader(MsgSpecReader):
         self.waiting_for_input = False
         return stats
 
-    def _lines(self, source: t.IO[t.Any]) -> t.Iterator[bytes | str | None]:
+    def _too_long(self, size: int) -> None:
+        if self.on_too_long is None:
+            raise InvalidInputLine(too_long(self.line_number, size, self.max_line_bytes))
+        self.on_too_long(self.line_number, size)
+
+    def _lines(self, source: t.IO[t.Any]) -> t.Iterator[bytes | str | TooLong | None]:
         """Input lines as bytes, and None when a tick is due.
 
         Bytes: a line that is not UTF-8 is then one unreadable line, not a crash, from stdin
         and from `--input FILE` alike. Big reads straight from the file descriptor: each one is
         a system call that lets the request threads take the GIL, and the main thread may then
         wait a whole switch interval to get it back; and no line waits in a buffer while
-        select() says there is nothing new to read.
+        select() says there is nothing new to read. A line over `max_line_bytes` comes as its
+        size (TooLong), read past in bounded memory (line_splitter.py).
         """
         try:
             fd = source.fileno()
         except (AttributeError, OSError):  # an in-memory stream: no waiting, no ticks
             yield from source
             return
-        rest = b""
+        splitter = LineSplitter(self.max_line_bytes)
         for chunk in self._chunks(fd):
             if chunk is None:
                 yield None
                 continue
-            text = rest + chunk if rest else chunk
-            self._text_may_stay_raw = text_may_stay_raw(text)  # for all the lines that follow
-            lines = text.split(b"\n")
-            rest = lines.pop()
+            text, lines = splitter.feed(chunk)
+            if text:
+                self._text_may_stay_raw = text_may_stay_raw(text)  # for all the lines that follow
             yield from lines
-        if rest:
-            self._text_may_stay_raw = text_may_stay_raw(rest)
-            yield rest
+        for line in splitter.end():
+            if isinstance(line, bytes):
+                self._text_may_stay_raw = text_may_stay_raw(line)
+            yield line
 
     def _chunks(self, fd: int) -> t.Iterator[bytes | None]:
         """Reads of up to READ_BUFFER_BYTES until end of input, with None every TICK_SECONDS."""
         next_tick = time.monotonic() + TICK_SECONDS
         while True:
+            if self.stop_requested:  # seen between reads, even within one long line
+                raise StopReading
             wait = next_tick - time.monotonic()
             self.waiting_for_input = True
             ready = select.select([fd], [], [], max(wait, 0.0))[0]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
+import typing as t
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,14 +104,45 @@ class Rejects:
         data = b"".join(self._lines)
         self._lines, self._size = [], 0
         if self._fd is None:
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = self._open()
         written = os.write(self._fd, data)
         while written < len(data):  # only a full disk or a signal cuts a write short
             written += os.write(self._fd, data[written:])
+
+    def _open(self) -> int:
+        """The file, opened to append; never blocks (O_NONBLOCK: a FIFO put there since the
+        start-up check is refused, not waited on). A file ending in half a line (a full disk
+        in an earlier run) gets its line ended first, so each line stays one JSON object."""
+        path = t.cast("str", self._path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                if path == os.devnull:
+                    return fd
+                raise OSError(errno.EINVAL, "rejects_file is not a regular file")
+            if info.st_size and not _ends_a_line(path, info.st_size):
+                os.write(fd, b"\n")
+                self._logger.warning(
+                    "rejects_file ended in half a line (an earlier run was cut short, e.g. by "
+                    "a full disk): this run's rejects start on a new line"
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def close(self) -> None:
         self.flush()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _ends_a_line(path: str, size: int) -> bool:
+    """Whether the file's last byte is a line break (read through its own descriptor: the
+    append descriptor cannot read)."""
+    with open(path, "rb") as file:
+        file.seek(size - 1)
+        return file.read(1) == b"\n"

@@ -7,9 +7,11 @@ and the rest are only counted, so a run with 20,000 rejects writes a few kilobyt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -285,13 +287,25 @@ class RunReport:
         }
 
     def write_file(self, path: str, requests: int, retries: int, outcome: str) -> None:
-        """Write the summary file whole or not at all: a reader never sees half of it."""
+        """Write the summary file whole or not at all: a reader never sees half of it, and a
+        failure (a full disk) leaves the earlier file as it was and no temporary file: written
+        beside it, synced to disk, then renamed over it; removed if any step fails."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         text = json.dumps(self.as_dict(requests, retries, outcome), indent=2, sort_keys=False)
-        partial.write_text(text + "\n", encoding="utf-8")
-        os.replace(partial, target)
+        fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            os.fchmod(fd, 0o644)  # as a plain new file gets (mkstemp makes it 0600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(text.encode() + b"\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
+
 
 
 def coverage(masks: Mapping[int, int]) -> dict[str, float]:
@@ -333,3 +347,20 @@ class ConnectionCounts:
             "requests": self.requests,
             "retries": self.retries,
         }
+
+
+class SummaryFileError(Exception):
+    """The summary file could not be written; the message says what became of the run."""
+
+
+def summary_file_failed(exc: OSError, outcome: str) -> str:
+    """Why the summary file is missing, and the truth about STATE: after a completed run
+    everything read was delivered (or rejected) and the final STATE written."""
+    why = f"summary_file could not be written ({exc.strerror or type(exc).__name__})"
+    if outcome == "completed":
+        return (
+            f"{why}; the run itself completed: every event read was delivered or rejected and "
+            "the final STATE was written, so a re-run sends nothing again. The earlier "
+            "summary_file, if any, is left as it was"
+        )
+    return f"{why}; the earlier summary_file, if any, is left as it was"

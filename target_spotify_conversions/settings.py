@@ -22,7 +22,10 @@ from .escaping import printable
 from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
+from .output_paths import OutputPathError, check_distinct, check_output_path
 from .routing import DEFAULT_CONNECTION, NAME_PATTERN
+from .unreadable import MAX_LINE_BYTES
+from .wire import ANSWER_TIMEOUT
 
 # More mapping workers than this gain nothing: the reading process is then the bottleneck.
 MAX_PROCESSES = 8
@@ -90,14 +93,16 @@ CONFIG_SCHEMA = th.PropertiesList(
         "dry_run_file",
         th.StringType,
         default="spotify-conversions-dry-run.jsonl",
-        description="Where dry_run writes one JSON request body per line.",
+        description="Where dry_run writes one JSON request body per line (a regular file, "
+        "checked at start).",
     ),
     th.Property(
         "rejects_file",
         th.StringType,
         default="spotify-conversions-rejects.jsonl",
         description="Where rejected records are appended, one JSON line each with the run's id, "
-        "email and phone hashed. /dev/null turns it off.",
+        "email and phone hashed. /dev/null turns it off; otherwise a regular file, checked at "
+        "start.",
     ),
     th.Property(
         "on_invalid",
@@ -160,6 +165,22 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Seconds to wait for one request.",
     ),
     th.Property(
+        "mapping_worker_timeout_seconds",
+        th.NumberType(exclusive_minimum=0, maximum=3600),
+        default=ANSWER_TIMEOUT,
+        description="Seconds a mapping worker may stay silent while it owes a chunk's results "
+        "(it needs milliseconds); a worker that does not answer (stopped, stalled) is killed "
+        "and the run ends naming it, before any STATE covers its records.",
+    ),
+    th.Property(
+        "max_line_bytes",
+        th.IntegerType(minimum=1024),
+        default=MAX_LINE_BYTES,
+        description="Longest input line (a RECORD line, or a line of a BATCH file), in bytes. "
+        "A longer one is rejected as input_line_too_long with its line number and size, after "
+        "reading at most this plus 1 MB of it; memory stays bounded whatever the input.",
+    ),
+    th.Property(
         "max_retries",
         th.IntegerType(minimum=0),
         default=8,
@@ -189,7 +210,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         "summary_file",
         th.StringType,
         description="Where the run report goes at the end of every run (also a failed one): "
-        "one JSON object with the counts, reasons, warnings and identifier coverage.",
+        "one JSON object with the counts, reasons, warnings and identifier coverage; replaced "
+        "whole, never left half written.",
     ),
     th.Property(
         "consent_property",
@@ -315,6 +337,8 @@ class Settings:
     batch_wait_limit_seconds: float = 5.0
     summary_file: str | None = None
     mapping_processes: int = 0
+    mapping_worker_timeout_seconds: float = ANSWER_TIMEOUT
+    max_line_bytes: int = MAX_LINE_BYTES
     # Every connection by name, the top-level pair as `default` (routing.py); empty: only
     # the top-level pair, as `connection_id` and `auth_token` say.
     connections: Mapping[str, Connection] = field(default_factory=dict)
@@ -357,6 +381,8 @@ class Settings:
             summary_file=_output_file("summary_file", config.get("summary_file")),
             mapping_processes=_mapping_processes(config.get("mapping_processes")),
             connections=connections,
+            mapping_worker_timeout_seconds=float(config["mapping_worker_timeout_seconds"]),
+            max_line_bytes=int(config["max_line_bytes"]),
         )._distinct_files()
 
     def _distinct_files(self) -> Settings:
@@ -369,14 +395,10 @@ class Settings:
         if self.dry_run:  # each named connection's bodies go to a file of its own
             for name in sorted(set(self.connections) - {DEFAULT_CONNECTION}):
                 named[f"the dry-run file of {name}"] = dry_run_path(self.dry_run_file, name)
-        seen: dict[str, str] = {}
-        for setting, path in named.items():
-            if path is None or path == os.devnull:
-                continue
-            key = os.path.realpath(path)
-            if key in seen:
-                raise SettingsError(f"{setting} and {seen[key]} name the same file: use two files")
-            seen[key] = setting
+        try:
+            check_distinct(named)
+        except OutputPathError as exc:
+            raise SettingsError(str(exc)) from None
         return self
 
 
@@ -410,17 +432,11 @@ def load_method_refusal(config: Mapping[str, Any]) -> str | None:
 
 
 def _output_file(setting: str, path: str | None) -> str | None:
-    """A file the run writes: not a directory, in a directory it may create or write to."""
-    if not path:
-        return None
-    if os.path.isdir(path):
-        raise SettingsError(f"{setting} names a directory; give a file name in it")
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(folder):  # missing directories are created when the file is
-        folder = os.path.dirname(folder)
-    if not os.access(folder, os.W_OK):
-        raise SettingsError(f"{setting}: the directory {printable(folder)!r} is not writable")
-    return path
+    """A file the run writes: a regular file or absent, creatable where it is (output_paths)."""
+    try:
+        return check_output_path(setting, path)
+    except OutputPathError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _connection_id(value: object, dry_run: bool, *, required: bool = False) -> str:

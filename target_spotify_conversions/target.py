@@ -29,7 +29,7 @@ from .messages import SchemaMessageError, check_schema_message
 from .pipeline import Pipeline
 from .reader import SafeReader, StopReading, raw_records
 from .rejects import RejectedRecordError
-from .report import unmatched_stream_maps
+from .report import SummaryFileError, unmatched_stream_maps
 from .sdk_seams import ConfigInput
 from .settings import (
     CONFIG_SCHEMA,
@@ -60,7 +60,12 @@ RUN_ERRORS = (
     MappingProcessError,
     SchemaMessageError,
     BatchFileError,
+    SummaryFileError,
 )
+
+
+# Streams whose lean path is logged by name; a run with thousands of streams logs the first few.
+LEAN_STREAMS_LOGGED = 20
 
 
 class TargetSpotifyConversions(Target):
@@ -129,6 +134,8 @@ class TargetSpotifyConversions(Target):
         gc.freeze()
         reader = t.cast("SafeReader", self.message_reader)
         reader.on_unreadable = self._pipeline.unreadable
+        reader.on_too_long = self._pipeline.too_long
+        reader.max_line_bytes = self.settings.max_line_bytes
         reader.on_tick = self._pipeline.idle
         reader.on_raw_record = self._pipeline.process_raw
 
@@ -161,12 +168,14 @@ class TargetSpotifyConversions(Target):
             reader.raw_streams.discard(stream)
             return
         self.pipeline.add_raw_stream(checks)
-        if stream not in reader.raw_streams:
+        if stream not in reader.raw_streams and len(reader.raw_streams) < LEAN_STREAMS_LOGGED:
             self.logger.info(
                 "Stream %s: records skip the SDK's per-record path (no stream map, flattening "
                 "or metadata to apply); the mapping workers check them",
                 stream,
             )
+            if len(reader.raw_streams) == LEAN_STREAMS_LOGGED - 1:
+                self.logger.info("Further streams taking that path are not named one by one")
         reader.raw_streams.add(stream)
 
     def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
@@ -180,7 +189,10 @@ class TargetSpotifyConversions(Target):
         reader = t.cast("SafeReader", self.message_reader)
         stream = message_dict.get("stream")
         lean = isinstance(stream, str) and stream in reader.raw_streams
-        for block in batch_blocks(message_dict):
+        blocks = batch_blocks(
+            message_dict, self.settings.max_line_bytes, lambda: reader.stop_requested
+        )
+        for block in blocks:
             raws = raw_records(block.text, block.lines) if lean else [None] * len(block.lines)
             for number, (line, raw) in enumerate(zip(block.lines, raws, strict=True), block.first):
                 if reader.stop_requested:  # the STATE after the batch will not be read either
@@ -189,6 +201,9 @@ class TargetSpotifyConversions(Target):
                     self.pipeline.process_raw(t.cast("str", stream), raw, (number, block.url))
                 elif line and not line.isspace():
                     self._batch_record(t.cast("str", stream), number, line, block.url)
+                elif block.too_long and number - block.first in block.too_long:
+                    size = block.too_long[number - block.first]
+                    self.pipeline.too_long(number, size, block.url)
 
     def _batch_record(self, stream: str, number: int, line: bytes, url: str) -> None:
         """A BATCH file's line on the SDK's RECORD path (stream maps, validation and all)."""

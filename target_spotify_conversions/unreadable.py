@@ -27,6 +27,12 @@ REASON = "unreadable_input_line"
 INPUT_STREAM = "(input)"
 # Why a line nested too deeply is unreadable (after "input line N: ").
 NESTED_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
+# The longest line read (the max_line_bytes setting's default): far above any real record (a
+# Spotify request holds at most 1 MB of events), far below what would strain memory. A longer
+# line is rejected under its own code after reading at most this plus one block of it
+# (line_splitter.py), in linear time.
+MAX_LINE_BYTES = 4 << 20
+LINE_TOO_LONG = "input_line_too_long"
 
 
 def not_json(line_number: int, size: int | str) -> str:
@@ -48,9 +54,17 @@ def worded(code: str, line_number: int, size: int | str) -> str:
     return nested_too_deep(line_number) if code == TOO_DEEP else not_json(line_number, size)
 
 
-def problem(why: str) -> Problem:
-    """The rejection of an unreadable line."""
-    return Problem(REASON, why)
+def too_long(line_number: int, size: int, limit: int, url: str | None = None) -> str:
+    """Why a line is rejected as too long: its number and size, never a byte of it."""
+    where = f"input line {line_number}"
+    if url is not None:
+        where = f"line {line_number} of BATCH file {url[:300]!r}"
+    return f"{where} is {size} bytes long, over the limit of {limit} bytes (max_line_bytes)"
+
+
+def problem(why: str, code: str = REASON) -> Problem:
+    """The rejection of an unreadable line (`code`: REASON, or LINE_TOO_LONG)."""
+    return Problem(code, why)
 
 
 def nests_deeper(value: object, limit: int) -> bool:

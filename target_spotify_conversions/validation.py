@@ -20,6 +20,7 @@ import msgspec
 from .event_time import from_iso
 from .privacy import looks_personal
 from .problems import Problem
+from .schema_memo import SchemaMemo
 from .schema_types import record_type
 from .values import unjsonable
 
@@ -85,12 +86,19 @@ class SafeSDKValidator:
 
 
 def validator_for(schema: dict[str, Any]) -> Validator:
-    """The fastest validator that understands this schema."""
+    """The fastest validator that understands this schema; one for all streams that share it
+    (validators keep no state)."""
+    return _validators(schema)
+
+
+def _new_validator(schema: dict[str, Any]) -> Validator:
     try:
         return FastValidator(schema)
     except (fastjsonschema.JsonSchemaDefinitionException, TypeError, ValueError):
         return SafeSDKValidator(schema)
 
+
+_validators: SchemaMemo[Validator] = SchemaMemo(_new_validator)
 
 # (property, format) of the date-like top-level properties of a stream's schema.
 DateFields = Sequence[tuple[str, str]]

@@ -11,6 +11,9 @@ import msgspec
 
 from .problems import Problem
 
+# Seconds a worker may stay silent while it owes a result (the mapping_worker_timeout_seconds
+# setting's default); a chunk takes it milliseconds.
+ANSWER_TIMEOUT = 20.0
 # How a chunk of records is encoded: JSON, which is what a Singer record is, or pickle for a
 # chunk holding a value JSON cannot carry (a stream map may make one).
 JSON_CHUNK, PICKLED_CHUNK = b"J", b"P"

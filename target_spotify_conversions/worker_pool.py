@@ -25,6 +25,11 @@ process, through the same encoding, so the events are byte for byte the same.
 
 Neither side can block the other for good: the main thread writes without blocking and, when
 the task pipe is full, reads results meanwhile (the worker may be waiting to hand one over).
+Nor can a worker that stops answering (stopped, stalled, swapping) block the run: a worker that
+sends nothing for `answer_timeout` seconds while it owes a result, or takes no chunk for as
+long, is killed and the run ends naming it and what it was doing; once a stop is requested
+(`hurry`) the wait is at most STOP_WAIT_SECONDS, and a worker that does not end when its task
+pipe closes is killed.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import select
 import struct
 import subprocess
 import sys
+import time
 import traceback
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -48,7 +54,7 @@ import msgspec
 
 from .chunk_codec import ChunkMapper
 from .mapping import MappingOptions
-from .wire import JSON_CHUNK, PICKLED_CHUNK, MappedRecord, StreamChecks
+from .wire import ANSWER_TIMEOUT, JSON_CHUNK, PICKLED_CHUNK, MappedRecord, StreamChecks
 
 # A chunk entry: (stream, record) for a record the SDK side has checked, or (stream, raw, deep)
 # for a record straight from its input line (msgspec.Raw): the worker decodes and checks it,
@@ -63,6 +69,11 @@ _STREAM, _RESULTS, _ERROR, _OPTIONS = b"S", b"R", b"E", b"O"
 PIPE_BYTES = 1 << 20
 
 _JSON_ENCODER = msgspec.json.Encoder(decimal_format="number")  # chunks
+# Once a stop is requested, the longest wait for a worker: the stop ends the run in about
+# request_timeout plus this, whatever a worker does.
+STOP_WAIT_SECONDS = 5.0
+# A waiting loop wakes this often to see a stop request (a signal does not cut a select short).
+_WAKE_SECONDS = 0.25
 
 
 _RESULT_DECODER = msgspec.msgpack.Decoder(list[MappedRecord])
@@ -85,12 +96,18 @@ class Workers(Protocol):
 
     def close(self, *, abandon: bool = False) -> None: ...
 
+    def hurry(self) -> None: ...
 
-def start_workers(options: MappingOptions, processes: int) -> Workers:
+
+def start_workers(
+    options: MappingOptions, processes: int, answer_timeout: float = ANSWER_TIMEOUT
+) -> Workers:
     """The run's mapping workers (they start in the background: the first chunk waits)."""
     if processes == 0:
         return InlineWorkers(options)
-    return WorkerPool([MappingProcess(options) for _ in range(processes)])
+    return WorkerPool(
+        [MappingProcess(options, number, answer_timeout) for number in range(1, processes + 1)]
+    )
 
 
 class InlineWorkers:
@@ -117,6 +134,9 @@ class InlineWorkers:
 
     def close(self, *, abandon: bool = False) -> None:
         self._results.clear()
+
+    def hurry(self) -> None:
+        """Nothing to hurry: a chunk is mapped within the call that submits it."""
 
 
 class WorkerPool:
@@ -150,6 +170,10 @@ class WorkerPool:
         for process in self._processes:
             process.close(abandon=abandon)
 
+    def hurry(self) -> None:
+        for process in self._processes:
+            process.hurry()
+
 
 # The worker's command: signals first (the parent handles them: it drains, writes STATE, then
 # closes the pipe), then the parent's import path, then the mapping and nothing of the SDK.
@@ -172,7 +196,15 @@ class MappingProcess:
     reading process only, which drains the workers before it exits.
     """
 
-    def __init__(self, options: MappingOptions) -> None:
+    def __init__(
+        self, options: MappingOptions, number: int = 1, answer_timeout: float = ANSWER_TIMEOUT
+    ) -> None:
+        self.number = number
+        self._answer_timeout = answer_timeout
+        self._stopping = False
+        self._owed: deque[int] = deque()  # records in each chunk sent and not answered
+        self._announced: list[bytes] = []  # streams not yet sent (see add_stream)
+        self._announced_bytes = 0
         task_read, self._tasks = os.pipe()  # the parent's ends are not inherited (PEP 446)
         self._results, result_write = os.pipe()
         for fd in (self._tasks, result_write):
@@ -197,7 +229,7 @@ class MappingProcess:
         self._exit_code: int | None = None
         self._inbox = bytearray()  # bytes from the worker, not yet a whole message
         self._ready: deque[tuple[bytes, bytes]] = deque()  # whole messages, in order
-        self._write(_frame(_OPTIONS, _JSON_ENCODER.encode(options)))
+        self._write(_frame(_OPTIONS, _JSON_ENCODER.encode(options)), "take the run's options")
 
     @property
     def pid(self) -> int:
@@ -205,11 +237,21 @@ class MappingProcess:
 
     def submit(self, chunk: Chunk) -> None:
         """Send (stream, record) pairs to the worker; `take` returns their results in order."""
-        self._write(_frame(*_encode_chunk(chunk)))
+        data = _frame(*_encode_chunk(chunk))
+        if self._announced:  # in the same write: the streams first
+            data, self._announced, self._announced_bytes = b"".join([*self._announced, data]), [], 0
+        self._write(data, f"take a chunk of {len(chunk)} records")
+        self._owed.append(len(chunk))
 
     def add_stream(self, checks: StreamChecks) -> None:
-        """Chunks sent from now on may hold raw records of this stream (no answer comes)."""
-        self._write(_frame(_STREAM, _JSON_ENCODER.encode(checks)))
+        """Chunks sent from now on may hold raw records of this stream (no answer comes). Sent
+        with the next chunk: a run of thousands of streams then makes one write, not one each
+        (a write wakes the worker: 0.5 ms a stream on a busy machine)."""
+        self._announced.append(_frame(_STREAM, _JSON_ENCODER.encode(checks)))
+        self._announced_bytes += len(self._announced[-1])
+        if self._announced_bytes >= PIPE_BYTES:  # held in memory up to a pipe's worth
+            data, self._announced, self._announced_bytes = b"".join(self._announced), [], 0
+            self._write(data, "take streams' checks")
 
     def ready(self) -> bool:
         """Whether `take` would return without waiting."""
@@ -218,18 +260,55 @@ class MappingProcess:
         return bool(self._ready)
 
     def take(self) -> list[MappedRecord]:
-        """The results of the oldest chunk not yet taken; waits for them."""
+        """The results of the oldest chunk not yet taken; waits for them, as long as the worker
+        keeps sending (see `_silent_too_long`)."""
+        heard = time.monotonic()
         while not self._ready:
-            self._receive(timeout=None)
+            if self._receive(timeout=_WAKE_SECONDS):
+                heard = time.monotonic()
+            elif self._silent_too_long(heard):
+                records = self._owed[0] if self._owed else 0
+                raise self._stuck(f"did not answer while mapping a chunk of {records} records")
+        if self._owed:
+            self._owed.popleft()
         return _decode_results(*self._ready.popleft())
 
+    def hurry(self) -> None:
+        """A stop was requested: wait for this worker at most STOP_WAIT_SECONDS from now on."""
+        self._stopping = True
+
     def close(self, *, abandon: bool = False) -> None:
-        """Let the worker finish and exit, or (`abandon`) stop it at once."""
+        """Let the worker finish and exit, or (`abandon`) stop it at once; one that does not
+        exit within its answer time is killed (a stopped process would never exit)."""
         if abandon and self._exit_code is None:
             self._process.kill()
         os.close(self._tasks)  # the worker reads to the end, then exits
+        if self._exit_code is None:
+            try:
+                self._exit_code = self._process.wait(timeout=self._patience())
+            except subprocess.TimeoutExpired:
+                self._process.kill()
         self._reap()
         os.close(self._results)
+
+    def _patience(self) -> float:
+        if self._stopping:
+            return min(self._answer_timeout, STOP_WAIT_SECONDS)
+        return self._answer_timeout
+
+    def _silent_too_long(self, since: float) -> bool:
+        return time.monotonic() - since >= self._patience()
+
+    def _stuck(self, doing: str) -> MappingProcessError:
+        """Kill a worker that stopped answering: what it holds is lost, the run must stop."""
+        waited = self._patience()
+        self._process.kill()
+        self._reap()
+        return MappingProcessError(
+            f"mapping worker {self.number} (pid {self.pid}) {doing} within {waited:g} s "
+            "(mapping_worker_timeout_seconds, or the wait after a stop signal); it was killed "
+            "and no STATE covers its records"
+        )
 
     def _died(self) -> MappingProcessError:
         return MappingProcessError(
@@ -241,24 +320,30 @@ class MappingProcess:
             self._exit_code = self._process.wait()
         return self._exit_code
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, doing: str = "take a message") -> None:
         view = memoryview(data)
+        heard = time.monotonic()
         while view:
             try:
                 view = view[os.write(self._tasks, view) :]
+                heard = time.monotonic()
             except BrokenPipeError:
                 raise self._died() from None
             except BlockingIOError:
                 # The pipe is full: the worker may be waiting for its last result to be read.
-                readable, _, _ = select.select([self._results], [self._tasks], [])
-                if readable:
-                    self._receive(timeout=0)
+                readable, writable, _ = select.select(
+                    [self._results], [self._tasks], [], _WAKE_SECONDS
+                )
+                if readable and self._receive(timeout=0):
+                    heard = time.monotonic()
+                elif not writable and self._silent_too_long(heard):
+                    raise self._stuck(f"did not {doing}") from None
 
-    def _receive(self, timeout: float | None) -> None:
-        """Read what the worker has sent, and keep each whole message."""
+    def _receive(self, timeout: float | None) -> bool:
+        """Read what the worker has sent, and keep each whole message; whether it sent any."""
         readable, _, _ = select.select([self._results], [], [], timeout)
         if not readable:
-            return
+            return False
         data = os.read(self._results, PIPE_BYTES)
         if not data:
             raise self._died()
@@ -270,6 +355,7 @@ class MappingProcess:
                 break
             self._ready.append((kind, bytes(self._inbox[_HEADER.size : end])))
             del self._inbox[:end]
+        return True
 
 
 def _decode_results(kind: bytes, payload: bytes) -> list[MappedRecord]:

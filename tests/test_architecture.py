@@ -17,14 +17,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "target_spotify_conversions"
 # Bottom first. Each module once.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # plain values and problems, no logic of the run
-    ("__init__", "values", "problems", "escaping", "schema_types", "wire"),
+    ("__init__", "values", "problems", "escaping", "schema_types", "schema_memo", "wire",
+     "line_splitter"),
     # the mapping of one record and what may be shown of it: pure functions, no I/O
     ("hashing", "privacy", "unreadable", "event_id", "event_time", "input_formats", "flattening",
      "event_names", "taxonomy", "validation", "routing", "mapping"),
     # the mapping workers: a chunk in, results out; the processes that run it
     ("chunk_codec", "worker_pool"),
     # the reading process's parts: input, settings, delivery, bookkeeping
-    ("messages", "reader", "batch_files", "stream_maps", "settings", "transport", "client",
+    ("messages", "reader", "batch_files", "stream_maps", "output_paths", "settings", "transport",
+     "client",
      "delivery", "connection_delivery", "checkpoints", "report", "rejects", "sandbox"),
     # one run, outside the SDK
     ("pipeline",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 
 import pytest
@@ -279,3 +280,16 @@ def test_the_reason_for_an_unreadable_batch_line_names_its_file_without_credenti
 
     assert not_json(3, "s3://AKIAEXAMPLEKEY:S3cr3t@my-bucket/1.jsonl?token=abc") == (
         "line 3 of BATCH file 's3://my-bucket/1.jsonl?(query removed)' is not a JSON object")
+
+
+def test_a_batch_file_that_is_a_fifo_stops_the_run_instead_of_waiting_for_a_writer(
+    fake, tmp_path
+):
+    fifo = tmp_path / "part-0.jsonl.gz"
+    os.mkfifo(fifo)  # opening it would wait for a writer for ever, deaf to a stop signal
+    lines = [schema_message(), batch_message([fifo.as_uri()]), state_message({"after": 1})]
+    run = run_target(tmp_path / "run", target_config(fake.url), lines, timeout=60)
+    assert run.returncode == 1
+    assert "is not a regular file (a FIFO, a device or a directory)" in run.stderr
+    assert run.states == []
+    assert "Internal error" not in run.stderr

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
+from tests.conftest import fill
 from tests.harness import (
     Run,
     assert_no_leaks,
@@ -97,9 +100,13 @@ def test_two_runs_appending_at_once_write_whole_lines(fake, tmp_path):
     assert sorted(len(ids) for ids in _by_run(lines).values()) == [3000, 3000]
 
 
-def test_a_full_disk_under_the_rejects_file_stops_the_run_clearly_without_state(fake, tmp_path):
+def test_a_full_disk_under_the_rejects_file_stops_the_run_clearly_without_state(
+    fake, tmp_path, small_disk
+):
+    fill(small_disk)
     lines = singer_lines([purchase(1), purchase(2, currency="ZZZ"), purchase(3)], state_every=1)
-    run = run_target(tmp_path / "run", target_config(fake.url, rejects_file="/dev/full"), lines)
+    config = target_config(fake.url, rejects_file=str(small_disk / "rejects.jsonl"))
+    run = run_target(tmp_path / "run", config, lines)
     assert run.returncode == 1
     assert "could not write an output file (No space left on device)" in run.stderr
     assert "Internal error" not in run.stderr
@@ -159,3 +166,50 @@ def test_the_rejects_file_is_in_input_order_in_every_mode(tmp_path):
     for mode, output in outputs.items():
         assert output[0] == rejects, f"{mode}: rejects differ from inline-lean"
         assert output[1] == samples, f"{mode}: sample ids differ from inline-lean"
+
+
+def test_a_rejects_file_ending_in_half_a_line_gets_its_line_ended_first(fake, tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    cut = '{"run_id": "earlier", "stream": "conversions", "event_id": "ord-9", "reas'
+    (workdir / "rejects.jsonl").write_text(cut)  # what a full disk left of the last line
+    lines = singer_lines([purchase(1), purchase(2, currency="ZZZ")], state_every=1)
+    run = run_target(workdir, target_config(fake.url), lines)
+    assert run.returncode == 0, run.stderr
+    assert "rejects_file ended in half a line" in run.stderr
+    assert "this run's rejects start on a new line" in run.stderr
+    text = (workdir / "rejects.jsonl").read_text()
+    first, second = text.splitlines()
+    assert first == cut  # left as it was: the earlier run's broken line, alone on its line
+    assert json.loads(second)["event_id"] == "ord-2"
+    assert text.endswith("\n")
+    again = run_target(workdir, target_config(fake.url), lines)  # a whole file: nothing to end
+    assert "half a line" not in again.stderr
+    assert len((workdir / "rejects.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_rejects_file_that_is_a_fifo_is_refused_at_start_without_blocking(fake, tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    os.mkfifo(workdir / "rejects.jsonl")  # opening it to write would wait for a reader forever
+    lines = singer_lines([purchase(1), purchase(2, currency="ZZZ")], state_every=1)
+    started = time.monotonic()
+    run = run_target(workdir, target_config(fake.url), lines)
+    assert time.monotonic() - started < 30
+    assert run.returncode == 1
+    assert "rejects_file names a FIFO (named pipe), not a regular file" in run.stderr
+    assert run.states == []
+    assert fake.requests == []
+
+
+def test_a_dry_run_file_that_is_a_hard_link_of_the_rejects_file_is_refused_untouched(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    earlier = '{"run_id": "earlier", "stream": "conversions", "event_id": "ord-9"}\n'
+    (workdir / "rejects.jsonl").write_text(earlier)
+    os.link(workdir / "rejects.jsonl", workdir / "dry-run.jsonl")  # one inode, two names
+    lines = singer_lines([purchase(1), purchase(2, currency="ZZZ")], state_every=1)
+    run = run_target(workdir, target_config(dry_run=True), lines)
+    assert run.returncode == 1
+    assert "rejects_file and dry_run_file name the same file" in run.stderr
+    assert (workdir / "rejects.jsonl").read_text() == earlier  # the dry run truncated nothing

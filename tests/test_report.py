@@ -11,6 +11,7 @@ from target_spotify_conversions.report import (
     LOGGED_PER_KIND,
     unmatched_stream_maps,
 )
+from tests.conftest import fill
 from tests.harness import (
     purchase,
     record_message,
@@ -190,3 +191,26 @@ def test_a_stream_whose_every_record_was_rejected_for_one_reason_is_called_out(f
 def test_unmatched_stream_maps(maps, seen, named):
     hints = unmatched_stream_maps(maps, seen)
     assert [hint.split('"')[1] for hint in hints] == named
+
+
+def test_a_full_disk_under_the_summary_file_leaves_no_half_file_and_tells_the_truth(
+    fake, tmp_path, small_disk
+):
+    earlier = small_disk / "report.json"
+    earlier.write_text('{"outcome": "completed", "records_read": 7}\n')
+    fill(small_disk)
+    lines = singer_lines([purchase(i) for i in range(30)], state_every=10)
+    config = target_config(fake.url, summary_file=str(earlier))
+    run = run_target(tmp_path / "run", config, lines)
+    assert run.returncode == 1
+    assert run.states[-1] == {"position": 30}  # everything delivered, the final STATE written
+    assert fake.unique_count == 30
+    assert (
+        "Run failed: summary_file could not be written (No space left on device); the run "
+        "itself completed: every event read was delivered or rejected and the final STATE "
+        "was written, so a re-run sends nothing again"
+    ) in run.stderr
+    assert "sends the rest" not in run.stderr
+    assert "Internal error" not in run.stderr
+    assert sorted(path.name for path in small_disk.iterdir()) == ["filler", "report.json"]
+    assert json.loads(earlier.read_text()) == {"outcome": "completed", "records_read": 7}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pytest
 
@@ -321,3 +322,55 @@ def test_a_run_without_token_or_connection_says_both_are_required_unless_dry_run
     dry = run_target(tmp_path / "dry", {**config, "dry_run": True, "dry_run_file": "d.jsonl"},
                      singer_lines([purchase(1)]))
     assert dry.returncode == 0, dry.stderr
+
+
+# --- output paths (issue 19: every output a regular file or absent, checked at start) ---------
+
+
+def _outputs(tmp_path, **paths):
+    return {**GOOD, "dry_run_file": str(tmp_path / "bodies.jsonl"), **paths}
+
+
+def test_an_output_path_that_is_a_fifo_or_a_device_is_refused(tmp_path):
+    fifo = tmp_path / "rejects.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(SettingsError, match=r"rejects_file names a FIFO .*not a regular file"):
+        Settings.from_config(_outputs(tmp_path, rejects_file=str(fifo)))
+    with pytest.raises(SettingsError, match="summary_file names a device, not a regular file"):
+        Settings.from_config(_outputs(tmp_path, summary_file="/dev/full"))
+    with pytest.raises(SettingsError, match="dry_run_file names a FIFO"):
+        Settings.from_config({**GOOD, "dry_run": True, "dry_run_file": str(fifo)})
+    off = Settings.from_config(_outputs(tmp_path, rejects_file=os.devnull))
+    assert off.rejects_file == os.devnull  # /dev/null still turns the rejects file off
+
+
+def test_an_output_path_under_a_regular_file_is_refused(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(SettingsError, match="rejects_file: a part of the path is a file"):
+        Settings.from_config(_outputs(tmp_path, rejects_file=str(tmp_path / "plain" / "r.jsonl")))
+    deeper = tmp_path / "plain" / "new" / "r.jsonl"
+    with pytest.raises(SettingsError, match="summary_file: a part of the path is a file"):
+        Settings.from_config(_outputs(tmp_path, summary_file=str(deeper)))
+
+
+def test_an_output_name_too_long_for_the_file_system_is_refused(tmp_path):
+    with pytest.raises(SettingsError, match=r"rejects_file: .*longer than the file system allows"):
+        Settings.from_config(_outputs(tmp_path, rejects_file=str(tmp_path / ("r" * 300))))
+    in_new_folder = tmp_path / ("d" * 300) / "r.jsonl"
+    with pytest.raises(SettingsError, match=r"summary_file: .*longer than the file system allows"):
+        Settings.from_config(_outputs(tmp_path, summary_file=str(in_new_folder)))
+    fits = Settings.from_config(_outputs(tmp_path, rejects_file=str(tmp_path / ("r" * 255))))
+    assert fits.rejects_file == str(tmp_path / ("r" * 255))
+
+
+def test_two_outputs_that_are_hard_links_or_links_of_one_file_are_refused(tmp_path):
+    rejects = tmp_path / "rejects.jsonl"
+    rejects.write_text("")
+    os.link(rejects, tmp_path / "bodies.jsonl")
+    with pytest.raises(SettingsError, match="rejects_file and dry_run_file name the same file"):
+        Settings.from_config({**GOOD, "dry_run": True, "rejects_file": str(rejects),
+                              "dry_run_file": str(tmp_path / "bodies.jsonl")})
+    (tmp_path / "summary.json").symlink_to(rejects)
+    with pytest.raises(SettingsError, match="summary_file and rejects_file name the same file"):
+        Settings.from_config(_outputs(tmp_path / "x", rejects_file=str(rejects),
+                                      summary_file=str(tmp_path / "summary.json")))

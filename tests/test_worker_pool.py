@@ -7,6 +7,7 @@ import decimal
 import os
 import re
 import signal
+import time
 
 import msgspec
 import psutil
@@ -17,6 +18,7 @@ from target_spotify_conversions.settings import MAX_PROCESSES, default_processes
 from target_spotify_conversions.unreadable import MAX_DEPTH, TOO_DEEP
 from target_spotify_conversions.wire import StreamChecks
 from target_spotify_conversions.worker_pool import (
+    STOP_WAIT_SECONDS,
     InlineWorkers,
     MappingProcess,
     MappingProcessError,
@@ -281,3 +283,47 @@ def test_a_raw_record_line_nested_past_the_readers_limit_comes_back_too_deep():
     assert [result.unreadable for result in results] == ["", TOO_DEEP, TOO_DEEP, ""]
     assert results[0].event_id == "deep"
     assert results[3].event_id == "deep"
+
+
+# --- a worker that stops answering (issue 19) ---------------------------------------------------
+
+
+def test_a_stopped_worker_is_named_killed_and_ends_the_wait_within_its_answer_time():
+    process = MappingProcess(OPTIONS, number=3, answer_timeout=1.0)
+    chunk = [("s", record) for record in records()[:2]]
+    process.submit(chunk)
+    process.take()  # it answers while it runs
+    os.kill(process.pid, signal.SIGSTOP)
+    process.submit(chunk)
+    started = time.monotonic()
+    with pytest.raises(MappingProcessError) as raised:
+        process.take()
+    waited = time.monotonic() - started
+    assert 1.0 <= waited < 5.0
+    assert str(raised.value).startswith(
+        f"mapping worker 3 (pid {process.pid}) did not answer while mapping a chunk of 2 "
+        "records within 1 s"
+    )
+    assert not psutil.pid_exists(process.pid), "the stopped worker was killed and reaped"
+    process.close(abandon=True)
+
+
+def test_a_stop_request_shortens_the_wait_for_a_stopped_worker():
+    process = MappingProcess(OPTIONS, answer_timeout=600.0)
+    os.kill(process.pid, signal.SIGSTOP)
+    process.submit([("s", records()[0])])
+    process.hurry()
+    started = time.monotonic()
+    with pytest.raises(MappingProcessError, match=r"within 5 s \(mapping_worker_timeout_seconds"):
+        process.take()
+    assert time.monotonic() - started < STOP_WAIT_SECONDS + 3
+    process.close(abandon=True)
+
+
+def test_closing_a_stopped_worker_kills_it_instead_of_waiting_for_ever():
+    process = MappingProcess(OPTIONS, answer_timeout=1.0)
+    os.kill(process.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    process.close()  # not abandoned: it would be waited for, but it never exits by itself
+    assert time.monotonic() - started < 5.0
+    assert not psutil.pid_exists(process.pid)

@@ -1,0 +1,124 @@
+"""The files a run writes (rejects, dry-run bodies, summary): checked at start, opened safely.
+
+A path that cannot work must stop the run before anything is read or sent, not at the first
+reject hours later: a FIFO or a device (opening one for writing blocks, or writes elsewhere),
+a directory, a path under a regular file, a name too long for the file system, a directory
+the run may not write to, and two settings naming one file (the same path once links are
+resolved, or two hard links of one inode: the dry run would truncate the rejects).
+Messages name the setting and the folder, never the file's contents.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Mapping
+
+from .escaping import printable
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot work; the message names the setting and why."""
+
+
+def check_output_path(setting: str, path: str | None) -> str | None:
+    """`path` if the run can write a regular file there (existing, or created at its first
+    write along with missing directories); None when unset."""
+    if not path:
+        return None
+    if path == os.devnull:  # turns the output off
+        return path
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        _check_creatable(setting, path)
+        return path
+    except OSError as exc:
+        raise OutputPathError(_unusable(setting, path, exc)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise OutputPathError(f"{setting} names a directory; give a file name in it")
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputPathError(
+            f"{setting} names a {_kind(info.st_mode)}, not a regular file: writing to it could "
+            "block the run or send the output elsewhere; give a regular file's name"
+        )
+    if not os.access(path, os.W_OK):
+        raise OutputPathError(f"{setting}: the file is not writable")
+    return path
+
+
+def check_distinct(paths: Mapping[str, str | None]) -> None:
+    """Two settings naming one file would mix rejects into request bodies (or a report)."""
+    seen: dict[object, str] = {}
+    for setting, path in paths.items():
+        if path is None or path == os.devnull:
+            continue
+        keys: list[object] = [os.path.realpath(path)]
+        try:
+            info = os.stat(path)
+            keys.append((info.st_dev, info.st_ino))
+        except OSError:  # absent: its resolved path is its identity
+            pass
+        for key in keys:
+            if key in seen:
+                raise OutputPathError(
+                    f"{setting} and {seen[key]} name the same file (the same path, a link or "
+                    "a hard link of it): use two files"
+                )
+        for key in keys:
+            seen[key] = setting
+
+
+def _check_creatable(setting: str, path: str) -> None:
+    """The nearest existing folder must be a writable directory, and every name to create must
+    fit the file system."""
+    folder = os.path.dirname(os.path.abspath(path))
+    missing = [os.path.basename(os.path.abspath(path))]
+    while True:
+        try:
+            info = os.stat(folder)
+            break
+        except FileNotFoundError:
+            missing.append(os.path.basename(folder))
+            folder = os.path.dirname(folder)
+        except OSError as exc:
+            raise OutputPathError(_unusable(setting, path, exc)) from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise OutputPathError(
+            f"{setting}: {printable(folder)[:300]!r} is a file, not a directory, so no file "
+            "can be created under it"
+        )
+    longest = _name_max(folder)
+    if any(len(os.fsencode(name)) > longest for name in missing):
+        raise OutputPathError(
+            f"{setting}: a file or folder name is longer than the file system allows "
+            f"({longest} bytes)"
+        )
+    if not os.access(folder, os.W_OK):
+        raise OutputPathError(f"{setting}: the directory {printable(folder)!r} is not writable")
+
+
+def _unusable(setting: str, path: str, exc: OSError) -> str:
+    if exc.errno == errno.ENOTDIR:
+        return f"{setting}: a part of the path is a file, not a directory, so it cannot be created"
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{setting}: the path or a name in it is longer than the file system allows"
+    return f"{setting}: the path cannot be used ({exc.strerror or type(exc).__name__})"
+
+
+def _name_max(folder: str) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
