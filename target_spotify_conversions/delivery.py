@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from .concurrency import ConcurrencyLimit
 from .problems import Problem
 from .transport import (
     MAX_BODY_BYTES,
@@ -60,6 +61,7 @@ class Delivery:
         events_per_request: int,
         max_concurrent_requests: int,
         on_outcome: Callable[[Outcome], None],
+        limit: ConcurrencyLimit | None = None,
     ) -> None:
         self.transport = transport
         self._connection_id = connection_id
@@ -67,8 +69,8 @@ class Delivery:
         self._envelope = envelope_size(connection_id)
         self._on_outcome = on_outcome
         self._pool = cf.ThreadPoolExecutor(max_concurrent_requests, thread_name_prefix="capi")
-        # Twice the workers: the next request is ready the moment a worker frees up.
-        self._max_in_flight = 2 * max_concurrent_requests
+        # The transport's limit on requests in flight (it may follow the API's answers).
+        self._limit = limit or ConcurrencyLimit(max_concurrent_requests, adaptive=False)
         self._in_flight: dict[cf.Future[Outcome], int] = {}  # request -> its first record
         self._items: list[Pending] = []
         self._bytes = self._envelope
@@ -101,7 +103,7 @@ class Delivery:
         """Send the partial request, if any, without waiting for it."""
         if not self._items:
             return
-        while len(self._in_flight) >= self._max_in_flight:  # the items stay unfinished meanwhile
+        while len(self._in_flight) >= self._max_in_flight():  # the items stay unfinished
             self._collect(cf.FIRST_COMPLETED)
         items, self._items, self._bytes = self._items, [], self._envelope
         self._in_flight[self._pool.submit(self._deliver, items)] = self._first_seq
@@ -123,6 +125,11 @@ class Delivery:
         if abandon:
             self.transport.cut_in_flight()
         self._pool.shutdown(wait=True, cancel_futures=abandon)
+
+    def _max_in_flight(self) -> int:
+        """Twice the limit: the next request is ready the moment one may start, and no more
+        events wait in memory than the API takes in two rounds."""
+        return 2 * self._limit.limit
 
     def _collect(self, return_when: str | None) -> None:
         if return_when is None:

@@ -25,11 +25,12 @@ import msgspec
 from .checkpoints import Checkpoints
 from .chunk_codec import decode_raw
 from .client import CapiClient
+from .concurrency import ConcurrencyLimit
 from .delivery import Delivery, Outcome, Pending
 from .mapping import EventMapper
 from .problems import Problem
 from .rejects import Rejects
-from .report import RunReport
+from .report import RequestCounts, RunReport
 from .settings import Settings
 from .transport import DryRunFile, Transport
 from .unreadable import INPUT_STREAM, worded
@@ -78,13 +79,18 @@ class Pipeline:
             redact=self.mapper.redact,
             run={"run_id": run_id, "run_started": started},
         )
-        self.transport = _transport(settings)
+        limit = ConcurrencyLimit(
+            settings.max_concurrent_requests, adaptive=settings.adaptive_concurrency
+        )
+        self.report.requests.limited(limit.cap, adaptive=limit.adaptive)
+        self.transport = _transport(settings, limit, self.report.requests)
         self.delivery = Delivery(
             self.transport,
             settings.connection_id,
             events_per_request=settings.events_per_request,
             max_concurrent_requests=settings.max_concurrent_requests,
             on_outcome=self._on_outcome,
+            limit=limit,
         )
 
     def process(
@@ -258,18 +264,19 @@ class Pipeline:
         self.rejects.close()
 
     def _summary(self, outcome: str) -> None:
-        requests, retries = self.transport.requests_made, self.transport.retries
-        self.report.log_summary(requests, retries, outcome)
+        self.report.log_summary(outcome)
         if self.settings.summary_file:
-            self.report.write_file(self.settings.summary_file, requests, retries, outcome)
+            self.report.write_file(self.settings.summary_file, outcome)
 
 
-def _transport(settings: Settings) -> Transport:
+def _transport(settings: Settings, limit: ConcurrencyLimit, counts: RequestCounts) -> Transport:
     if settings.dry_run:
-        return DryRunFile(settings.dry_run_file)
+        return DryRunFile(settings.dry_run_file, counts)
     return CapiClient(
         settings.api_url,
         settings.auth_token,
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
+        limit=limit,
+        counts=counts,
     )

@@ -17,10 +17,12 @@ from typing import Any
 import pycountry
 from singer_sdk import typing as th
 
+from .concurrency import DEFAULT_MAX_IN_FLIGHT
 from .escaping import printable
 from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import INPUT_PROPERTIES, MappingOptions
+from .retries import DEFAULT_MAX_RETRIES, guaranteed_wait
 
 # More mapping workers than this gain nothing: the reading process is then the bottleneck.
 MAX_PROCESSES = 8
@@ -113,8 +115,17 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_concurrent_requests",
         th.IntegerType(minimum=1),
-        default=4,
-        description="POSTs in flight at once.",
+        default=DEFAULT_MAX_IN_FLIGHT,
+        description="The most POSTs in flight at once. With adaptive_concurrency the number "
+        "starts at 4 and follows the API's answers up to this cap; otherwise exactly this many.",
+    ),
+    th.Property(
+        "adaptive_concurrency",
+        th.BooleanType,
+        default=True,
+        description="Let the POSTs in flight grow while the API answers 2xx without slowing "
+        "down, and shrink at once on 429, 5xx, timeouts or rising latency. false: always "
+        "max_concurrent_requests.",
     ),
     th.Property(
         "mapping_processes",
@@ -132,8 +143,10 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_retries",
         th.IntegerType(minimum=0),
-        default=8,
-        description="Retries of one request before the run fails.",
+        default=DEFAULT_MAX_RETRIES,
+        description="Retries of one request before the run fails. Waits between tries double "
+        "from 0.5-1 s up to 30-60 s: the default 10 ride out at least "
+        f"{guaranteed_wait(DEFAULT_MAX_RETRIES):g} s of outage (refused connections, 5xx).",
     ),
     th.Property(
         "batch_wait_limit_seconds",
@@ -245,6 +258,7 @@ class Settings:
     batch_wait_limit_seconds: float = 5.0
     summary_file: str | None = None
     mapping_processes: int = 0
+    adaptive_concurrency: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -268,6 +282,7 @@ class Settings:
             batch_wait_limit_seconds=float(config["batch_wait_limit_seconds"]),
             summary_file=_output_file("summary_file", config.get("summary_file")),
             mapping_processes=_mapping_processes(config.get("mapping_processes")),
+            adaptive_concurrency=bool(config["adaptive_concurrency"]),
         )._distinct_files()
 
     def _distinct_files(self) -> Settings:
