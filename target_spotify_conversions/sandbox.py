@@ -560,9 +560,9 @@ class FakeSpotify:
 
     def _serve(self, server: _Server) -> None:
         """Listen (after the outage at start, if any) and serve until stop()."""
-        if self._refuse_for > 0:
-            if self._stopping.wait(self._refuse_for) or not self._listen(server):
-                return
+        refusing = self._refuse_for > 0
+        if refusing and (self._stopping.wait(self._refuse_for) or not self._listen(server)):
+            return
         server.serve_forever(poll_interval=0.01)  # stop() waits for one poll
 
     def _listen(self, server: _Server) -> bool:
