@@ -199,6 +199,8 @@ class CapiClient:
         self._gate_lock = threading.Lock()
         self._not_before = 0.0  # monotonic time before which no request may start
         self._stop = threading.Event()
+        # The run is failing (not just stopping): nothing may wait for a place in flight.
+        self._failing = threading.Event()
         self._sockets = _Sockets()
         self._watchdog = _Watchdog(self._sockets.cut)
         parts = urllib.parse.urlsplit(api_url)
@@ -215,6 +217,7 @@ class CapiClient:
     def cut_in_flight(self) -> None:
         """End every request in flight at once: the run is failing, nothing more may arrive."""
         self._stop.set()
+        self._failing.set()
         self._sockets.cut()
 
     def close(self) -> None:
@@ -263,7 +266,8 @@ class CapiClient:
     def _post_limited(self, body: bytes) -> Answer:
         """One attempt, once the limit on requests in flight lets it go; its answer (or its
         failure) teaches the limit and is counted."""
-        slot = self.limit.acquire(self._stop)
+        # After a stop what was read is still sent, once: it waits for a place as before.
+        slot = self.limit.acquire(self._failing)
         if slot is None:
             raise Aborted("stopped waiting: the run is failing")
         self.counts.sent(slot.in_flight, slot.limit)
