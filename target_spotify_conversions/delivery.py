@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from .concurrency import ConcurrencyLimit
+from .concurrency import START, ConcurrencyLimit
 from .problems import Problem
 from .transport import (
     MAX_BODY_BYTES,
@@ -127,9 +127,10 @@ class Delivery:
         self._pool.shutdown(wait=True, cancel_futures=abandon)
 
     def _max_in_flight(self) -> int:
-        """Twice the limit: the next request is ready the moment one may start, and no more
-        events wait in memory than the API takes in two rounds."""
-        return 2 * self._limit.limit
+        """Twice the limit, and never fewer than twice the starting limit: the next request is
+        ready the moment one may start, a limit cut low does not stall the reading, and no
+        more events wait in memory than the API takes in two rounds."""
+        return 2 * max(self._limit.limit, min(START, self._limit.cap))
 
     def _collect(self, return_when: str | None) -> None:
         if return_when is None:
