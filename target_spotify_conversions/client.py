@@ -34,6 +34,8 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # page, or a hostile server, may send gigabytes.
 MAX_ANSWER_BYTES = 16_384
 MAX_RETRY_AFTER = 600.0  # a server asking for more than 10 minutes is capped, and logged
+
+
 class AuthError(DeliveryError):
     """401 or 403: nothing sent with these credentials will be accepted."""
 
