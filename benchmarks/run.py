@@ -355,7 +355,10 @@ def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
         config = {"api_url": fake.url, "auth_token": TOKEN, "capi_connection_id": CONNECTION_ID,
                   "summary_file": "summary.json", **settings}
         (rundir / "config.json").write_text(json.dumps(config))
-        before = fake.stats()
+        # A fake that refuses connections at first is fresh: it has counted nothing yet
+        refusing = bool(fake_options and "--refuse-for" in fake_options)
+        before = {"requests": 0, "unique_count": 0, "accepted_count": 0, "statuses": {}} \
+            if refusing else fake.stats()
         cpu0 = fake.cpu_seconds()
         code, seconds, rss, pss = run_child([str(TARGET_BIN), "--config", "config.json"],
                                             input_path, log, rundir, timeout)
