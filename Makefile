@@ -43,7 +43,7 @@ help:
 	@echo "make test-fast  the tests that start no process (under a minute), for the edit loop"
 	@echo "make test-versions  the fast tier on Python 3.10 to 3.13 (nox; interpreters from PATH or pyenv)"
 	@echo "make lint       ruff check and mypy"
-	@echo "make bench      run benchmarks/run.py"
+	@echo "make bench      run benchmarks/run.py --scenarios (BENCH_ARGS=... for the others)"
 	@echo "make readme     refresh what is written from --about: docs/settings.md, the plugin definition, meltano.yml's settings"
 	@echo "make install    only build .venv and install the Meltano plugins"
 	@echo "make clean      remove $(OUTPUT)/ and caches; make distclean also removes .venv and .meltano"
@@ -93,8 +93,10 @@ lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy target_spotify_conversions
 
+# The target against a realistic API (0, 50, 250 ms answers; a 10,000 events/s limit).
+BENCH_ARGS ?= --scenarios
 bench:
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 readme: $(VENV_STAMP)
 	$(PY) scripts/update_readme.py

@@ -100,16 +100,18 @@ class RunResult:
 class FakeProcess:
     """`spotify-capi-sandbox --count-only` in a separate process (its own GIL)."""
 
-    def __init__(self, latency: float, log: Path) -> None:
+    def __init__(self, latency: float, log: Path, extra: list[str] | None = None) -> None:
         self.latency = latency
         self.log = log
+        self.extra = extra or []  # more sandbox options: --events-per-second, --refuse-for
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.final_stats: dict[str, Any] | None = None
 
     def __enter__(self) -> FakeProcess:
         cmd = [PY, "-m", "target_spotify_conversions.sandbox", "--port", "0", "--token", TOKEN,
-               "--connection-id", CONNECTION_ID, "--count-only", "--latency", str(self.latency)]
+               "--connection-id", CONNECTION_ID, "--count-only", "--latency", str(self.latency),
+               *self.extra]
         with self.log.open("w") as err:
             self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=err,
                                          text=True)
@@ -251,11 +253,13 @@ def capacity_check(fake: FakeProcess, bodies: list[bytes], threads: int,
 
 # Prefix of every target and no-op command (`--one-core`: taskset -c 0).
 PREFIX: list[str] = []
+LAST_CPU_SECONDS = [0.0]  # CPU seconds of the last child run_child waited for
 
 
 def run_child(cmd: list[str], stdin: Path, log: Path, cwd: Path,
               timeout: float) -> tuple[int, float, float, float]:
     """Exit code, wall seconds (spawn to exit), peak RSS and peak PSS in MB of one child.
+    Its CPU seconds (user + system, its own children included) go to LAST_CPU_SECONDS.
 
     The RSS peak is the larger of the child's own ru_maxrss and the sampled sum of the RSS of
     the child and its own children (the target maps records in child processes of its own);
@@ -279,6 +283,9 @@ def run_child(cmd: list[str], stdin: Path, log: Path, cwd: Path,
         seconds = time.perf_counter() - t0
         sampler.join(timeout=1)
     proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
+    # wait4's usage holds the child's own CPU and that of every descendant it waited for
+    # (the mapping workers): all the target's processes.
+    LAST_CPU_SECONDS[0] = usage.ru_utime + usage.ru_stime
     return proc.returncode, seconds, max(usage.ru_maxrss / MB, tree_peak[0]), tree_peak[1]
 
 
@@ -339,15 +346,19 @@ def summary_counts(log: Path) -> dict[str, str]:
 
 
 def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
-               latency: float, timeout: float, settings: dict[str, Any]) -> RunResult:
-    rundir = workdir / f"target-{n}" if n else workdir / "target-empty"
+               latency: float, timeout: float, settings: dict[str, Any],
+               fake_options: list[str] | None = None, name: str = "") -> RunResult:
+    rundir = workdir / (f"target-{name}{n}" if n else "target-empty")
     rundir.mkdir()
     log = rundir / "stderr.log"
-    with FakeProcess(latency, rundir / "fake.log") as fake:
+    with FakeProcess(latency, rundir / "fake.log", fake_options) as fake:
         config = {"api_url": fake.url, "auth_token": TOKEN, "capi_connection_id": CONNECTION_ID,
-                  **settings}
+                  "summary_file": "summary.json", **settings}
         (rundir / "config.json").write_text(json.dumps(config))
-        before = fake.stats()
+        # A fake that refuses connections at first is fresh: it has counted nothing yet
+        refusing = bool(fake_options and "--refuse-for" in fake_options)
+        before = {"requests": 0, "unique_count": 0, "accepted_count": 0, "statuses": {}} \
+            if refusing else fake.stats()
         cpu0 = fake.cpu_seconds()
         code, seconds, rss, pss = run_child([str(TARGET_BIN), "--config", "config.json"],
                                             input_path, log, rundir, timeout)
@@ -359,7 +370,11 @@ def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
     where = f"target run {n} (log: {log})"
     if code != 0:
         raise BenchError(f"{where} exited {code}; the end of its log:\n{tail(log)}")
-    statuses = {k: v for k, v in after["statuses"].items() if k != "200"}
+    # 429s are the point of a rate-limited fake; anything else but 200 is a failure
+    throttled = int(after["statuses"].get("429", 0)) - int(before["statuses"].get("429", 0))
+    limited = bool(fake_options and "--events-per-second" in fake_options)
+    statuses = {k: v for k, v in after["statuses"].items()
+                if k != "200" and not (limited and k == "429")}
     problems = []
     if unique != meta["valid"]:
         problems.append(f"the fake received {unique} unique event ids, the input has "
@@ -378,8 +393,13 @@ def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
             problems.append(f"the target's summary says '{key}: {got}', expected {value}")
     if problems:
         raise BenchError(f"{where}: " + "; ".join(problems))
+    report = json.loads((rundir / "summary.json").read_text())
+    flight = report.get("in_flight") or {}
+    extra = {"cpu_s": round(LAST_CPU_SECONDS[0], 2), "answered_429": throttled,
+             "in_flight_max": flight.get("max"), "in_flight_median": flight.get("median"),
+             "latency": report.get("answer_latency_seconds")}
     return RunResult(n, "target", seconds, meta["events"] / seconds, rss, pss, requests, unique,
-                     100 * cpu / seconds, str(log))
+                     100 * cpu / seconds, str(log), extra)
 
 
 def run_noop(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
@@ -558,6 +578,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the physical floor: decode, hash, encode, one core")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--scenarios", action="store_true",
+                        help="the target against a realistic API: answers in 0, 50, 250 ms, "
+                             "and a limit of 10,000 events/s with 80 ms answers")
+    parser.add_argument("--outage", type=float, default=0.0, metavar="SECONDS",
+                        help="with --scenarios: also a run whose fake refuses connections for "
+                             "its first SECONDS (e.g. 90)")
     args = parser.parse_args(argv)
     if args.events < 1 or args.repeats < 1:
         parser.error("--events and --repeats must be at least 1")
@@ -565,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="spotify-bench-"))
     failed = False
     try:
-        report = bench(args, workdir)
+        report = scenarios(args, workdir) if args.scenarios else bench(args, workdir)
     except BenchError as exc:
         print(f"\nBENCHMARK FAILED: {exc}\n(work directory kept: {workdir})", flush=True)
         failed = True
@@ -580,6 +606,91 @@ def main(argv: list[str] | None = None) -> int:
     elif args.keep:
         print(f"work directory: {workdir}")
     return 1 if failed else 0
+
+
+# The realistic API of `--scenarios`: (name, answer latency in s, extra sandbox options).
+SCENARIOS: list[tuple[str, float, list[str]]] = [
+    ("instant", 0.0, []),
+    ("50 ms", 0.05, []),
+    ("250 ms", 0.25, []),
+    ("10k/s limit, 80 ms", 0.08, ["--events-per-second", "10000"]),
+]
+# Goals of issue 24 (medians, defaults, quiet 2-core machine).
+GOAL_SLOW_SHARE = 0.80  # 250 ms: at least this share of the instant rate
+GOAL_LIMIT_SHARE = 0.90  # 10k/s limit: at least this share of the limit ...
+GOAL_MAX_429_SHARE = 0.10  # ... with at most this share of requests answered 429
+GOAL_CPU_PER_MILLION = 25.0  # CPU-s per million events, instant API, clean input
+
+
+def scenarios(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """The target (defaults) against the fake as a distant or rate-limited API: events/s,
+    requests in flight, 429s and CPU seconds per million events, each scenario in turn."""
+    say = lambda text="": print(text, flush=True)  # noqa: E731
+    input_path = workdir / "events.jsonl"
+    meta_path = workdir / "events.meta.json"
+    gen = [PY, str(REPO / "sample" / "make_events.py"), "--events", str(args.events), "--seed",
+           str(args.seed), "--out", str(input_path), "--meta", str(meta_path)]
+    if args.input == "clean":
+        gen.append("--clean")
+    subprocess.run(gen, check=True, stdout=subprocess.DEVNULL)
+    meta = json.loads(meta_path.read_text())
+    settings = dict(args.settings)
+    plan = list(SCENARIOS)
+    if args.outage > 0:
+        plan.append((f"refused {args.outage:g} s", 0.0, ["--refuse-for", str(args.outage)]))
+    say(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
+        f"input {args.input}, {meta['events']:,} events ({meta['valid']:,} valid); target "
+        f"defaults{'; settings ' + json.dumps(settings) if settings else ''}; "
+        f"{args.repeats} repeat(s)")
+    rows: dict[str, list[RunResult]] = {}
+    for n in range(1, args.repeats + 1):
+        for name, latency, options in plan:
+            slug = "".join(c if c.isalnum() else "-" for c in name) + "-"
+            result = run_target(n, workdir, input_path, meta, latency, args.timeout, settings,
+                                options, slug)
+            rows.setdefault(name, []).append(result)
+            say(f"  repeat {n} {name:<20} {result.events_per_s:9,.0f} events/s  "
+                f"in flight max {result.extra['in_flight_max']}, median "
+                f"{result.extra['in_flight_median']}  429s {result.extra['answered_429']}  "
+                f"CPU {result.extra['cpu_s']:.1f} s  load {os.getloadavg()[0]:.2f}")
+    say()
+    say("| API | events/s | of instant | in flight max / median | 429s (share of requests) "
+        "| CPU-s per million events |")
+    say("|---|---|---|---|---|---|")
+    figures: dict[str, dict[str, float]] = {}
+    for name, results in rows.items():
+        rate = statistics.median(r.events_per_s for r in results)
+        requests = statistics.median(r.requests or 0 for r in results)
+        throttled = statistics.median(r.extra["answered_429"] for r in results)
+        cpu = statistics.median(r.extra["cpu_s"] for r in results) / meta["events"] * 1e6
+        most = statistics.median(r.extra["in_flight_max"] or 0 for r in results)
+        median = statistics.median(r.extra["in_flight_median"] or 0 for r in results)
+        figures[name] = {"events_per_s": rate, "requests": requests, "answered_429": throttled,
+                         "cpu_per_million": cpu, "in_flight_max": most,
+                         "in_flight_median": median}
+        share = rate / figures["instant"]["events_per_s"]
+        say(f"| {name} | {rate:,.0f} | {share:.0%} | {most:g} / {median:g} | {throttled:g} "
+            f"({throttled / max(requests, 1):.1%}) | {cpu:.1f} |")
+    say()
+    slow, limited = figures["250 ms"], figures["10k/s limit, 80 ms"]
+    instant = figures["instant"]
+    slow_share = slow["events_per_s"] / instant["events_per_s"]
+    limit_share = limited["events_per_s"] / 10_000
+    share_429 = limited["answered_429"] / max(limited["requests"], 1)
+    say(f"goals (medians; the issue states them for a quiet 2-core machine; load average now "
+        f"{os.getloadavg()[0]:.2f}):")
+    say(f"  250 ms >= {GOAL_SLOW_SHARE:.0%} of instant: {slow_share:.0%} -> "
+        f"{verdict(slow_share >= GOAL_SLOW_SHARE)}")
+    say(f"  10k/s limit: >= {GOAL_LIMIT_SHARE:.0%} of it: {limit_share:.0%} -> "
+        f"{verdict(limit_share >= GOAL_LIMIT_SHARE)}; <= {GOAL_MAX_429_SHARE:.0%} of requests "
+        f"429: {share_429:.1%} -> {verdict(share_429 <= GOAL_MAX_429_SHARE)}")
+    say(f"  CPU <= {GOAL_CPU_PER_MILLION:g} s per million events (instant"
+        f"{'' if args.input == 'clean' else '; the goal is for --input clean'}): "
+        f"{instant['cpu_per_million']:.1f} -> "
+        f"{verdict(instant['cpu_per_million'] <= GOAL_CPU_PER_MILLION)}")
+    return {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "input": meta, "scenarios": figures,
+            "runs": {name: [asdict(r) for r in results] for name, results in rows.items()}}
 
 
 def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

@@ -18,11 +18,13 @@ import time
 import urllib.parse
 from collections.abc import Callable
 
-import backoff
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from .concurrency import ConcurrencyLimit, Slot
+from .report import RequestCounts
+from .retries import BACKOFF_FACTOR, DEFAULT_MAX_RETRIES, backoff_waits
 from .transport import Answer, DeliveryError
 
 logger = logging.getLogger(__name__)
@@ -32,8 +34,6 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # page, or a hostile server, may send gigabytes.
 MAX_ANSWER_BYTES = 16_384
 MAX_RETRY_AFTER = 600.0  # a server asking for more than 10 minutes is capped, and logged
-BACKOFF_FACTOR = 1.0
-BACKOFF_MAX = 60.0
 
 
 class AuthError(DeliveryError):
@@ -169,9 +169,12 @@ def _tracked_adapter(sockets: _Sockets) -> HTTPAdapter:
 
 
 class _Transient(Exception):
-    def __init__(self, why: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, why: str, retry_after: float | None = None, status: int | None = None
+    ) -> None:
         super().__init__(why)
         self.retry_after = retry_after
+        self.status = status  # None: no answer (timeout, connection error)
 
 
 class CapiClient:
@@ -183,8 +186,10 @@ class CapiClient:
         token: str,
         *,
         timeout: float = 30.0,
-        max_retries: int = 8,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         backoff_factor: float = BACKOFF_FACTOR,
+        limit: ConcurrencyLimit | None = None,
+        counts: RequestCounts | None = None,
     ) -> None:
         self.api_url = api_url
         self._token = token
@@ -196,12 +201,16 @@ class CapiClient:
         self._gate_lock = threading.Lock()
         self._not_before = 0.0  # monotonic time before which no request may start
         self._stop = threading.Event()
+        # The run is failing (not just stopping): nothing may wait for a place in flight.
+        self._failing = threading.Event()
         self._sockets = _Sockets()
         self._watchdog = _Watchdog(self._sockets.cut)
         parts = urllib.parse.urlsplit(api_url)
         self._where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-        self.requests_made = 0
-        self.retries = 0
+        # Requests in flight follow the API's answers (concurrency.py); counts go to the
+        # run's report. Each client has its own limit: one per destination.
+        self.limit = limit or ConcurrencyLimit(1_000_000, adaptive=False)
+        self.counts = counts or RequestCounts()
 
     def abort(self) -> None:
         """Make every waiting or future request give up: no retry, no wait for a gate."""
@@ -210,6 +219,7 @@ class CapiClient:
     def cut_in_flight(self) -> None:
         """End every request in flight at once: the run is failing, nothing more may arrive."""
         self._stop.set()
+        self._failing.set()
         self._sockets.cut()
 
     def close(self) -> None:
@@ -221,17 +231,17 @@ class CapiClient:
             session.close()
 
     def post(self, body: bytes, event_count: int) -> Answer:
-        """POST one body, retrying transient failures with full-jitter exponential backoff.
+        """POST one body, retrying transient failures with exponential backoff (a floor under
+        the jitter: see `backoff_waits`).
 
         Retry-After is honoured for every thread, not just the one that was told, because a
         rate limit applies to the whole connection.
         """
-        delays = backoff.expo(factor=self._backoff_factor, max_value=BACKOFF_MAX)
-        next(delays)  # the generator's first value is the priming 0
+        delays = backoff_waits(self._max_retries, factor=self._backoff_factor)
         for attempt in range(self._max_retries + 1):
             self._wait_for_gate()
             try:
-                return self._post_once(body)
+                return self._post_limited(body)
             except _Transient as exc:
                 if attempt == self._max_retries:
                     raise DeliveryError(
@@ -239,10 +249,10 @@ class CapiClient:
                         f"attempts; last answer: {exc}. Nothing after the last STATE was "
                         "checkpointed; a re-run resends with the same event ids."
                     ) from None
-                wait = max(backoff.full_jitter(next(delays)), exc.retry_after or 0.0)
+                wait = max(delays[attempt], exc.retry_after or 0.0)
                 if exc.retry_after:
                     self._hold_all(exc.retry_after)
-                self.retries += 1
+                self.counts.retried()
                 logger.warning(
                     "Request of %d events: %s; retry %d of %d in %.1f s",
                     event_count,
@@ -255,10 +265,31 @@ class CapiClient:
                     raise Aborted("stopped retrying: the run is failing") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _post_limited(self, body: bytes) -> Answer:
+        """One attempt, once the limit on requests in flight lets it go; its answer (or its
+        failure) teaches the limit and is counted."""
+        # After a stop what was read is still sent, once: it waits for a place as before.
+        slot = self.limit.acquire(self._failing)
+        if slot is None:
+            raise Aborted("stopped waiting: the run is failing")
+        self.counts.sent(slot.in_flight, slot.limit)
+        try:
+            answer = self._post_once(body)
+        except _Transient as exc:
+            self._answered(slot, exc.status, ok=False)
+            raise
+        except BaseException:
+            self._answered(slot, None, ok=None)
+            raise
+        self._answered(slot, answer.status, ok=True)
+        return answer
+
+    def _answered(self, slot: Slot, status: int | None, *, ok: bool | None) -> None:
+        seconds = self.limit.release(slot, ok=None if self._stop.is_set() else ok)
+        self.counts.answered(seconds, status)
+
     def _post_once(self, body: bytes) -> Answer:
         """One attempt, bounded as a whole by `request_timeout` (connect, send, full answer)."""
-        with self._gate_lock:
-            self.requests_made += 1
         deadline = self._watchdog.arm(self._timeout)
         try:
             try:
@@ -306,7 +337,7 @@ class CapiClient:
         if 200 <= status < 300 or status in (400, 413):
             return Answer(status, api_message(text))
         if status in TRANSIENT_STATUSES or status >= 500:
-            raise _Transient(f"HTTP {status}", retry_after(response))
+            raise _Transient(f"HTTP {status}", retry_after(response), status)
         message = api_message(text)
         if status == 401:
             raise AuthError(

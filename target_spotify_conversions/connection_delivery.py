@@ -103,17 +103,9 @@ class ConnectionDeliveries:
         for transport in self.transports.values():
             transport.close()
 
-    @property
-    def requests_made(self) -> int:
-        return sum(transport.requests_made for transport in self.transports.values())
-
-    @property
-    def retries(self) -> int:
-        return sum(transport.retries for transport in self.transports.values())
-
     def requests_by_connection(self) -> dict[str, tuple[int, int]]:
         """Requests and retries of each connection."""
         return {
-            name: (transport.requests_made, transport.retries)
+            name: (transport.counts.requests, transport.counts.retries)
             for name, transport in self.transports.items()
         }

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from .concurrency import START, ConcurrencyLimit
 from .problems import Problem
 from .transport import (
     MAX_BODY_BYTES,
@@ -67,6 +68,7 @@ class Delivery:
         events_per_request: int,
         max_concurrent_requests: int,
         on_outcome: Callable[[Outcome], None],
+        limit: ConcurrencyLimit | None = None,
     ) -> None:
         self.transport = transport
         self._connection_id = connection_id
@@ -74,8 +76,8 @@ class Delivery:
         self._envelope = envelope_size(connection_id)
         self._on_outcome = on_outcome
         self._pool = cf.ThreadPoolExecutor(max_concurrent_requests, thread_name_prefix="capi")
-        # Twice the workers: the next request is ready the moment a worker frees up.
-        self._max_in_flight = 2 * max_concurrent_requests
+        # The transport's limit on requests in flight (it may follow the API's answers).
+        self._limit = limit or ConcurrencyLimit(max_concurrent_requests, adaptive=False)
         self._in_flight: dict[cf.Future[Outcome], int] = {}  # request -> its first record
         self._held_in_flight: dict[cf.Future[Outcome], int] = {}  # request -> its raw bytes
         self._items: list[Pending] = []
@@ -111,7 +113,7 @@ class Delivery:
         """Send the partial request, if any, without waiting for it."""
         if not self._items:
             return
-        while len(self._in_flight) >= self._max_in_flight or (  # the items stay unfinished
+        while len(self._in_flight) >= self._max_in_flight() or (  # the items stay unfinished
             self._in_flight and sum(self._held_in_flight.values()) + self._held > HELD_BYTES
         ):
             self._collect(cf.FIRST_COMPLETED)
@@ -137,6 +139,12 @@ class Delivery:
         if abandon:
             self.transport.cut_in_flight()
         self._pool.shutdown(wait=True, cancel_futures=abandon)
+
+    def _max_in_flight(self) -> int:
+        """Twice the limit, and never fewer than twice the starting limit: the next request is
+        ready the moment one may start, a limit cut low does not stall the reading, and no
+        more events wait in memory than the API takes in two rounds."""
+        return 2 * max(self._limit.limit, min(START, self._limit.cap))
 
     def _collect(self, return_when: str | None) -> None:
         if return_when is None:

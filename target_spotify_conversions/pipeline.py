@@ -25,13 +25,14 @@ import msgspec
 from .checkpoints import Checkpoints
 from .chunk_codec import decode_raw
 from .client import CapiClient
+from .concurrency import ConcurrencyLimit
 from .connection_delivery import ConnectionDeliveries
 from .delivery import Delivery, Outcome, Pending
 from .flattening import FlattenedIdentifiers, names_read
 from .mapping import INPUT_PROPERTIES, EventMapper
 from .problems import Problem
 from .rejects import Rejects
-from .report import RunReport, SummaryFileError, summary_file_failed
+from .report import RequestCounts, RunReport, SummaryFileError, summary_file_failed
 from .routing import router_for
 from .settings import Connection, Settings, dry_run_path
 from .transport import DryRunFile, Transport
@@ -118,9 +119,28 @@ class Pipeline:
         )
         self._flattened = _flattened_identifiers(settings)
         connections = settings.all_connections()
+        # Each connection has its own limit on requests in flight (one's 429 does not slow the
+        # others) and its own counts, which add up in the report's.
+        self._limits = {
+            name: ConcurrencyLimit(
+                settings.max_concurrent_requests, adaptive=settings.adaptive_concurrency
+            )
+            for name in connections
+        }
+        self.report.requests.limited(
+            settings.max_concurrent_requests, adaptive=settings.adaptive_concurrency
+        )
         self.delivery = ConnectionDeliveries(  # one Delivery per connection, made when needed
             {name: connection.connection_id for name, connection in connections.items()},
-            {name: _transport(settings, connection) for name, connection in connections.items()},
+            {
+                name: _transport(
+                    settings,
+                    connection,
+                    self._limits[name],
+                    RequestCounts(parent=self.report.requests),
+                )
+                for name, connection in connections.items()
+            },
             self._delivery,
             named=self._named,
         )
@@ -133,6 +153,7 @@ class Pipeline:
             events_per_request=self.settings.events_per_request,
             max_concurrent_requests=self.settings.max_concurrent_requests,
             on_outcome=lambda outcome: self._on_outcome(outcome, connection),
+            limit=self._limits[connection],
         )
 
     def process(
@@ -370,13 +391,12 @@ class Pipeline:
     def _summary(self, outcome: str) -> None:
         if self._named:
             self.report.connection_requests(self.delivery.requests_by_connection())
-        requests, retries = self.delivery.requests_made, self.delivery.retries
         if self._flattened is not None:
             self.report.hints += self._flattened.hints()
-        self.report.log_summary(requests, retries, outcome)
+        self.report.log_summary(outcome)
         if self.settings.summary_file:
             try:
-                self.report.write_file(self.settings.summary_file, requests, retries, outcome)
+                self.report.write_file(self.settings.summary_file, outcome)
             except OSError as exc:
                 if outcome != "completed":  # the run fails anyway, with its own message
                     self._logger.error("%s", summary_file_failed(exc, outcome))
@@ -395,12 +415,16 @@ def _flattened_identifiers(settings: Settings) -> FlattenedIdentifiers | None:
     return FlattenedIdentifiers(options.flattened_by, read)
 
 
-def _transport(settings: Settings, connection: Connection) -> Transport:
+def _transport(
+    settings: Settings, connection: Connection, limit: ConcurrencyLimit, counts: RequestCounts
+) -> Transport:
     if settings.dry_run:
-        return DryRunFile(dry_run_path(settings.dry_run_file, connection.name))
+        return DryRunFile(dry_run_path(settings.dry_run_file, connection.name), counts)
     return CapiClient(
         settings.api_url,
         connection.auth_token,
         timeout=settings.request_timeout,
         max_retries=settings.max_retries,
+        limit=limit,
+        counts=counts,
     )

@@ -11,7 +11,10 @@ import contextlib
 import json
 import logging
 import os
+import random
+import statistics
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -26,6 +29,9 @@ PROGRESS_EVERY_SECONDS = 10.0
 LOGGED_PER_KIND = 5
 # Event ids kept per reason or kind in the summary file, to find the rows.
 SAMPLES_PER_KIND = 5
+# Answer latencies and in-flight counts kept to compute medians: a uniform sample of this
+# many (reservoir sampling), so a run of millions of requests keeps a few kilobytes.
+KEPT_SAMPLES = 10_000
 
 
 # Which property a warning kind is about, for the log line (the kind itself says why).
@@ -60,6 +66,143 @@ def unmatched_stream_maps(stream_maps: Mapping[str, Any], seen: Iterable[str]) -
     return unmatched
 
 
+class _Reservoir:
+    """A uniform sample of at most KEPT_SAMPLES values (Vitter's algorithm R), seeded: the
+    same run gives the same figures."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self._seen = 0
+        self._rng = random.Random(0)
+
+    def add(self, value: float) -> None:
+        self._seen += 1
+        if len(self.values) < KEPT_SAMPLES:
+            self.values.append(value)
+            return
+        index = self._rng.randrange(self._seen)
+        if index < KEPT_SAMPLES:
+            self.values[index] = value
+
+    def quantile(self, share: float) -> float | None:
+        if not self.values:
+            return None
+        ordered = sorted(self.values)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+    def median(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
+
+
+class RequestCounts:
+    """Every count the request threads make, behind one lock: requests sent, retries, 429
+    answers, answer latencies, requests in flight and the limit on them.
+
+    The transport calls it from any number of threads; the summary reads it at the end.
+    """
+
+    def __init__(self, parent: RequestCounts | None = None) -> None:
+        """`parent`: the run's counts, which a connection's add up into (several connections)."""
+        self._parent = parent
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.throttled = 0  # answers 429
+        self._latencies = _Reservoir()
+        self._in_flight = _Reservoir()
+        self.most_in_flight = 0
+        self.limits: tuple[int, int] | None = None  # lowest and highest limit requests saw
+        self.cap: int | None = None
+        self.adaptive = False
+
+    def limited(self, cap: int, *, adaptive: bool) -> None:
+        """The limit on requests in flight this run works with."""
+        with self._lock:
+            self.cap, self.adaptive = cap, adaptive
+
+    def sent(self, in_flight: int | None = None, limit: int | None = None) -> None:
+        """One request (a first attempt or a retry) started, with `in_flight` requests in
+        flight, itself included, under `limit`."""
+        if self._parent is not None:
+            self._parent.sent(in_flight, limit)
+        with self._lock:
+            self.requests += 1
+            if in_flight is not None:
+                self._in_flight.add(in_flight)
+                self.most_in_flight = max(self.most_in_flight, in_flight)
+            if limit is not None:
+                low, high = self.limits or (limit, limit)
+                self.limits = (min(low, limit), max(high, limit))
+
+    def answered(self, seconds: float, status: int | None) -> None:
+        """An answer came (status None: a connection error or timeout) after `seconds`."""
+        if self._parent is not None:
+            self._parent.answered(seconds, status)
+        with self._lock:
+            if status is not None:
+                self._latencies.add(seconds)
+            if status == 429:
+                self.throttled += 1
+
+    def retried(self) -> None:
+        if self._parent is not None:
+            self._parent.retried()
+        with self._lock:
+            self.retries += 1
+
+    def latency(self) -> dict[str, float] | None:
+        """Median and 95th percentile of the answers' latency, in seconds."""
+        with self._lock:
+            median, p95 = self._latencies.median(), self._latencies.quantile(0.95)
+        if median is None or p95 is None:
+            return None
+        return {"median": round(median, 4), "p95": round(p95, 4)}
+
+    def in_flight(self) -> dict[str, Any] | None:
+        """Requests in flight as each request started (median, most), and the limit's range."""
+        with self._lock:
+            median = self._in_flight.median()
+            if median is None or self.limits is None:
+                return None
+            return {
+                "median": median,
+                "max": self.most_in_flight,
+                "limit_min": self.limits[0],
+                "limit_max": self.limits[1],
+                "cap": self.cap,
+                "adaptive": self.adaptive,
+            }
+
+    def summary_lines(self) -> list[str]:
+        """The request lines of the closing summary."""
+        lines = [f"requests: {self.requests} (retries: {self.retries})"]
+        if self.throttled:
+            lines.append(f"requests answered 429 (rate limited): {self.throttled}")
+        flight = self.in_flight()
+        if flight is not None:
+            how = "adaptive" if flight["adaptive"] else "fixed"
+            lines.append(
+                f"requests in flight: median {flight['median']:g}, at most {flight['max']}; "
+                f"limit {flight['limit_min']} to {flight['limit_max']} ({how}, cap {flight['cap']})"
+            )
+        latency = self.latency()
+        if latency is not None:
+            lines.append(
+                f"answer latency: median {latency['median']:.3f} s, p95 {latency['p95']:.3f} s"
+            )
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary file's request fields."""
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "answered_429": self.throttled,
+            "in_flight": self.in_flight(),
+            "answer_latency_seconds": self.latency(),
+        }
+
+
 class RunReport:
     """What the summary prints and the summary file holds; counters and ids, no personal data."""
 
@@ -83,6 +226,7 @@ class RunReport:
         self.hints: list[str] = []
         # With several connections: what each one got (delivered, rejected, coverage).
         self.connections: dict[str, ConnectionCounts] = {}
+        self.requests = RequestCounts()  # handed to the transport, which counts into it
 
     # --- counting ---------------------------------------------------------------------------
 
@@ -223,7 +367,7 @@ class RunReport:
 
     # --- the end of the run -----------------------------------------------------------------
 
-    def summary_lines(self, requests: int, retries: int, outcome: str) -> list[str]:
+    def summary_lines(self, outcome: str) -> list[str]:
         """The closing summary, one fact per line, each starting with 'summary:' for grep."""
         coverage = self.identifier_coverage()
         if self.dry_run:
@@ -245,7 +389,7 @@ class RunReport:
             f"rejects and warnings not logged one by one: {self.not_logged}",
             "identifier coverage: "
             + ", ".join(f"{name} {share:.1%}" for name, share in coverage.items()),
-            f"requests: {requests} (retries: {retries})",
+            *self.requests.summary_lines(),
             f"seconds: {self.seconds():.1f} ({self.rate():.0f} events/s)",
             *[
                 counts.summary_line(name, self.sent_verb)
@@ -254,13 +398,13 @@ class RunReport:
         ]
         return ["summary: " + line for line in lines]
 
-    def log_summary(self, requests: int, retries: int, outcome: str) -> None:
-        for line in self.summary_lines(requests, retries, outcome):
+    def log_summary(self, outcome: str) -> None:
+        for line in self.summary_lines(outcome):
             self._logger.info(line)
         for hint in self.stream_hints():
             self._logger.warning("Hint: %s", hint)
 
-    def as_dict(self, requests: int, retries: int, outcome: str) -> dict[str, Any]:
+    def as_dict(self, outcome: str) -> dict[str, Any]:
         """The summary file's content; its field names are a stable interface."""
         return {
             "outcome": outcome,
@@ -274,8 +418,7 @@ class RunReport:
             "warnings_by_kind": dict(sorted(self.warnings.items())),
             "not_logged_one_by_one": self.not_logged,
             "identifier_coverage": self.identifier_coverage(),
-            "requests": requests,
-            "retries": retries,
+            **self.requests.as_dict(),
             "seconds": round(self.seconds(), 3),
             "sample_event_ids": self.samples,
             "hints": self.stream_hints(),
@@ -286,13 +429,13 @@ class RunReport:
             ),
         }
 
-    def write_file(self, path: str, requests: int, retries: int, outcome: str) -> None:
+    def write_file(self, path: str, outcome: str) -> None:
         """Write the summary file whole or not at all: a reader never sees half of it, and a
         failure (a full disk) leaves the earlier file as it was and no temporary file: written
         beside it, synced to disk, then renamed over it; removed if any step fails."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.as_dict(requests, retries, outcome), indent=2, sort_keys=False)
+        text = json.dumps(self.as_dict(outcome), indent=2, sort_keys=False)
         fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
             os.fchmod(fd, 0o644)  # as a plain new file gets (mkstemp makes it 0600)
@@ -305,7 +448,6 @@ class RunReport:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             raise
-
 
 
 def coverage(masks: Mapping[int, int]) -> dict[str, float]:

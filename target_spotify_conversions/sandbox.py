@@ -5,13 +5,15 @@ target's delivery code (docs/contract.md §6) is exercised against this server i
 every request against the published contract (and records each breach in
 ``contract_violations`` so a test can assert there were none), records what it accepted, and
 injects the faults the real API may produce: 5xx, 429 with Retry-After, dropped connections,
-latency, outages and 4xx refusals of single events.
+latency, a rate limit in events per second, outages (refused connections at start, or 5xx)
+and 4xx refusals of single events.
 
 Standard library only (plus pycountry and msgspec, dependencies of the project), so it also
 runs as a stand-alone process, for users rehearsing a pipeline offline and for benchmarks::
 
     spotify-capi-sandbox --port 8765 --token T --connection-id C [--count-only]
-                         [--credential T2=C2 ...]
+                         [--credential T2=C2 ...] [--latency S] [--events-per-second N]
+                         [--refuse-for S]
 
 prints ``URL <url>`` (point the target's api_url at it, auth_token T, capi_connection_id C),
 answers an event that breaks the contract with 400 naming the field, serves JSON counts at
@@ -419,6 +421,7 @@ class _Config:
     latency: float = 0.0
     max_events: int | None = None
     max_body_bytes: int | None = 1_000_000
+    events_per_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -506,9 +509,12 @@ class FakeSpotify:
         seed: int = 0,
         port: int = 0,
         credentials: Mapping[str, str] | None = None,
+        refuse_for: float = 0.0,
     ) -> None:
         """`token` and `connection_id`: the one pair most tests need; `credentials`: more
-        pairs, token to connection id (several CAPI connections, each with its own token)."""
+        pairs, token to connection id (several CAPI connections, each with its own token).
+        refuse_for: seconds after start() during which connections are refused (the port
+        is bound, so it stays this server's, but nothing listens): an outage at start."""
         pairs = {token: connection_id, **(credentials or {})}
         if not all(_UUID.fullmatch(cid) for cid in pairs.values()):
             raise ValueError("connection_id must be a UUID (the real API's connection ids are)")
@@ -517,6 +523,11 @@ class FakeSpotify:
         self.credentials = pairs
         self.count_only = count_only
         self._port = port
+        self._refuse_for = refuse_for
+        self._stopping = threading.Event()
+        self._listening = False
+        self._tokens = 0.0  # the rate limit's bucket (events), filled to one second's worth
+        self._tokens_at: float | None = None
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._cfg = _Config()
@@ -556,27 +567,53 @@ class FakeSpotify:
     # ---- life cycle ------------------------------------------------------------------------
 
     def start(self) -> FakeSpotify:
-        """Bind 127.0.0.1 (port 0 = any free port) and serve in a daemon thread."""
+        """Bind 127.0.0.1 (port 0 = any free port) and serve in a daemon thread (after
+        `refuse_for` seconds of refused connections, if set)."""
         if self._server is not None:
             raise RuntimeError("already started")
-        server = _Server(("127.0.0.1", self._port), _Handler)
+        server = _Server(("127.0.0.1", self._port), _Handler, bind_and_activate=False)
+        try:
+            server.server_bind()
+        except OSError:
+            server.server_close()
+            raise
         server.fake = self
         self._server = server
+        self._stopping.clear()
+        if self._refuse_for <= 0:
+            self._listen(server)  # before start() returns: a client may connect at once
         self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.01},  # stop() waits for one poll
-            name="fake-spotify",
-            daemon=True,
+            target=self._serve, args=(server,), name="fake-spotify", daemon=True
         )
         self._thread.start()
         return self
+
+    def _serve(self, server: _Server) -> None:
+        """Listen (after the outage at start, if any) and serve until stop()."""
+        refusing = self._refuse_for > 0
+        if refusing and (self._stopping.wait(self._refuse_for) or not self._listen(server)):
+            return
+        server.serve_forever(poll_interval=0.01)  # stop() waits for one poll
+
+    def _listen(self, server: _Server) -> bool:
+        """Start listening, unless stop() came first."""
+        with self._lock:
+            if self._stopping.is_set():
+                return False
+            server.server_activate()
+            self._listening = True
+            return True
 
     def stop(self) -> None:
         """Stop serving and close kept-alive connections too, so clients see the server go."""
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
+        with self._lock:
+            self._stopping.set()
+            listening, self._listening = self._listening, False
+        if listening:
+            server.shutdown()
         server.server_close()
         with self._lock:
             conns = list(self._open_conns)
@@ -695,12 +732,15 @@ class FakeSpotify:
         latency: float = 0.0,
         max_events: int | None = None,
         max_body_bytes: int | None = 1_000_000,
+        events_per_second: float | None = None,
     ) -> None:
         """Replace ALL these settings at once (an argument left out returns to its default).
 
         p_*: per-request probabilities (sum <= 1). retry_after: seconds announced on 429s
         (None: no header). latency: seconds to sleep before each answer. max_events /
-        max_body_bytes: larger requests get 413 (None: no limit).
+        max_body_bytes: larger requests get 413 (None: no limit). events_per_second: a rate
+        limit (a bucket of one second's worth of events, refilled continuously); a valid
+        request beyond it gets 429 with a Retry-After of the whole seconds until it would fit.
         """
         for p in (p_5xx, p_429, p_drop):
             if not 0.0 <= p <= 1.0:
@@ -709,9 +749,15 @@ class FakeSpotify:
             raise ValueError("p_5xx + p_429 + p_drop must not exceed 1")
         if (retry_after is not None and retry_after < 0) or latency < 0:
             raise ValueError("retry_after and latency must not be negative")
-        cfg = _Config(p_5xx, p_429, p_drop, retry_after, latency, max_events, max_body_bytes)
+        if events_per_second is not None and events_per_second <= 0:
+            raise ValueError("events_per_second must be positive")
+        cfg = _Config(
+            p_5xx, p_429, p_drop, retry_after, latency, max_events, max_body_bytes,
+            events_per_second,
+        )
         with self._lock:
             self._cfg = cfg
+            self._tokens, self._tokens_at = events_per_second or 0.0, None
 
     def fail_next(self, n: int, status: int, retry_after: float | None = None) -> None:
         """Answer the next n requests with `status` (FakeSpotify.DROP = close, no answer).
@@ -791,6 +837,20 @@ class FakeSpotify:
                 return _Fault("p_429", 429)
         return None
 
+    def _rate_limit(self, now: float, events: int, rate: float) -> _Fault | None:
+        """Take `events` from the bucket, or a 429 saying when they would fit (lock held).
+
+        The bucket holds one second's worth of events; a request larger than that passes
+        when the bucket is full, and leaves it in debt."""
+        if self._tokens_at is not None:
+            self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        needed = min(float(events), rate)
+        if self._tokens >= needed:
+            self._tokens -= events
+            return None
+        return _Fault("rate_limit", 429, (needed - self._tokens) / rate)
+
     def _check_retry_after(self, seq: int, arrival: float, auth: str) -> None:
         """Record a request that came while a Retry-After announced to its token was still
         running."""
@@ -834,6 +894,8 @@ class FakeSpotify:
             outcome = self._check_request(h, split.query, body, size, cfg)
             with self._lock:
                 fault = self._pick_fault(arrival)
+                if fault is None and 200 <= outcome.status < 300 and cfg.events_per_second:
+                    fault = self._rate_limit(arrival, len(outcome.event_ids), cfg.events_per_second)
             outcome = self._apply_fault(outcome, fault, cfg)
 
         if cfg.latency:
@@ -1164,6 +1226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-after", type=float, default=1.0)
     parser.add_argument("--max-events", type=int, default=None)
     parser.add_argument("--max-body-bytes", type=int, default=1_000_000)
+    parser.add_argument("--events-per-second", type=float, default=None)
+    parser.add_argument("--refuse-for", type=float, default=0.0)
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -1180,6 +1244,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         port=args.port,
         credentials=dict(pair.rpartition("=")[::2] for pair in args.credential),
+        refuse_for=args.refuse_for,
     )
     fake.configure(
         p_5xx=args.p_5xx,
@@ -1189,6 +1254,7 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         max_events=args.max_events,
         max_body_bytes=args.max_body_bytes,
+        events_per_second=args.events_per_second,
     )
     fake.start()
     print(f"URL {fake.url}", flush=True)

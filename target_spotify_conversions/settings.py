@@ -18,11 +18,13 @@ from typing import Any
 import pycountry
 from singer_sdk import typing as th
 
+from .concurrency import DEFAULT_MAX_IN_FLIGHT
 from .escaping import printable
 from .event_names import EventNameError, EventNameResolver
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
 from .output_paths import OutputPathError, check_distinct, check_output_path
+from .retries import DEFAULT_MAX_RETRIES, guaranteed_wait
 from .routing import DEFAULT_CONNECTION, NAME_PATTERN
 from .unreadable import MAX_LINE_BYTES
 from .wire import ANSWER_TIMEOUT
@@ -148,8 +150,17 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_concurrent_requests",
         th.IntegerType(minimum=1),
-        default=4,
-        description="POSTs in flight at once.",
+        default=DEFAULT_MAX_IN_FLIGHT,
+        description="The most POSTs in flight at once. With adaptive_concurrency the number "
+        "starts at 4 and follows the API's answers up to this cap; otherwise exactly this many.",
+    ),
+    th.Property(
+        "adaptive_concurrency",
+        th.BooleanType,
+        default=True,
+        description="Let the POSTs in flight grow while the API answers 2xx without slowing "
+        "down, and shrink at once on 429, 5xx, timeouts or rising latency. false: always "
+        "max_concurrent_requests.",
     ),
     th.Property(
         "mapping_processes",
@@ -183,8 +194,10 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_retries",
         th.IntegerType(minimum=0),
-        default=8,
-        description="Retries of one request before the run fails.",
+        default=DEFAULT_MAX_RETRIES,
+        description="Retries of one request before the run fails. Waits between tries double "
+        "from 0.5-1 s up to 30-60 s: the default 10 ride out at least "
+        f"{guaranteed_wait(DEFAULT_MAX_RETRIES):g} s of outage (refused connections, 5xx).",
     ),
     th.Property(
         "batch_wait_limit_seconds",
@@ -337,6 +350,7 @@ class Settings:
     batch_wait_limit_seconds: float = 5.0
     summary_file: str | None = None
     mapping_processes: int = 0
+    adaptive_concurrency: bool = True
     mapping_worker_timeout_seconds: float = ANSWER_TIMEOUT
     max_line_bytes: int = MAX_LINE_BYTES
     # Every connection by name, the top-level pair as `default` (routing.py); empty: only
@@ -383,6 +397,7 @@ class Settings:
             connections=connections,
             mapping_worker_timeout_seconds=float(config["mapping_worker_timeout_seconds"]),
             max_line_bytes=int(config["max_line_bytes"]),
+            adaptive_concurrency=bool(config["adaptive_concurrency"]),
         )._distinct_files()
 
     def _distinct_files(self) -> Settings:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .report import RequestCounts
+
 # Spotify takes at most this many bytes a request.
 MAX_BODY_BYTES = 1_000_000
 
@@ -33,10 +35,13 @@ class Answer:
 
 
 class Transport(Protocol):
-    """Something that takes request bodies from any number of threads."""
+    """Something that takes request bodies from any number of threads.
 
-    requests_made: int
-    retries: int
+    It counts what it does (requests, retries, latency, requests in flight) into the
+    `RequestCounts` it was given: report.py owns every count.
+    """
+
+    counts: RequestCounts
 
     def post(self, body: bytes, event_count: int) -> Answer:
         """Send one body of `event_count` events; transient failures are the transport's."""
@@ -58,17 +63,16 @@ class Transport(Protocol):
 class DryRunFile:
     """Writes each request body as one line instead of sending it."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, counts: RequestCounts | None = None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
         self._lock = threading.Lock()
-        self.requests_made = 0
-        self.retries = 0
+        self.counts = counts or RequestCounts()
 
     def post(self, body: bytes, event_count: int) -> Answer:
         with self._lock:
             self._file.write(body + b"\n")
-            self.requests_made += 1
+        self.counts.sent()
         return Answer(200, "dry run")
 
     def abort(self) -> None:

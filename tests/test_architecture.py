@@ -25,8 +25,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # the mapping workers: a chunk in, results out; the processes that run it
     ("chunk_codec", "worker_pool"),
     # the reading process's parts: input, settings, delivery, bookkeeping
-    ("messages", "reader", "batch_files", "stream_maps", "output_paths", "settings", "transport",
-     "client",
+    ("messages", "reader", "batch_files", "stream_maps", "output_paths", "settings", "retries",
+     "concurrency", "transport", "client",
      "delivery", "connection_delivery", "checkpoints", "report", "rejects", "sandbox"),
     # one run, outside the SDK
     ("pipeline",),

@@ -18,6 +18,7 @@ from target_spotify_conversions.client import (
     api_message,
     retry_after,
 )
+from target_spotify_conversions.concurrency import ConcurrencyLimit
 from target_spotify_conversions.sandbox import FakeSpotify
 from target_spotify_conversions.transport import body_of
 from tests.harness import CONNECTION_ID, TOKEN, wait_until
@@ -46,7 +47,7 @@ def test_transient_answers_are_retried_with_the_identical_body(fake):
     capi = client(fake)
     answer = capi.post(body_of(CONNECTION_ID, [EVENT]), 1)
     assert answer.ok
-    assert capi.retries == 3
+    assert capi.counts.retries == 3
     sizes = {request.body_size for request in fake.requests}
     assert len(sizes) == 1, "every attempt sent the same bytes"
     assert fake.retry_after_violations == []
@@ -65,7 +66,7 @@ def test_retry_after_holds_back_every_thread(fake):
     first = threading.Thread(target=capi.post, args=(body_of(CONNECTION_ID, [EVENT]), 1))
     first.start()
     # The client counts a retry once it has read the 429 and its Retry-After.
-    wait_until(lambda: capi.retries == 1, "the first thread to be told 429")
+    wait_until(lambda: capi.counts.retries == 1, "the first thread to be told 429")
     [told] = fake.requests
     assert (told.status, told.retry_after) == (429, 1)
     window_ends = told.answered + told.retry_after
@@ -134,7 +135,7 @@ def test_abort_stops_a_request_waiting_to_retry(fake):
 
     worker = threading.Thread(target=post)
     worker.start()
-    wait_until(lambda: capi.retries >= 1, "the request to be told 503 and wait to retry")
+    wait_until(lambda: capi.counts.retries >= 1, "the request to be told 503 and wait to retry")
     capi.abort()
     worker.join(timeout=5)
     assert not worker.is_alive()
@@ -250,3 +251,93 @@ def test_an_answer_that_echoes_the_token_never_shows_it(status):
         server.shutdown()
     assert TOKEN not in shown
     assert "[auth_token]" in shown
+
+
+def _busy(capi: CapiClient, threads: int, until: threading.Event) -> list[threading.Thread]:
+    """`threads` request threads posting one body after another until `until` is set."""
+
+    def keep_posting() -> None:
+        while not until.is_set():
+            capi.post(body_of(CONNECTION_ID, [EVENT]), 1)
+
+    started = [threading.Thread(target=keep_posting, daemon=True) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    return started
+
+
+def _most_at_once(fake: FakeSpotify) -> int:
+    """The most requests the fake was answering at one time."""
+    edges = sorted([(r.arrival, 1) for r in fake.requests] + [(r.answered, -1)
+                                                                for r in fake.requests])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_requests_in_flight_grow_past_four_when_answers_are_slow(fake):
+    fake.configure(latency=0.2)
+    capi = client(fake, limit=ConcurrencyLimit(32))
+    done = threading.Event()
+    threads = _busy(capi, 32, done)
+    wait_until(lambda: capi.limit.limit >= 16, "the limit to grow", timeout=20)
+    done.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert _most_at_once(fake) > 8, "the fake answered more than twice the old fixed 4 at once"
+    flight = capi.counts.in_flight()
+    assert flight is not None
+    assert flight["max"] > 8
+    assert flight["limit_min"] == 4
+    assert flight["limit_max"] >= 16
+    latency = capi.counts.latency()
+    assert latency is not None
+    assert 0.2 <= latency["median"] <= latency["p95"]
+
+
+def test_requests_in_flight_shrink_at_once_after_a_429(fake):
+    fake.configure(latency=0.1)
+    capi = client(fake, limit=ConcurrencyLimit(32))
+    done = threading.Event()
+    threads = _busy(capi, 32, done)
+    wait_until(lambda: capi.limit.limit == 32, "the limit to reach its cap", timeout=20)
+    fake.fail_next(1, 429, retry_after=1)
+    wait_until(lambda: capi.counts.throttled == 1, "a request to be told 429")
+    assert capi.limit.limit <= 16, "halved when the 429 came"
+    time.sleep(0.3)  # the window of the Retry-After: nothing is sent
+    assert capi.limit.limit <= 16
+    done.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert fake.retry_after_violations == []
+
+
+def test_a_fixed_number_in_flight_stays_fixed(fake):
+    fake.configure(latency=0.1)
+    capi = client(fake, limit=ConcurrencyLimit(3, adaptive=False))
+    done = threading.Event()
+    threads = _busy(capi, 12, done)
+    wait_until(lambda: len(fake.requests) >= 40, "forty requests")
+    done.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert _most_at_once(fake) == 3
+    flight = capi.counts.in_flight()
+    assert flight is not None
+    assert (flight["max"], flight["limit_min"], flight["limit_max"]) == (3, 3, 3)
+
+
+def test_every_attempt_is_counted_once_across_threads(fake):
+    fake.configure(p_5xx=0.3)
+    capi = client(fake, limit=ConcurrencyLimit(8))
+    done = threading.Event()
+    threads = _busy(capi, 8, done)
+    wait_until(lambda: len(fake.requests) >= 200, "two hundred requests")
+    done.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    answered_5xx = sum(1 for r in fake.requests if r.status and r.status >= 500)
+    assert capi.counts.requests == len(fake.requests)
+    assert capi.counts.retries == answered_5xx

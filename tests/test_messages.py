@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 
 import pytest
@@ -184,6 +185,22 @@ def test_a_record_at_the_depth_limit_passes_and_one_deeper_does_not():
         check_message(deeper, json.dumps(deeper))
     assert too_deep(json.loads(_nested(MAX_DEPTH + 1)))
     assert not too_deep(json.loads(_nested(MAX_DEPTH)))
+
+
+def test_depth_is_measured_on_the_deepest_branch_whatever_sits_beside_it():
+    """Wide records, containers among scalars, and dict or list subclasses (which the quick
+    look at the scalar types must not take for scalars)."""
+
+    class Ordered(dict):
+        pass
+
+    deep = json.loads(_nested(MAX_DEPTH - 3))  # three levels below
+    wide = {f"k{i}": i for i in range(50)}
+    assert not too_deep({**wide, "a": [1, "x", None, 2.5], "b": {"c": [deep]}})
+    assert too_deep({**wide, "a": [1, "x", None], "b": {"c": [[deep]]}})
+    assert too_deep([1, "x", Ordered(c=[[deep]])])
+    assert not too_deep([1, "x", Ordered(c=[deep])])
+    assert not too_deep({"a": decimal.Decimal("1.5"), "b": True, "c": None})
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,10 @@ import time
 
 import psutil
 
+from target_spotify_conversions.sandbox import FakeSpotify
 from tests.harness import (
+    CONNECTION_ID,
+    TOKEN,
     Run,
     assert_no_leaks,
     purchase,
@@ -130,9 +133,8 @@ def test_one_state_per_request_with_one_stream(fake, tmp_path):
 def test_a_30_second_outage_is_waited_out(fake, tmp_path):
     fake.outage(30)
     started = time.monotonic()
-    # 12 retries: with full jitter, the 8 default retries wait 91 s on average but can by
-    # chance add up to less than 30 s (a few runs in a hundred).
-    config = target_config(fake.url, events_per_request=100, max_retries=12)
+    # The defaults: the retry schedule waits at least 151.5 s before it gives up (test_retries).
+    config = target_config(fake.url, events_per_request=100)
     run = run_target(tmp_path / "run", config, singer_lines(_records(1000), state_every=100),
                      timeout=400)
     seconds = time.monotonic() - started
@@ -142,6 +144,83 @@ def test_a_30_second_outage_is_waited_out(fake, tmp_path):
     assert seconds >= 30
     assert fake.accepted_ids() == {f"ord-{i}" for i in range(1000)}
     assert run.states[-1] == {"position": 1000}
+
+
+def test_refused_connections_at_the_start_are_ridden_out_with_defaults(tmp_path):
+    """Nothing listens for the first seconds (a deploy, a network cut); the run waits and
+    delivers all. 10 s here; that the defaults ride out 151.5 s of refusals whatever the jitter
+    is the schedule's test (test_retries); the 90-second outage is a benchmark scenario."""
+    with FakeSpotify(token=TOKEN, connection_id=CONNECTION_ID, refuse_for=10) as fake:
+        started = time.monotonic()
+        config = target_config(fake.url, summary_file="report.json")
+        run = run_target(tmp_path / "run", config, singer_lines(_records(3000), state_every=100),
+                         timeout=300)
+        seconds = time.monotonic() - started
+        _report("refused-10s", events_in=3000, unique_at_fake=fake.unique_count,
+                seconds=round(seconds, 1))
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert seconds >= 10
+        assert "connection refused" in run.stderr
+        assert fake.accepted_ids() == {f"ord-{i}" for i in range(3000)}
+        assert run.states[-1] == {"position": 3000}
+        report = json.loads((run.workdir / "report.json").read_text())
+        assert report["retries"] >= 1
+        assert all(request.status == 200 for request in fake.requests)
+        # every try counted: those refused (each followed by a retry) and those answered
+        assert report["requests"] == len(fake.requests) + report["retries"]
+        assert fake.contract_violations == []
+
+
+def test_in_flight_requests_grow_past_four_against_a_slow_api(fake, tmp_path):
+    fake.configure(latency=0.2)
+    config = target_config(fake.url, events_per_request=50, summary_file="report.json")
+    run = run_target(tmp_path / "run", config, singer_lines(_records(10_000), state_every=500),
+                     timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(10_000)}
+    report = json.loads((run.workdir / "report.json").read_text())
+    flight = report["in_flight"]
+    _report("slow-api", requests=report["requests"], in_flight=flight,
+            latency=report["answer_latency_seconds"])
+    assert flight["max"] > 4
+    assert (flight["limit_min"], flight["cap"], flight["adaptive"]) == (4, 32, True)
+    assert flight["limit_max"] > 4
+    assert report["answer_latency_seconds"]["median"] >= 0.2
+    summary = run.summary()
+    assert summary["requests in flight"].startswith("median ")
+    assert "(adaptive, cap 32)" in summary["requests in flight"]
+    assert summary["answer latency"].startswith("median 0.2")
+
+
+def test_a_fixed_number_in_flight_when_adaptive_concurrency_is_off(fake, tmp_path):
+    fake.configure(latency=0.1)
+    config = target_config(fake.url, events_per_request=50, max_concurrent_requests=3,
+                           adaptive_concurrency=False, summary_file="report.json")
+    run = run_target(tmp_path / "run", config, singer_lines(_records(3000)), timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    flight = json.loads((run.workdir / "report.json").read_text())["in_flight"]
+    assert (flight["max"], flight["limit_min"], flight["limit_max"]) == (3, 3, 3)
+    assert flight["adaptive"] is False
+
+
+def test_a_rate_limited_api_gets_everything_without_a_request_too_early(fake, tmp_path):
+    fake.configure(latency=0.05, events_per_second=2000)
+    config = target_config(fake.url, events_per_request=100, summary_file="report.json")
+    run = run_target(tmp_path / "run", config, singer_lines(_records(8000), state_every=200),
+                     timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    throttled = sum(1 for request in fake.requests if request.status == 429)
+    report = json.loads((run.workdir / "report.json").read_text())
+    _report("rate-limited", requests=len(fake.requests), answered_429=throttled,
+            in_flight=report["in_flight"])
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(8000)}
+    assert fake.retry_after_violations == []
+    assert throttled >= 1, "the test must reach the limit"
+    assert report["answered_429"] == throttled
+    assert report["retries"] == throttled
+    assert report["requests"] == len(fake.requests)
+    assert run.summary()["requests answered 429 (rate limited)"] == str(throttled)
+    _check_every_state_was_delivered(fake, run)
 
 
 def test_an_outage_that_never_ends_fails_the_run_without_overstating_state(fake, tmp_path):

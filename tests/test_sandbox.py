@@ -212,7 +212,11 @@ def _only_user_data(**user_data: Any) -> Callable[[dict[str, Any]], None]:
     return _set("user_data", user_data)
 
 
-FUTURE = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86_400))
+def _two_minutes_ahead(event: dict[str, Any]) -> None:
+    """Dated when the test runs: a time fixed at collection lies in the past once a long
+    suite reaches this test."""
+    event["event_time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 120))
+
 
 BROKEN_EVENTS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown-key", _set("event_type", "x"), "events[1]: unexpected key 'event_type'"),
@@ -232,7 +236,7 @@ BROKEN_EVENTS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("time-lower-z", _set("event_time", "2025-01-01T00:00:00z"), "events[1].event_time"),
     ("time-epoch", _set("event_time", 1735689600), "events[1].event_time"),
     ("time-impossible", _set("event_time", "2025-02-30T00:00:00Z"), "events[1].event_time"),
-    ("time-future", _set("event_time", FUTURE), "in the future"),
+    ("time-future", _two_minutes_ahead, "in the future"),
     ("missing-user-data", _drop("user_data"), "events[1]: missing user_data"),
     ("user-data-list", _set("user_data", [H_EMAIL]), "events[1].user_data: not a JSON object"),
     ("no-identifier", _only_user_data(user_agent="UA", gender="MALE"), "none of"),
@@ -686,6 +690,45 @@ def test_outage_ends_after_its_seconds(fake: FakeSpotify) -> None:
     time.sleep(0.35)
     assert post(fake, make_body([make_event(0)])).status_code == 200
     assert [r.fault for r in fake.requests] == ["outage", "outage", None]
+
+
+def test_an_events_per_second_limit_answers_429_beyond_it(fake: FakeSpotify) -> None:
+    fake.configure(events_per_second=10)
+    ten = make_body([make_event(i) for i in range(10)])
+    assert post(fake, ten).status_code == 200, "a full bucket takes one second's worth"
+    refused = post(fake, make_body([make_event(10)]))
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "1"
+    assert assert_error_envelope(refused)["error_codes"] == ["RESOURCE_EXHAUSTED"]
+    assert fake.requests[-1].fault == "rate_limit"
+    time.sleep(1.0)  # the announced second: the bucket has refilled
+    assert post(fake, make_body([make_event(10)])).status_code == 200
+    assert fake.unique_count == 11
+    assert fake.retry_after_violations == []
+    assert fake.stats()["faults"]["rate_limit"] == 1
+
+
+def test_a_request_larger_than_the_rate_passes_on_a_full_bucket(fake: FakeSpotify) -> None:
+    fake.configure(events_per_second=5)
+    assert post(fake, make_body([make_event(i) for i in range(8)])).status_code == 200
+    refused = post(fake, make_body([make_event(8)]))
+    assert (refused.status_code, refused.headers["Retry-After"]) == (429, "1")
+
+
+def test_refuse_for_refuses_connections_then_serves_on_the_same_port() -> None:
+    with FakeSpotify(token=TOKEN, connection_id=CID, refuse_for=0.5) as server:
+        with pytest.raises(requests.ConnectionError, match=r"[Rr]efused"):
+            post(server, make_body([make_event(0)]))
+        time.sleep(0.6)
+        assert post(server, make_body([make_event(0)])).status_code == 200
+        assert server.unique_count == 1
+
+
+def test_a_fake_stopped_during_its_refusal_stops_at_once() -> None:
+    server = FakeSpotify(token=TOKEN, connection_id=CID, refuse_for=30).start()
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 2
 
 
 def test_always_and_back(fake: FakeSpotify) -> None:

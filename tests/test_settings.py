@@ -27,9 +27,10 @@ def test_minimal_config_and_defaults():
     assert settings.rejects_file == "spotify-conversions-rejects.jsonl"
     assert settings.fail_on_invalid is False
     assert settings.events_per_request == 500
-    assert settings.max_concurrent_requests == 4
+    assert settings.max_concurrent_requests == 32
+    assert settings.adaptive_concurrency is True
     assert settings.request_timeout == 30
-    assert settings.max_retries == 8
+    assert settings.max_retries == 10
     assert dict(settings.mapping_options.event_name_map) == {}
     assert settings.mapping_options.default_event_name is None
     assert settings.mapping_options.default_action_source is None

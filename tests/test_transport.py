@@ -46,5 +46,5 @@ def test_the_dry_run_file_writes_one_body_a_line_in_a_new_directory(tmp_path):
     transport.close()
     lines = path.read_bytes().splitlines()
     assert lines == [body_of("c", EVENTS[:1]), body_of("c", EVENTS)]
-    assert transport.requests_made == 2
-    assert transport.retries == 0
+    assert transport.counts.requests == 2
+    assert transport.counts.retries == 0

@@ -1,0 +1,135 @@
+"""How many requests may be in flight at once: a limit that follows the API's answers.
+
+No SDK and no HTTP here. The real API answers in tens to hundreds of milliseconds and does not
+publish its rate limit, so a fixed number of requests in flight is either too few (the target
+waits on the network) or too many (a rate limit answers 429). The limit works as TCP's
+congestion window and the AIMD and gradient limits of concurrency-limit libraries do:
+
+- it starts at `START` (the old fixed default) and, while answers come back 2xx without the
+  latency rising, grows by one per answer (doubling each round trip) until the first sign of
+  trouble, then by one per round trip (one per `limit` answers);
+- it shrinks at once, by half, on a 429, a 5xx, a timeout or a refused connection, and by a
+  quarter when the answer latency rises well above the lowest seen lately; the answers of
+  requests sent before the last cut count as the same trouble and do not cut again;
+- it only grows when the requests in flight come near it (a limit nobody uses says nothing),
+  and only on answers to requests sent since the last cut.
+
+`adaptive=False` keeps the cap as a fixed number. One instance per destination: each
+connection's transport gets its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+# The limit a run starts at (the fixed default of earlier versions).
+START = 4
+# The default cap (setting max_concurrent_requests). 32 requests of 500 events answered in
+# 250 ms carry 64,000 events/s, twice what the target maps on two cores, so the cap does not
+# hold back a run against a distant API; and it stays polite: the limit starts at START, grows
+# only while the API answers fast, and halves at the first 429 or 5xx.
+DEFAULT_MAX_IN_FLIGHT = 32
+# Cuts: on a refused or failed answer (429, 5xx, timeout, connection error), on rising latency.
+CUT_ON_FAILURE = 0.5
+CUT_ON_LATENCY = 0.75
+# Latency is "rising" when the recent answers' smoothed latency exceeds this many times the
+# lowest latency seen lately, plus an absolute margin: on a busy machine a request thread
+# waiting for the interpreter lock adds tens of milliseconds that say nothing about the API
+# (with 25 ms, a fast local API cut the limit to 1 on every hiccup of the target's own CPU).
+LATENCY_TOLERANCE = 2.0
+LATENCY_MARGIN_S = 0.1
+# Smoothing of the recent latency (the weight of each new answer) and the answers per window
+# of the lowest-latency filter (the lowest of the current and previous window is kept).
+RECENT_WEIGHT = 0.2
+BASELINE_WINDOW = 100
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One request's place in flight: when it started and the cut generation it saw."""
+
+    started: float
+    generation: int
+    in_flight: int  # requests in flight once this one started, itself included
+    limit: int  # the limit when it started
+
+
+class ConcurrencyLimit:
+    """A thread-safe limit on requests in flight; `acquire` before sending, `release` after."""
+
+    def __init__(self, cap: int, *, adaptive: bool = True, start: int = START) -> None:
+        if cap < 1:
+            raise ValueError("the cap on requests in flight must be at least 1")
+        self.cap = cap
+        self.adaptive = adaptive
+        self._limit = float(min(start, cap) if adaptive else cap)
+        self._slow_start = True  # doubling each round trip until the first cut
+        self._in_flight = 0
+        self._generation = 0  # bumped on each cut
+        self._changed = threading.Condition()
+        self._recent: float | None = None  # smoothed latency of recent answers
+        self._windows: deque[float] = deque([float("inf")], maxlen=2)  # lowest per window
+        self._in_window = 0
+
+    @property
+    def limit(self) -> int:
+        """Requests allowed in flight now (a whole number, at least 1)."""
+        return max(1, int(self._limit))
+
+    def acquire(self, stop: threading.Event | None = None) -> Slot | None:
+        """Wait for a place in flight; None when `stop` was set meanwhile."""
+        with self._changed:
+            while self._in_flight >= self.limit:
+                if stop is not None and stop.is_set():
+                    return None
+                self._changed.wait(0.2 if stop is not None else None)
+            self._in_flight += 1
+            return Slot(time.monotonic(), self._generation, self._in_flight, self.limit)
+
+    def release(self, slot: Slot, *, ok: bool | None) -> float:
+        """The request is over: `ok` True for a 2xx (or any final answer that is no sign of
+        load), False for a sign of overload, None when it says nothing (the run is stopping).
+        Returns the request's latency in seconds."""
+        seconds = time.monotonic() - slot.started
+        with self._changed:
+            self._in_flight -= 1
+            if self.adaptive and ok is not None:
+                self._learn(slot, ok, seconds)
+            self._changed.notify_all()
+        return seconds
+
+    def _learn(self, slot: Slot, ok: bool, seconds: float) -> None:
+        if not ok:
+            self._cut(slot, CUT_ON_FAILURE)
+            return
+        baseline = self._baseline(seconds)
+        if slot.generation != self._generation:
+            return  # sent under the limit before the last cut: it says nothing of this one
+        recent = seconds if self._recent is None else self._recent
+        self._recent = recent + RECENT_WEIGHT * (seconds - recent)
+        if self._recent > LATENCY_TOLERANCE * baseline + LATENCY_MARGIN_S:
+            self._cut(slot, CUT_ON_LATENCY)
+        elif 2 * (self._in_flight + 1) >= self.limit:  # the limit is what holds requests back
+            step = 1.0 if self._slow_start else 1.0 / self._limit
+            self._limit = min(float(self.cap), self._limit + step)
+
+    def _cut(self, slot: Slot, factor: float) -> None:
+        """Shrink once per episode: a request sent before the last cut saw the old limit."""
+        if slot.generation != self._generation:
+            return
+        self._generation += 1
+        self._slow_start = False
+        self._limit = max(1.0, self._limit * factor)
+        self._recent = None  # judge the new limit by the answers it gets
+
+    def _baseline(self, seconds: float) -> float:
+        """The lowest latency of the current and the previous window of answers."""
+        self._windows[-1] = min(self._windows[-1], seconds)
+        self._in_window += 1
+        if self._in_window >= BASELINE_WINDOW:
+            self._windows.append(float("inf"))
+            self._in_window = 0
+        return min(self._windows)

@@ -1,0 +1,109 @@
+"""The limit on requests in flight: it grows while answers are good, shrinks at once on trouble."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import replace
+
+from target_spotify_conversions.concurrency import START, ConcurrencyLimit, Slot
+
+
+class Traffic:
+    """Keeps the limit full, as a busy run does: each answer frees a place that is taken
+    again at once. `seconds`: how long each request took."""
+
+    def __init__(self, limit: ConcurrencyLimit) -> None:
+        self.limit = limit
+        self.flying: deque[Slot] = deque()
+
+    def answers(self, n: int, *, ok: bool = True, seconds: float = 0.01) -> None:
+        for _ in range(n):
+            self._fill()
+            slot = self.flying.popleft()
+            self.limit.release(replace(slot, started=time.monotonic() - seconds), ok=ok)
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self.flying) < self.limit.limit:
+            slot = self.limit.acquire(threading.Event())  # never waits: places are free
+            assert slot is not None
+            self.flying.append(slot)
+
+
+def test_it_starts_at_four_and_grows_by_one_per_good_answer_up_to_the_cap():
+    limit = ConcurrencyLimit(32)
+    assert limit.limit == START == 4
+    traffic = Traffic(limit)
+    traffic.answers(12)
+    assert limit.limit == 16, "doubling each round trip"
+    traffic.answers(100)
+    assert limit.limit == 32, "never past the cap"
+
+
+def test_a_failure_halves_it_once_for_all_the_requests_that_saw_the_old_limit():
+    limit = ConcurrencyLimit(32)
+    traffic = Traffic(limit)
+    traffic.answers(12)
+    assert limit.limit == 16
+    traffic.answers(16, ok=False)  # sixteen 429s of one overload, all sent before the cut
+    assert limit.limit == 8, "one cut per episode, not one per answer"
+    traffic.answers(1, ok=False)  # sent after the cut: a new episode
+    assert limit.limit == 4
+
+
+def test_after_a_cut_it_grows_by_about_one_per_round_trip():
+    limit = ConcurrencyLimit(32)
+    traffic = Traffic(limit)
+    traffic.answers(12)
+    traffic.answers(16, ok=False)
+    assert limit.limit == 8
+    traffic.answers(8)  # one round trip of good answers
+    assert limit.limit == 8
+    traffic.answers(9)
+    assert limit.limit == 9
+
+
+def test_rising_latency_shrinks_it():
+    limit = ConcurrencyLimit(32)
+    traffic = Traffic(limit)
+    traffic.answers(12, seconds=0.05)
+    assert limit.limit == 16
+    traffic.answers(16, seconds=0.5)  # ten times slower: the API is queueing
+    assert limit.limit < 16
+
+
+def test_a_fixed_limit_never_moves():
+    limit = ConcurrencyLimit(6, adaptive=False)
+    traffic = Traffic(limit)
+    traffic.answers(50)
+    traffic.answers(10, ok=False)
+    assert limit.limit == 6
+
+
+def test_a_limit_nobody_uses_does_not_grow():
+    limit = ConcurrencyLimit(32)
+    for _ in range(50):  # one request at a time: the limit of 4 holds nothing back
+        slot = limit.acquire()
+        assert slot is not None
+        limit.release(slot, ok=True)
+    assert limit.limit == 4
+
+
+def test_requests_beyond_the_limit_wait_and_a_stop_frees_them():
+    limit = ConcurrencyLimit(2, adaptive=False)
+    held = [limit.acquire(), limit.acquire()]
+    stop = threading.Event()
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(limit.acquire(stop)))
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive(), "a third request waits while two are in flight"
+    stop.set()
+    waiter.join(2)
+    assert got == [None]
+    first = held[0]
+    assert first is not None
+    limit.release(first, ok=True)
+    assert limit.acquire(threading.Event()) is not None, "a freed place is taken at once"
