@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -37,6 +37,9 @@ from .unreadable import problem as unreadable_problem
 from .wire import MappedRecord, StreamChecks
 from .worker_pool import Entry, start_workers
 
+if TYPE_CHECKING:
+    from .ledger import Ledger
+
 # Chunks at each mapping worker and not yet handed on: enough that neither side waits for the
 # other (two left the cores idle a tenth of the time; more than four gains nothing).
 CHUNKS_OUT_PER_WORKER = 4
@@ -44,6 +47,10 @@ CHUNKS_OUT_PER_WORKER = 4
 Origin = tuple[int, int | str]
 # A record waiting for the mapping workers: its number, its chunk entry, where it was read.
 Queued = tuple[int, Entry, Origin | None]
+
+
+class RejectLimitError(Exception):
+    """The run rejected every record it read, or more than `max_rejected_share` of them."""
 
 
 class Pipeline:
@@ -69,6 +76,8 @@ class Pipeline:
         run_id = str(uuid.uuid4())
         started = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         self.report = RunReport(logger, run_id=run_id, dry_run=settings.dry_run)
+        self.report.max_rejected_share = settings.max_rejected_share
+        self._ended = False
         self.mapper = EventMapper(settings.mapping_options)  # event ids and redaction of rejects
         self.rejects = Rejects(
             self.report,
@@ -78,6 +87,12 @@ class Pipeline:
             redact=self.mapper.redact,
             run={"run_id": run_id, "run_started": started},
         )
+        try:
+            self.ledger = _ledger(settings, run_id)
+        except Exception:
+            self.workers.close(abandon=True)
+            raise
+        self.report.ledger = self.ledger.description if self.ledger else None
         self.transport = _transport(settings)
         self.delivery = Delivery(
             self.transport,
@@ -85,6 +100,7 @@ class Pipeline:
             events_per_request=settings.events_per_request,
             max_concurrent_requests=settings.max_concurrent_requests,
             on_outcome=self._on_outcome,
+            ledger=self.ledger,
         )
 
     def process(
@@ -234,19 +250,30 @@ class Pipeline:
         self._write_ready_state()
 
     def finish(self, outcome: str = "completed") -> None:
-        """Deliver what is left, close files, and print the summary."""
+        """Deliver what is left, close files, and print the summary; then fail the run if it
+        rejected more than it may (its rejects, STATE and summary are written first)."""
         self.drain()
+        self._ended = True
         self._close(abandon=False)
+        too_many = self.report.reject_limit_exceeded() if outcome == "completed" else None
+        if too_many is not None:
+            outcome = "failed: too many records rejected"
         self._summary(outcome)
+        if too_many is not None:
+            raise RejectLimitError(too_many)
 
     def fail(self, outcome: str) -> None:
         """Stop sending at once (nothing more is checkpointed) and print the summary."""
+        if self._ended:  # finished already (the reject limit fails a finished run)
+            return
+        self._ended = True
         self._close(abandon=True)
         self._summary(outcome)
 
     def _on_outcome(self, outcome: Outcome) -> None:
         """A request is finished: count it, reject what it refused, write the STATE it allows."""
         self.report.deliver(outcome.delivered, outcome.identifier_masks)
+        self.report.already_delivered += outcome.already_delivered
         for item, problem in outcome.refused:
             self.rejects.reject(item.stream, item.event_id, [problem], decode_raw(item.record))
         self._write_ready_state()
@@ -254,6 +281,8 @@ class Pipeline:
     def _close(self, *, abandon: bool) -> None:
         self.workers.close(abandon=abandon)
         self.delivery.close(abandon=abandon)
+        if self.ledger is not None:
+            self.ledger.close()
         self.transport.close()
         self.rejects.close()
 
@@ -262,6 +291,23 @@ class Pipeline:
         self.report.log_summary(requests, retries, outcome)
         if self.settings.summary_file:
             self.report.write_file(self.settings.summary_file, requests, retries, outcome)
+
+
+def _ledger(settings: Settings, run_id: str) -> Ledger | None:
+    """The delivery ledger, opened (and pruned) now, so one that cannot be used fails the run
+    before anything is sent. A dry run only reads it: it leaves out what a real run would."""
+    if settings.ledger_url is None:
+        return None
+    from .ledger import Ledger  # SQLAlchemy is loaded by runs that keep a ledger only
+
+    return Ledger.open(
+        settings.ledger_url,
+        run_id=run_id,
+        retention_days=settings.ledger_retention_days,
+        resend=settings.resend_delivered,
+        read_only=settings.dry_run,
+        pool_size=settings.max_concurrent_requests + 1,
+    )
 
 
 def _transport(settings: Settings) -> Transport:
