@@ -382,13 +382,12 @@ def _engine(url: str, *, read_only: bool, pool_size: int) -> sa.engine.Engine | 
         if sa.engine.make_url(url).get_backend_name() == "sqlite":
             raise sa.exc.ArgumentError("an in-memory SQLite ledger remembers nothing")
         return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
-    if read_only:
+    if read_only and not path.startswith("file:"):
         if not os.path.exists(path):
             return None
         url = f"sqlite:///file:{path}?mode=ro&uri=true"
-    else:
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
+    elif not path.startswith("file:"):  # a plain path (not an SQLite URI): make its folder
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     engine = sa.create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": 30}
     )
