@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/run.py [--events 200000] [--latency 0.05] [--repeats 3]
                                        [--skip-noop] [--users N] [--set KEY=VALUE]
+                                       [--compare-ledger]
                                        [--json results.json]
 
 1. Generates N Freshpaint-style events once (sample/make_events.py, in a subprocess): messy
@@ -21,6 +22,9 @@
 5. Checks every target run: exit code 0, the fake received exactly the valid events (unique
    ids, no re-sends, only 200s, no contract violation), and the target's summary agrees.
 6. Prints every run and the medians, and the ratio target/noop of the median rates.
+   With `--compare-ledger`, each repeat also runs the target with `ledger_url: none` (what
+   = "noledger"), alternating with the default run (a fresh SQLite ledger in the run's own
+   directory), and the cost of the ledger is printed from the medians, with the spread.
 
 Exits 1 if a run failed (the work directory with the logs is then kept), 0 otherwise; goals
 that are missed are reported, not turned into a failure.
@@ -339,8 +343,9 @@ def summary_counts(log: Path) -> dict[str, str]:
 
 
 def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
-               latency: float, timeout: float, settings: dict[str, Any]) -> RunResult:
-    rundir = workdir / f"target-{n}" if n else workdir / "target-empty"
+               latency: float, timeout: float, settings: dict[str, Any],
+               what: str = "target") -> RunResult:
+    rundir = workdir / f"{what}-{n}" if n else workdir / f"{what}-empty"
     rundir.mkdir()
     log = rundir / "stderr.log"
     with FakeProcess(latency, rundir / "fake.log") as fake:
@@ -378,7 +383,7 @@ def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
             problems.append(f"the target's summary says '{key}: {got}', expected {value}")
     if problems:
         raise BenchError(f"{where}: " + "; ".join(problems))
-    return RunResult(n, "target", seconds, meta["events"] / seconds, rss, pss, requests, unique,
+    return RunResult(n, what, seconds, meta["events"] / seconds, rss, pss, requests, unique,
                      100 * cpu / seconds, str(log))
 
 
@@ -487,7 +492,7 @@ def table(results: list[RunResult]) -> list[str]:
             f"{fmt(r.fake_cpu_pct, '.0f') + ('%' if r.fake_cpu_pct is not None else ''):>10}"
         )
     lines.append("-" * len(head))
-    for what in ("target", "noop"):
+    for what in ("target", "noledger", "noop"):
         mine = [r for r in results if r.what == what]
         if not mine:
             continue
@@ -558,6 +563,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the physical floor: decode, hash, encode, one core")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--compare-ledger", action="store_true",
+                        help="also run the target with ledger_url none, alternating, and "
+                        "print the ledger's cost")
     args = parser.parse_args(argv)
     if args.events < 1 or args.repeats < 1:
         parser.error("--events and --repeats must be at least 1")
@@ -652,6 +660,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     for n in range(1, args.repeats + 1):
         runs = [("target", lambda n=n: run_target(n, workdir, target_input, meta, args.latency,
                                                    args.timeout, settings))]
+        if args.compare_ledger:  # alternated with the default run, so load drifts hit both
+            runs.append(("noledger", lambda n=n: run_target(
+                n, workdir, target_input, meta, args.latency, args.timeout,
+                {**settings, "ledger_url": "none"}, "noledger")))
         if not args.skip_noop:
             runs.append(("noop", lambda n=n: run_noop(n, workdir, input_path, meta,
                                                       args.timeout)))
@@ -674,6 +686,16 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     ratio = target_m["events_per_s"] / noop_m["events_per_s"] if noop_m else None
     if ratio is not None:
         say(f"ratio target/noop (median events/s): {ratio:.2f}x")
+    ledger_cost = None
+    off_m = medians(results, "noledger")
+    if off_m is not None:
+        ledger_cost = 1 - target_m["events_per_s"] / off_m["events_per_s"]
+        spread = {what: [r.events_per_s for r in results if r.what == what]
+                  for what in ("target", "noledger")}
+        say(f"ledger on (default SQLite) vs off: median {target_m['events_per_s']:,.0f} vs "
+            f"{off_m['events_per_s']:,.0f} events/s, cost {ledger_cost:.1%} of throughput; "
+            + "; ".join(f"{what} runs {min(v):,.0f}..{max(v):,.0f}"
+                        for what, v in spread.items()))
     driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MB
     say(f"driver peak RSS {driver_rss:.1f} MB (Linux carries a parent's peak RSS into its "
         "child's ru_maxrss: no child can show less)")
@@ -709,6 +731,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "median_target": target_m,
         "median_noop": noop_m,
         "ratio": ratio,
+        "ledger_cost": ledger_cost,
         "bare_loop_events_per_s": floor,
         "driver_peak_rss_mb": driver_rss,
     }
