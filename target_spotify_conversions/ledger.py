@@ -229,7 +229,7 @@ class Ledger:
             with self.engine.connect() as connection:
                 connection.execute(sa.select(sa.func.count()).select_from(RUNS)).scalar()
             return
-        METADATA.create_all(self.engine)
+        _create_tables(self.engine)
         now = int(time.time())
         with self.engine.begin() as connection:
             if retention_days > 0:
@@ -402,6 +402,19 @@ class _HeldClaim(Claim):
                 self._connection.execute(
                     sa.delete(REQUESTS).where(REQUESTS.c.id == self._request_id)
                 )
+
+
+def _create_tables(engine: sa.engine.Engine, attempts: int = 3) -> None:
+    """Create the tables that are missing. Two runs starting at once both find them missing
+    and one CREATE fails on the other's table: the next look finds it there."""
+    for attempt in range(attempts):
+        try:
+            METADATA.create_all(engine)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _engine(url: str, *, read_only: bool, pool_size: int) -> sa.engine.Engine | None:

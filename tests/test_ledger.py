@@ -4,6 +4,7 @@ out, what a record keeps, pruning, and a ledger that cannot be used failing at o
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -161,3 +162,26 @@ def test_stats_count_events_and_requests_per_connection(tmp_path):
     with ledger.engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar() == 4
     ledger.close()
+
+
+def test_runs_starting_at_once_on_a_new_ledger_all_open_it(tmp_path):
+    """Each finds the tables missing and creates them: the losers of that race go on."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def open_one(number: int) -> None:
+        start.wait()
+        try:
+            opened = Ledger.open(url, run_id=f"run-{number}")
+            assert opened is not None
+            opened.close()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
