@@ -8,6 +8,7 @@ import json
 import sqlalchemy as sa
 
 from tests.harness import (
+    CONNECTION_ID,
     Run,
     assert_no_leaks,
     purchase,
@@ -82,3 +83,44 @@ def test_a_run_killed_mid_request_leaves_no_claim_behind(fake, tmp_path, postgre
     assert rerun.count("events already delivered, not sent again") == 0
     assert fake.unique_count == total
     assert ledger_rows(postgres) == total
+
+
+def test_a_split_request_on_postgresql_keeps_the_acknowledged_parts_and_frees_the_refused(
+    postgres,  # noqa: F811
+):
+    """The ledger alone on PostgreSQL: a request bisected after a 400 records each
+    acknowledged part as its own request; the refused event is not held, so it is sent after
+    a fix; a resend on purpose records again."""
+    clear(postgres)
+    from target_spotify_conversions.ledger import Ledger, lookup
+    from tests.test_ledger import events
+
+    ledger = Ledger.open(ledger_url(postgres), run_id="run-1")
+    assert isinstance(ledger, Ledger)
+    assert not ledger.sqlite
+    with ledger.claim(CONNECTION_ID, events("a", "b", "c", "d")) as claim:
+        assert claim.skip == frozenset()
+        claim.record(events("a", "b"), 200, "first half")
+        claim.record(events("d"), 200, "last quarter")  # c was refused
+    assert lookup(ledger.engine, "a")[0]["answer"] == "first half"
+    assert lookup(ledger.engine, "d")[0]["answer"] == "last quarter"
+    assert lookup(ledger.engine, "c") == []
+    with ledger.claim(CONNECTION_ID, events("a", "b", "c", "d")) as claim:
+        assert claim.skip == {"a", "b", "d"}
+        claim.record(events("c"), 200, "fixed")
+    with ledger.claim(CONNECTION_ID, events("e")) as claim:
+        pass  # never sent (the run stopped): nothing is held
+    assert lookup(ledger.engine, "e") == []
+    ledger.close()
+    again = Ledger.open(ledger_url(postgres), run_id="run-2", resend=True)
+    assert isinstance(again, Ledger)
+    with again.claim(CONNECTION_ID, events("a")) as claim:
+        assert claim.skip == frozenset()
+        claim.record(events("a"), 200, "again")
+    assert lookup(again.engine, "a")[0]["answer"] == "again"
+    engine = again.engine
+    with engine.connect() as connection:
+        requests = connection.execute(sa.text(
+            "SELECT answer FROM ledger_requests ORDER BY id")).scalars().all()
+    assert requests == ["first half", "last quarter", "fixed", "again"], "no empty claim left"
+    again.close()
