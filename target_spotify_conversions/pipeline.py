@@ -93,6 +93,16 @@ class Pipeline:
             self.workers.close(abandon=True)
             raise
         self.report.ledger = self.ledger.description if self.ledger else None
+        if self.ledger is not None:
+            days = settings.ledger_retention_days
+            logger.info(
+                "Delivery ledger: %s%s; %s",
+                self.ledger.description,
+                " (read only: a dry run)" if settings.dry_run else "",
+                f"{self.ledger.pruned} events delivered over {days} days ago pruned"
+                if days and not settings.dry_run
+                else "nothing pruned",
+            )
         self.transport = _transport(settings)
         self.delivery = Delivery(
             self.transport,
