@@ -88,21 +88,11 @@ class Pipeline:
             run={"run_id": run_id, "run_started": started},
         )
         try:
-            self.ledger = _ledger(settings, run_id)
+            self.ledger = _ledger(settings, run_id, logger)
         except Exception:
             self.workers.close(abandon=True)
             raise
         self.report.ledger = self.ledger.description if self.ledger else None
-        if self.ledger is not None:
-            days = settings.ledger_retention_days
-            logger.info(
-                "Delivery ledger: %s%s; %s",
-                self.ledger.description,
-                " (read only: a dry run)" if settings.dry_run else "",
-                f"{self.ledger.pruned} events delivered over {days} days ago pruned"
-                if days and not settings.dry_run
-                else "nothing pruned",
-            )
         self.transport = _transport(settings)
         self.delivery = Delivery(
             self.transport,
@@ -263,8 +253,8 @@ class Pipeline:
         """Deliver what is left, close files, and print the summary; then fail the run if it
         rejected more than it may (its rejects, STATE and summary are written first)."""
         self.drain()
-        self._ended = True
         self._close(abandon=False)
+        self._ended = True
         too_many = self.report.reject_limit_exceeded() if outcome == "completed" else None
         if too_many is not None:
             outcome = "failed: too many records rejected"
@@ -303,14 +293,14 @@ class Pipeline:
             self.report.write_file(self.settings.summary_file, requests, retries, outcome)
 
 
-def _ledger(settings: Settings, run_id: str) -> Ledger | None:
+def _ledger(settings: Settings, run_id: str, logger: logging.Logger) -> Ledger | None:
     """The delivery ledger, opened (and pruned) now, so one that cannot be used fails the run
     before anything is sent. A dry run only reads it: it leaves out what a real run would."""
     if settings.ledger_url is None:
         return None
     from .ledger import Ledger  # SQLAlchemy is loaded by runs that keep a ledger only
 
-    return Ledger.open(
+    ledger = Ledger.open(
         settings.ledger_url,
         run_id=run_id,
         retention_days=settings.ledger_retention_days,
@@ -318,6 +308,17 @@ def _ledger(settings: Settings, run_id: str) -> Ledger | None:
         read_only=settings.dry_run,
         pool_size=settings.max_concurrent_requests + 1,
     )
+    if ledger is not None:
+        days = settings.ledger_retention_days
+        logger.info(
+            "Delivery ledger: %s%s; %s",
+            ledger.description,
+            " (read only: a dry run)" if settings.dry_run else "",
+            f"{ledger.pruned} events delivered over {days} days ago pruned"
+            if days and not settings.dry_run
+            else "nothing pruned",
+        )
+    return ledger
 
 
 def _transport(settings: Settings) -> Transport:
