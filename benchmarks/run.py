@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/run.py [--events 200000] [--latency 0.05] [--repeats 3]
                                        [--skip-noop] [--users N] [--set KEY=VALUE]
+                                       [--compare-ledger]
                                        [--json results.json]
 
 1. Generates N Freshpaint-style events once (sample/make_events.py, in a subprocess): messy
@@ -21,6 +22,9 @@
 5. Checks every target run: exit code 0, the fake received exactly the valid events (unique
    ids, no re-sends, only 200s, no contract violation), and the target's summary agrees.
 6. Prints every run and the medians, and the ratio target/noop of the median rates.
+   With `--compare-ledger`, each repeat also runs the target with `ledger_url: none` (what
+   = "noledger"), alternating with the default run (a fresh SQLite ledger in the run's own
+   directory), and the cost of the ledger is printed from the medians, with the spread.
 
 Exits 1 if a run failed (the work directory with the logs is then kept), 0 otherwise; goals
 that are missed are reported, not turned into a failure.
@@ -347,8 +351,9 @@ def summary_counts(log: Path) -> dict[str, str]:
 
 def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
                latency: float, timeout: float, settings: dict[str, Any],
-               fake_options: list[str] | None = None, name: str = "") -> RunResult:
-    rundir = workdir / (f"target-{name}{n}" if n else "target-empty")
+               fake_options: list[str] | None = None, name: str = "",
+               what: str = "target") -> RunResult:
+    rundir = workdir / (f"{what}-{name}{n}" if n else f"{what}-{name}empty")
     rundir.mkdir()
     log = rundir / "stderr.log"
     with FakeProcess(latency, rundir / "fake.log", fake_options) as fake:
@@ -398,7 +403,7 @@ def run_target(n: int, workdir: Path, input_path: Path, meta: dict[str, Any],
     extra = {"cpu_s": round(LAST_CPU_SECONDS[0], 2), "answered_429": throttled,
              "in_flight_max": flight.get("max"), "in_flight_median": flight.get("median"),
              "latency": report.get("answer_latency_seconds")}
-    return RunResult(n, "target", seconds, meta["events"] / seconds, rss, pss, requests, unique,
+    return RunResult(n, what, seconds, meta["events"] / seconds, rss, pss, requests, unique,
                      100 * cpu / seconds, str(log), extra)
 
 
@@ -507,7 +512,7 @@ def table(results: list[RunResult]) -> list[str]:
             f"{fmt(r.fake_cpu_pct, '.0f') + ('%' if r.fake_cpu_pct is not None else ''):>10}"
         )
     lines.append("-" * len(head))
-    for what in ("target", "noop"):
+    for what in ("target", "noledger", "noop"):
         mine = [r for r in results if r.what == what]
         if not mine:
             continue
@@ -584,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage", type=float, default=0.0, metavar="SECONDS",
                         help="with --scenarios: also a run whose fake refuses connections for "
                              "its first SECONDS (e.g. 90)")
+    parser.add_argument("--compare-ledger", action="store_true",
+                        help="also run the target with ledger_url none, alternating, and "
+                        "print the ledger's cost")
     args = parser.parse_args(argv)
     if args.events < 1 or args.repeats < 1:
         parser.error("--events and --repeats must be at least 1")
@@ -763,6 +771,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     for n in range(1, args.repeats + 1):
         runs = [("target", lambda n=n: run_target(n, workdir, target_input, meta, args.latency,
                                                    args.timeout, settings))]
+        if args.compare_ledger:  # alternated with the default run, so load drifts hit both
+            runs.append(("noledger", lambda n=n: run_target(
+                n, workdir, target_input, meta, args.latency, args.timeout,
+                {**settings, "ledger_url": "none"}, "noledger")))
         if not args.skip_noop:
             runs.append(("noop", lambda n=n: run_noop(n, workdir, input_path, meta,
                                                       args.timeout)))
@@ -785,6 +797,16 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     ratio = target_m["events_per_s"] / noop_m["events_per_s"] if noop_m else None
     if ratio is not None:
         say(f"ratio target/noop (median events/s): {ratio:.2f}x")
+    ledger_cost = None
+    off_m = medians(results, "noledger")
+    if off_m is not None:
+        ledger_cost = 1 - target_m["events_per_s"] / off_m["events_per_s"]
+        spread = {what: [r.events_per_s for r in results if r.what == what]
+                  for what in ("target", "noledger")}
+        say(f"ledger on (default SQLite) vs off: median {target_m['events_per_s']:,.0f} vs "
+            f"{off_m['events_per_s']:,.0f} events/s, cost {ledger_cost:.1%} of throughput; "
+            + "; ".join(f"{what} runs {min(v):,.0f}..{max(v):,.0f}"
+                        for what, v in spread.items()))
     driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MB
     say(f"driver peak RSS {driver_rss:.1f} MB (Linux carries a parent's peak RSS into its "
         "child's ru_maxrss: no child can show less)")
@@ -820,6 +842,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "median_target": target_m,
         "median_noop": noop_m,
         "ratio": ratio,
+        "ledger_cost": ledger_cost,
         "bare_loop_events_per_s": floor,
         "driver_peak_rss_mb": driver_rss,
     }

@@ -12,7 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -33,6 +33,8 @@ from .transport import (
 # (the SDK path) counts by number only.
 REQUEST_HELD_BYTES = 8 << 20
 HELD_BYTES = 64 << 20
+if TYPE_CHECKING:  # the ledger brings SQLAlchemy: imported only by a run that has one
+    from .ledger import Claim, Ledger
 
 
 class Pending(msgspec.Struct, gc=False):
@@ -55,6 +57,7 @@ class Outcome:
     delivered: int
     refused: list[tuple[Pending, Problem]]
     identifier_masks: Counter[int] = field(default_factory=Counter)
+    already_delivered: int = 0  # left out: the ledger holds them as delivered
 
 
 class Delivery:
@@ -69,6 +72,7 @@ class Delivery:
         max_concurrent_requests: int,
         on_outcome: Callable[[Outcome], None],
         limit: ConcurrencyLimit | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.transport = transport
         self._connection_id = connection_id
@@ -85,6 +89,7 @@ class Delivery:
         self._held = 0  # raw record bytes of the queued items
         self._first_seq = 0
         self._refusals = RefusalStreak()
+        self._ledger = ledger
 
     def fits(self, item: Pending) -> bool:
         """Whether one event can be sent at all (Spotify takes at most 1 MB a request)."""
@@ -158,14 +163,28 @@ class Delivery:
 
     def _deliver(self, items: list[Pending]) -> Outcome:
         outcome = Outcome(0, [])
-        self._send(items, outcome)
+        if self._ledger is None:
+            self._send(items, outcome, None)
+            return outcome
+        # One look-up (or claim) per request, in its thread: events the ledger holds as
+        # delivered are left out, and what the API acknowledges is recorded before the outcome
+        # (and so the STATE) is handed back.
+        with self._ledger.claim(self._connection_id, _events(items)) as claim:
+            if claim.skip:
+                sending = [item for item in items if item.event_id not in claim.skip]
+                outcome.already_delivered = len(items) - len(sending)
+                items = sending
+            if items:
+                self._send(items, outcome, claim)
         return outcome
 
-    def _send(self, items: list[Pending], outcome: Outcome) -> None:
+    def _send(self, items: list[Pending], outcome: Outcome, claim: Claim | None) -> None:
         """POST, and on 400/413 split in halves until the refused events stand alone."""
         body = body_of(self._connection_id, [item.body for item in items])
         answer = self.transport.post(body, len(items))
         if answer.ok:
+            if claim is not None:
+                claim.record(_events(items), answer.status, answer.message)
             self._refusals.delivered()
             outcome.delivered += len(items)
             outcome.identifier_masks.update(item.identifiers for item in items)
@@ -174,8 +193,12 @@ class Delivery:
             outcome.refused.append((items[0], _refusal(answer)))
         else:
             middle = len(items) // 2
-            self._send(items[:middle], outcome)
-            self._send(items[middle:], outcome)
+            self._send(items[:middle], outcome, claim)
+            self._send(items[middle:], outcome, claim)
+
+
+def _events(items: list[Pending]) -> list[tuple[str, bytes]]:
+    return [(item.event_id, item.body) for item in items]
 
 
 class WholesaleRefusal(DeliveryError):

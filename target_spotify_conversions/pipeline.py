@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -40,6 +40,9 @@ from .unreadable import INPUT_STREAM, LINE_TOO_LONG, too_long, worded
 from .unreadable import problem as unreadable_problem
 from .wire import MappedRecord, StreamChecks
 from .worker_pool import Entry, start_workers
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
 
 # Chunks at each mapping worker and not yet handed on: enough that neither side waits for the
 # other (two left the cores idle a tenth of the time; more than four gains nothing).
@@ -69,6 +72,10 @@ class Held(NamedTuple):
 # A record waiting for the mapping workers (or a Held one): its number, its chunk entry,
 # where it was read.
 Queued = tuple[int, "Entry | Held", Origin | None]
+
+
+class RejectLimitError(Exception):
+    """The run rejected every record it read, or more than `max_rejected_share` of them."""
 
 
 class Pipeline:
@@ -103,6 +110,8 @@ class Pipeline:
         run_id = str(uuid.uuid4())
         started = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         self.report = RunReport(logger, run_id=run_id, dry_run=settings.dry_run)
+        self.report.max_rejected_share = settings.max_rejected_share
+        self._ended = False
         self.mapper = EventMapper(settings.mapping_options)  # event ids and redaction of rejects
         self.router = router_for(settings.mapping_options)  # for records the SDK side rejects
         self._named = bool(settings.connections)  # several connections: each one named
@@ -119,6 +128,12 @@ class Pipeline:
         )
         self._flattened = _flattened_identifiers(settings)
         connections = settings.all_connections()
+        try:
+            self.ledger = _ledger(settings, run_id, logger, len(connections))
+        except Exception:
+            self.workers.close(abandon=True)
+            raise
+        self.report.ledger = self.ledger.description if self.ledger else None
         # Each connection has its own limit on requests in flight (one's 429 does not slow the
         # others) and its own counts, which add up in the report's.
         self._limits = {
@@ -154,6 +169,7 @@ class Pipeline:
             max_concurrent_requests=self.settings.max_concurrent_requests,
             on_outcome=lambda outcome: self._on_outcome(outcome, connection),
             limit=self._limits[connection],
+            ledger=self.ledger,
         )
 
     def process(
@@ -356,22 +372,32 @@ class Pipeline:
         self._write_ready_state()
 
     def finish(self, outcome: str = "completed") -> None:
-        """Deliver what is left, close files, and print the summary."""
+        """Deliver what is left, close files, and print the summary; then fail the run if it
+        rejected more than it may (its rejects, STATE and summary are written first)."""
         self.drain()
         self._close(abandon=False)
+        self._ended = True
+        too_many = self.report.reject_limit_exceeded() if outcome == "completed" else None
+        if too_many is not None:
+            outcome = "failed: too many records rejected"
         self._summary(outcome)
+        if too_many is not None:
+            raise RejectLimitError(too_many)
 
     def fail(self, outcome: str) -> None:
         """Stop sending at once (nothing more is checkpointed) and print the summary; nothing
-        to do when `finish` closed everything and only the summary file failed."""
-        if self._closed:
+        to do when `finish` closed everything and only the summary file (or the reject limit)
+        failed the run."""
+        if self._closed or self._ended:
             return
+        self._ended = True
         self._close(abandon=True)
         self._summary(outcome)
 
     def _on_outcome(self, outcome: Outcome, connection: str) -> None:
         """A request is finished: count it, reject what it refused, write the STATE it allows."""
         self.report.deliver(outcome.delivered, outcome.identifier_masks, connection=connection)
+        self.report.already_delivered += outcome.already_delivered
         for item, problem in outcome.refused:
             self.rejects.reject(
                 item.stream,
@@ -385,6 +411,8 @@ class Pipeline:
     def _close(self, *, abandon: bool) -> None:
         self.workers.close(abandon=abandon)
         self.delivery.close(abandon=abandon)
+        if self.ledger is not None:
+            self.ledger.close()
         self.rejects.close()
         self._closed = True
 
@@ -413,6 +441,36 @@ def _flattened_identifiers(settings: Settings) -> FlattenedIdentifiers | None:
         options.input_format, options.property_paths, INPUT_PROPERTIES, options.flattened_by
     )
     return FlattenedIdentifiers(options.flattened_by, read)
+
+
+def _ledger(
+    settings: Settings, run_id: str, logger: logging.Logger, connections: int
+) -> Ledger | None:
+    """The delivery ledger, opened (and pruned) now, so one that cannot be used fails the run
+    before anything is sent. A dry run only reads it: it leaves out what a real run would."""
+    if settings.ledger_url is None:
+        return None
+    from .ledger import Ledger  # SQLAlchemy is loaded by runs that keep a ledger only
+
+    ledger = Ledger.open(
+        settings.ledger_url,
+        run_id=run_id,
+        retention_days=settings.ledger_retention_days,
+        resend=settings.resend_delivered,
+        read_only=settings.dry_run,
+        pool_size=connections * settings.max_concurrent_requests + 1,
+    )
+    if ledger is not None:
+        days = settings.ledger_retention_days
+        logger.info(
+            "Delivery ledger: %s%s; %s",
+            ledger.description,
+            " (read only: a dry run)" if settings.dry_run else "",
+            f"{ledger.pruned} events delivered over {days} days ago pruned"
+            if days and not settings.dry_run
+            else "nothing pruned",
+        )
+    return ledger
 
 
 def _transport(

@@ -227,6 +227,9 @@ class RunReport:
         # With several connections: what each one got (delivered, rejected, coverage).
         self.connections: dict[str, ConnectionCounts] = {}
         self.requests = RequestCounts()  # handed to the transport, which counts into it
+        self.ledger: str | None = None  # where the delivery ledger is; None: no ledger
+        self.already_delivered = 0  # left out: the ledger holds them as delivered
+        self.max_rejected_share: float | None = None  # None: only all rejected fails
 
     # --- counting ---------------------------------------------------------------------------
 
@@ -341,6 +344,32 @@ class RunReport:
     def seconds(self) -> float:
         return time.monotonic() - self._started
 
+    def rejected_share(self) -> float:
+        return self.rejected / self.records_read if self.records_read else 0.0
+
+    def reject_limit_exceeded(self) -> str | None:
+        """Why the run fails on its rejects, or None. A run that read no record is no failure;
+        one whose every record was rejected always is, whatever the limit."""
+        if not self.records_read:
+            return None
+        share, limit = self.rejected_share(), self.max_rejected_share
+        if self.rejected >= self.records_read:
+            why = "every record read was rejected"
+        elif limit is not None and share > limit:
+            why = f"above max_rejected_share {limit:g}"
+        else:
+            return None
+        return (
+            f"{self.rejected} of {self.records_read} records read were rejected "
+            f"({share:.1%}): {why}. The rejects file holds them, with their reasons; the "
+            "summary's hints say what to check"
+        )
+
+    def _reject_limit_line(self) -> str:
+        limit = self.max_rejected_share
+        named = "none (only a run of all rejects fails)" if limit is None else f"{limit:g}"
+        return f"rejected share: {self.rejected_share():.4f} (max_rejected_share: {named})"
+
     def identifier_coverage(self) -> dict[str, float]:
         """For each identifier, the share (0 to 1) of sent events that carry it."""
         return coverage(self._identifier_masks)
@@ -377,8 +406,15 @@ class RunReport:
             *([f"run: {self.run_id}"] if self.run_id else []),
             f"records read: {self.records_read}",
             f"events {self.sent_verb}: {self.delivered}",
+            *(
+                [f"events already delivered, not sent again: {self.already_delivered} "
+                 f"(ledger: {self.ledger})"]
+                if self.ledger
+                else []
+            ),
             f"records rejected: {self.rejected}",
             *[f"  rejected {code}: {n}" for code, n in sorted(self.reasons.items())],
+            self._reject_limit_line(),
             *(
                 [f"records skipped without consent: {self.skipped_no_consent}"]
                 if self.skipped_no_consent
@@ -412,7 +448,11 @@ class RunReport:
             "dry_run": self.dry_run,
             "records_read": self.records_read,
             "events_delivered": self.delivered,
+            "already_delivered": self.already_delivered,
+            "ledger": self.ledger,
             "records_rejected": self.rejected,
+            "rejected_share": round(self.rejected_share(), 6),
+            "max_rejected_share": self.max_rejected_share,
             "rejected_by_reason": dict(sorted(self.reasons.items())),
             "skipped_no_consent": self.skipped_no_consent,
             "warnings_by_kind": dict(sorted(self.warnings.items())),

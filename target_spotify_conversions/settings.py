@@ -37,6 +37,10 @@ MAX_EVENTS_PER_REQUEST = 1000
 MAX_MAPPING_PROCESSES = 64
 # The SDK offers upsert and overwrite too: an event API can do neither (see load_method).
 LOAD_METHODS = ("append-only",)
+DEFAULT_LEDGER_URL = "sqlite:///spotify-conversions-ledger.sqlite"  # ledger.DEFAULT_URL
+# Four months: a full refresh, a state reset or a replayed export within a quarter (and a
+# month's attribution window on top) is caught; the file stays bounded (docs/ledger.md).
+DEFAULT_LEDGER_RETENTION_DAYS = 120
 
 CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
@@ -241,6 +245,37 @@ CONFIG_SCHEMA = th.PropertiesList(
         "event_id is deduplicated by Spotify). upsert and overwrite are refused at start: the "
         "Conversions API cannot update or delete events.",
     ),
+    th.Property(
+        "ledger_url",
+        th.StringType,
+        default=DEFAULT_LEDGER_URL,
+        secret=True,  # a database URL may hold a password
+        description="Where the delivery ledger is kept (an SQLAlchemy URL): every event the API "
+        "acknowledged, per connection, so no run sends it twice. Default: a SQLite file in the "
+        "working directory; postgresql+psycopg://user@host/db shares one between pipelines; "
+        "none turns it off.",
+    ),
+    th.Property(
+        "ledger_retention_days",
+        th.IntegerType(minimum=0),
+        default=DEFAULT_LEDGER_RETENTION_DAYS,
+        description="Ledger rows older than this many days are deleted at the start of a run "
+        "(0 keeps them forever); an event delivered longer ago would be sent again.",
+    ),
+    th.Property(
+        "resend_delivered",
+        th.BooleanType,
+        default=False,
+        description="true: send events even when the ledger holds them as delivered (to "
+        "re-send on purpose); they are recorded again.",
+    ),
+    th.Property(
+        "max_rejected_share",
+        th.NumberType(minimum=0, maximum=1),
+        description="Share of records read (0 to 1) that may be rejected; above it the run "
+        "exits 1 after writing its rejects, summary and STATE. A run whose every record is "
+        "rejected always exits 1.",
+    ),
 ).to_dict()
 
 # Required unless dry_run is true or `connections` names every connection, said in --about's
@@ -364,6 +399,10 @@ class Settings:
             return dict(self.connections)
         default = Connection(DEFAULT_CONNECTION, self.connection_id, self.auth_token)
         return {DEFAULT_CONNECTION: default}
+    ledger_url: str | None = None  # None: no ledger
+    ledger_retention_days: int = DEFAULT_LEDGER_RETENTION_DAYS
+    resend_delivered: bool = False
+    max_rejected_share: float | None = None  # None: only a run of all rejects fails
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -398,6 +437,10 @@ class Settings:
             mapping_worker_timeout_seconds=float(config["mapping_worker_timeout_seconds"]),
             max_line_bytes=int(config["max_line_bytes"]),
             adaptive_concurrency=bool(config["adaptive_concurrency"]),
+            ledger_url=_ledger_url(config["ledger_url"]),
+            ledger_retention_days=int(config["ledger_retention_days"]),
+            resend_delivered=bool(config["resend_delivered"]),
+            max_rejected_share=_share(config.get("max_rejected_share")),
         )._distinct_files()
 
     def _distinct_files(self) -> Settings:
@@ -452,6 +495,32 @@ def _output_file(setting: str, path: str | None) -> str | None:
         return check_output_path(setting, path)
     except OutputPathError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def _ledger_url(value: object) -> str | None:
+    """`none` turns the ledger off; anything else must look like a URL (the database is
+    opened, and a wrong URL refused, when the run starts). Messages never quote it: it may
+    hold a password."""
+    text = str(value).strip()
+    if text.lower() == "none":
+        return None
+    scheme, separator, _ = text.partition("://")
+    if not separator or not scheme or not all(c.isalnum() or c in "+_-" for c in scheme):
+        raise SettingsError(
+            "ledger_url must be an SQLAlchemy URL such as "
+            "sqlite:///spotify-conversions-ledger.sqlite or postgresql+psycopg://user@host/db, "
+            "or none"
+        )
+    return text
+
+
+def _share(value: object) -> float | None:
+    if value is None:
+        return None
+    share = float(str(value))
+    if not 0 <= share <= 1:
+        raise SettingsError("max_rejected_share must be between 0 and 1")
+    return share
 
 
 def _connection_id(value: object, dry_run: bool, *, required: bool = False) -> str:

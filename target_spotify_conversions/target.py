@@ -26,7 +26,7 @@ from .batch_files import BatchFileError, batch_blocks
 from .client import Aborted
 from .escaping import install_log_escaping
 from .messages import SchemaMessageError, check_schema_message
-from .pipeline import Pipeline
+from .pipeline import Pipeline, RejectLimitError
 from .reader import SafeReader, StopReading, raw_records
 from .rejects import RejectedRecordError
 from .report import SummaryFileError, unmatched_stream_maps
@@ -61,6 +61,7 @@ RUN_ERRORS = (
     SchemaMessageError,
     BatchFileError,
     SummaryFileError,
+    RejectLimitError,
 )
 
 

@@ -201,8 +201,24 @@ def assert_no_leaks(run: Run, lines: Sequence[str]) -> None:
         if path.is_file() and path.name != "config.json":
             outputs[str(path)] = path.read_text(errors="replace")
     for where, text in outputs.items():
-        for secret in secrets:
-            assert secret not in text, f"a raw email/phone/token leaked into {where}"
+        assert _first_found(secrets, text) is None, f"a raw email/phone/token leaked into {where}"
+
+
+def _first_found(secrets: set[str], text: str) -> str | None:
+    """A secret that occurs in `text`, or None. With many secrets (a record of 100,000 emails),
+    every slice of the text of each secret length is looked up in a set, instead of a search
+    of the whole text per secret: the same answer, in time linear in the text (the binary
+    ledger file made the search per secret take tens of seconds)."""
+    if len(secrets) <= 1000:
+        return next((secret for secret in secrets if secret in text), None)
+    by_length: dict[int, set[str]] = {}
+    for secret in secrets:
+        by_length.setdefault(len(secret), set()).add(secret)
+    for length, group in by_length.items():
+        for start in range(len(text) - length + 1):
+            if text[start:start + length] in group:
+                return text[start:start + length]
+    return None
 
 
 T = TypeVar("T")

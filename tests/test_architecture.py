@@ -26,12 +26,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("chunk_codec", "worker_pool"),
     # the reading process's parts: input, settings, delivery, bookkeeping
     ("messages", "reader", "batch_files", "stream_maps", "output_paths", "settings", "retries",
-     "concurrency", "transport", "client",
+     "concurrency", "transport", "ledger", "client",
      "delivery", "connection_delivery", "checkpoints", "report", "rejects", "sandbox"),
     # one run, outside the SDK
     ("pipeline",),
     # the SDK side
-    ("sdk_seams", "sinks", "target"),
+    ("sdk_seams", "sinks", "target", "ledger_cli"),
 )
 LAYER_OF = {module: n for n, layer in enumerate(LAYERS) for module in layer}
 

@@ -88,6 +88,9 @@ class Meltano:
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_AUTO_INSTALL": "false",
             "PYTHONDONTWRITEBYTECODE": "1",
+            # The project root is the repository: the delivery ledger goes beside the test's
+            # other files instead.
+            "TARGET_SPOTIFY_CONVERSIONS_LEDGER_URL": f"sqlite:///{work_dir / 'ledger.sqlite'}",
         }
 
     def __call__(
@@ -110,12 +113,16 @@ class Meltano:
         *flags: str,
         env: dict[str, str] | None = None,
         credentials: dict[str, str] | None = None,
+        ledger: str | None = None,
     ) -> RunResult:
         """One `meltano run` against a fresh FakeSpotify; what it received and rejected.
 
         `env`: more settings from the environment; `credentials`: more token and connection
-        pairs the fake accepts."""
+        pairs the fake accepts. Each run keeps its own delivery ledger unless `ledger` names
+        another run's: the runs here check that the same events get the same ids, which a
+        shared ledger would hold back."""
         rejects_file = self.work_dir / f"rejects-{name}.jsonl"
+        ledger_file = self.work_dir / f"ledger-{ledger or name}.sqlite"
         report_file = self.work_dir / f"report-{name}.json"
         with FakeSpotify(token=TOKEN, connection_id=CONNECTION_ID, credentials=credentials) as fake:
             proc = self(
@@ -129,6 +136,7 @@ class Meltano:
                     "SPOTIFY_CAPI_TEST_CONNECTION_ID": CONNECTION_ID,
                     "TARGET_SPOTIFY_CONVERSIONS_REJECTS_FILE": str(rejects_file),
                     "TARGET_SPOTIFY_CONVERSIONS_SUMMARY_FILE": str(report_file),
+                    "TARGET_SPOTIFY_CONVERSIONS_LEDGER_URL": f"sqlite:///{ledger_file}",
                     **(env or {}),
                 },
             )
@@ -171,6 +179,7 @@ class Runs:
     state: dict
     rerun: RunResult
     full_refresh: RunResult
+    refresh_with_ledger: RunResult
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +193,9 @@ def runs(meltano: Meltano) -> Runs:
     assert rerun.returncode == 0, f"second meltano run failed:\n{rerun.tail()}"
     full_refresh = meltano.run_pipeline("full-refresh", "--full-refresh")
     assert full_refresh.returncode == 0, f"--full-refresh run failed:\n{full_refresh.tail()}"
-    return Runs(first, state, rerun, full_refresh)
+    refresh_with_ledger = meltano.run_pipeline("ledger", "--full-refresh", ledger="first")
+    assert refresh_with_ledger.returncode == 0, refresh_with_ledger.tail()
+    return Runs(first, state, rerun, full_refresh, refresh_with_ledger)
 
 
 def _raw_personal_values(line_numbers: Iterable[int]) -> set[str]:
@@ -265,6 +276,16 @@ def test_rerun_with_state_sends_the_same_event_ids(runs: Runs) -> None:
     # target must then send the same event ids, which Spotify deduplicates.
     assert runs.rerun.returncode == 0
     assert set(runs.rerun.delivered) == set(runs.first.delivered), runs.rerun.tail()
+
+
+def test_full_refresh_with_the_first_runs_ledger_sends_nothing_again(runs: Runs) -> None:
+    """The delivery ledger holds what the first run delivered: a full refresh reads every
+    record again and sends none of them; the rejected ones are rejected again."""
+    again = runs.refresh_with_ledger
+    assert again.delivered == [], again.tail()
+    assert again.report["already_delivered"] == len(runs.first.delivered)
+    assert again.report["events_delivered"] == 0
+    assert {r["event_id"] for r in again.rejects} == {r["event_id"] for r in runs.first.rejects}
 
 
 def test_full_refresh_sends_the_same_event_ids_again(runs: Runs) -> None:

@@ -100,7 +100,7 @@ def test_each_default_in_meltano_yml_is_the_targets_default(name):
 
 def test_no_secret_is_written_in_meltano_yml():
     secrets = {name for name, schema in ABOUT.items() if schema.get("secret")}
-    assert secrets == {"auth_token", "connections"}
+    assert secrets == {"auth_token", "connections", "ledger_url"}
     for config in _loader_configs():
         for name in secrets & set(config):
             assert str(config[name]).startswith("$"), f"{name}: only from the environment"

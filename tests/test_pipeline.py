@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from target_spotify_conversions.pipeline import Pipeline
+from target_spotify_conversions.pipeline import Pipeline, RejectLimitError
 from target_spotify_conversions.problems import Problem
 from target_spotify_conversions.settings import Settings
 from tests.harness import purchase, target_config
@@ -16,6 +16,7 @@ from tests.harness import purchase, target_config
 def pipeline(tmp_path, fake, states: list, **settings) -> Pipeline:
     config = target_config(fake.url, **settings)
     config["rejects_file"] = str(tmp_path / "rejects.jsonl")
+    config.setdefault("ledger_url", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     config.setdefault("batch_wait_limit_seconds", 3600)
     return Pipeline(Settings.from_config(config), logging.getLogger("test"), states.append)
 
@@ -54,7 +55,8 @@ def test_a_state_after_rejected_records_only_is_written_at_once(fake, tmp_path):
     run.process(purchase(1), "conversions", bad)
     run.state({"at": 1})
     assert states == [{"at": 1}]
-    run.finish()
+    with pytest.raises(RejectLimitError):  # its only record was rejected: the run fails
+        run.finish()
     assert fake.requests == []
     assert (tmp_path / "rejects.jsonl").read_text().count("\n") == 1
 

@@ -65,7 +65,7 @@ def test_the_definition_is_in_the_hub_loader_format():
         assert setting["label"], setting["name"]
         assert setting["description"], setting["name"]
     sensitive = {s["name"] for s in PLUGIN["settings"] if s.get("sensitive")}
-    assert sensitive == {"auth_token", "connections"}
+    assert sensitive == {"auth_token", "connections", "ledger_url"}
     by_name = {setting["name"]: setting for setting in PLUGIN["settings"]}
     for name in ("auth_token", "capi_connection_id"):
         assert "Required unless dry_run is true" in by_name[name]["description"]

@@ -94,8 +94,10 @@ def test_two_runs_appending_at_once_write_whole_lines(fake, tmp_path):
     }
     for name, process in processes.items():
         stdout, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, stderr[-2000:]
-        assert_no_leaks(Run(0, stdout, stderr, tmp_path / name, config), inputs[name])
+        # Every record is rejected: each run fails at its end (contract §8), files written.
+        assert process.returncode == 1, stderr[-2000:]
+        assert "3000 of 3000 records read were rejected" in stderr
+        assert_no_leaks(Run(1, stdout, stderr, tmp_path / name, config), inputs[name])
     lines = _lines(shared)  # a half line would not parse
     assert sorted(len(ids) for ids in _by_run(lines).values()) == [3000, 3000]
 

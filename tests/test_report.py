@@ -97,7 +97,7 @@ def test_twenty_thousand_rejects_write_little_log_and_the_first_are_traceable(fa
     records = [purchase(i, currency="ZZZ", email=None, phone=None) for i in range(20_000)]
     config = target_config(fake.url, summary_file="report.json")
     run = run_target(tmp_path / "run", config, singer_lines(records), timeout=300)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, "every record was rejected: the run fails (contract §8)"
     assert run.count("records rejected") == 20_000
     assert len(run.stderr.encode()) < 300_000, len(run.stderr.encode())
     logged = [line for line in run.stderr.splitlines() if "Rejected record" in line]

@@ -1,0 +1,211 @@
+"""The delivery ledger on its own (SQLite files in a temporary directory): what a claim leaves
+out, what a record keeps, pruning, and a ledger that cannot be used failing at open."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from target_spotify_conversions import ledger as ledger_module
+from target_spotify_conversions.ledger import EVENTS, REQUESTS, Ledger, LedgerError, lookup, stats
+from tests.harness import CONNECTION_ID
+
+OTHER_CONNECTION = "0d2c4b6a-1e3f-4a5b-8c7d-9e0f1a2b3c4d"
+
+
+def body(event_id: str, when: str = "2026-11-01T10:00:00.000Z") -> bytes:
+    return (f'{{"event_id":"{event_id}","event_name":"PURCHASE","event_time":"{when}",'
+            '"user_data":{"ip_address":"203.0.113.7"}}').encode()
+
+
+def events(*ids: str) -> list[tuple[str, bytes]]:
+    return [(event_id, body(event_id)) for event_id in ids]
+
+
+def open_ledger(tmp_path, run_id: str = "run-1", **options) -> Ledger:
+    opened = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}", run_id=run_id, **options)
+    assert isinstance(opened, Ledger)
+    return opened
+
+
+def test_acknowledged_events_are_left_out_of_the_next_request_to_the_same_connection(tmp_path):
+    ledger = open_ledger(tmp_path)
+    with ledger.claim(CONNECTION_ID, events("a", "b", "c")) as claim:
+        assert claim.skip == frozenset()
+        claim.record(events("a", "b"), 200, "SUCCESS (sp_trace_id t-1)")  # c: refused
+    ledger.close()
+    later = open_ledger(tmp_path, "run-2")  # the next run
+    with later.claim(CONNECTION_ID, events("a", "b", "c", "d")) as claim:
+        assert claim.skip == {"a", "b"}
+    with later.claim(OTHER_CONNECTION, events("a", "b")) as claim:
+        assert claim.skip == frozenset(), "another connection has its own record"
+    later.close()
+
+
+def test_what_a_run_that_died_acknowledged_is_left_out_by_the_next(tmp_path):
+    ledger = open_ledger(tmp_path)
+    with ledger.claim(CONNECTION_ID, events("a", "b")) as claim:
+        claim.record(events("a", "b"), 200, "SUCCESS")
+    # no close(): the run was killed; its acknowledgements are on disk, not yet merged
+    assert len(lookup(ledger.engine, "a")) == 1, "the ledger command sees them already"
+    dry = open_ledger(tmp_path, "run-2", read_only=True)  # a dry run cannot merge them
+    with dry.claim(CONNECTION_ID, events("a", "b", "c")) as claim:
+        assert claim.skip == {"a", "b"}
+    dry.close()
+    later = open_ledger(tmp_path, "run-3")
+    with later.claim(CONNECTION_ID, events("a", "b", "c")) as claim:
+        assert claim.skip == {"a", "b"}
+    later.close()
+
+
+def test_a_record_keeps_the_event_time_the_request_and_the_answer_but_nothing_personal(tmp_path):
+    ledger = open_ledger(tmp_path)
+    with ledger.claim(CONNECTION_ID, events("ord-1")) as claim:
+        claim.record([("ord-1", body("ord-1", "2026-10-31T23:59:59.123Z"))], 200,
+                     "SUCCESS (sp_trace_id abc123)")
+    before = int(time.time())
+    [row] = lookup(ledger.engine, "ord-1")
+    assert row["connection_id"] == CONNECTION_ID
+    assert row["event_time"] == "2026-10-31T23:59:59.123Z"
+    assert row["status"] == 200
+    assert row["answer"] == "SUCCESS (sp_trace_id abc123)"
+    assert row["run_id"] == "run-1"
+    assert row["request_events"] == 1
+    assert before - 5 <= row["sent_at"] <= before + 5
+    with ledger.engine.connect() as connection:
+        columns = {c["name"] for t in ("ledger_events", "ledger_requests", "ledger_runs")
+                   for c in sa.inspect(connection).get_columns(t)}
+    assert not {"body", "user_data", "hashed_emails", "email", "token"} & columns
+    ledger.close()
+
+
+def test_a_resend_on_purpose_leaves_nothing_out_and_records_the_new_request(tmp_path):
+    ledger = open_ledger(tmp_path)
+    with ledger.claim(CONNECTION_ID, events("a")) as claim:
+        claim.record(events("a"), 200, "first")
+    ledger.close()
+    again = open_ledger(tmp_path, "run-2", resend=True)
+    with again.claim(CONNECTION_ID, events("a")) as claim:
+        assert claim.skip == frozenset()
+        claim.record(events("a"), 202, "second")
+    [row] = lookup(again.engine, "a")
+    assert (row["status"], row["answer"]) == (202, "second")
+    again.close()
+
+
+def test_rows_older_than_the_retention_are_pruned_at_open(tmp_path):
+    ledger = open_ledger(tmp_path)
+    with ledger.claim(CONNECTION_ID, events("old", "new")) as claim:
+        claim.record(events("old"), 200, "SUCCESS")
+    with ledger.claim(CONNECTION_ID, events("new")) as claim:
+        claim.record(events("new"), 200, "SUCCESS")
+    with ledger.engine.begin() as connection:  # the first request was answered 40 days ago
+        connection.execute(sa.update(REQUESTS).where(REQUESTS.c.id == 1)
+                           .values(sent_at=int(time.time()) - 40 * 86_400))
+    ledger.close()
+    kept = open_ledger(tmp_path, "run-2", retention_days=30)
+    assert kept.pruned == 1
+    assert lookup(kept.engine, "old") == []
+    assert len(lookup(kept.engine, "new")) == 1
+    with kept.engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(REQUESTS)).scalar() == 1
+    kept.close()
+    forever = open_ledger(tmp_path, "run-3", retention_days=0)
+    assert forever.pruned == 0
+    forever.close()
+
+
+def test_a_read_only_open_creates_nothing_and_writes_nothing(tmp_path):
+    assert Ledger.open(f"sqlite:///{tmp_path / 'none.sqlite'}", run_id="r",
+                       read_only=True) is None
+    assert not (tmp_path / "none.sqlite").exists()
+    ledger = open_ledger(tmp_path)
+    with ledger.claim(CONNECTION_ID, events("a")) as claim:
+        claim.record(events("a"), 200, "SUCCESS")
+    ledger.close()
+    reader = open_ledger(tmp_path, "run-2", read_only=True)
+    with reader.claim(CONNECTION_ID, events("a", "b")) as claim:
+        assert claim.skip == {"a"}
+        claim.record(events("b"), 200, "SUCCESS")  # a dry run "acknowledges": not kept
+    assert lookup(reader.engine, "b") == []
+    reader.close()
+
+
+def test_a_corrupt_file_fails_at_open(tmp_path):
+    (tmp_path / "ledger.sqlite").write_bytes(b"this is no SQLite database, " * 200)
+    with pytest.raises(LedgerError) as failure:
+        open_ledger(tmp_path)
+    message = str(failure.value)
+    assert "SQLite file" in message
+    assert "not a database" in message
+    assert "SELECT" not in message
+    assert "INSERT" not in message
+
+
+def test_a_url_with_a_password_is_never_repeated(tmp_path):
+    secret = "pw-9d8e7f6a"
+    with pytest.raises(LedgerError) as failure:
+        Ledger.open(f"nosuchdb://user:{secret}@localhost/db", run_id="r")
+    assert secret not in str(failure.value)
+    assert ledger_module.describe(f"postgresql+psycopg://u:{secret}@h/db") == (
+        "postgresql+psycopg://u:***@h/db"
+    )
+
+
+def test_a_write_that_fails_midway_is_a_ledger_error_not_a_crash(tmp_path):
+    ledger = open_ledger(tmp_path)
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as raw:
+        raw.execute("DROP TABLE ledger_pending")
+    with pytest.raises(LedgerError, match=r"could not be written"), \
+            ledger.claim(CONNECTION_ID, events("a")) as claim:
+        claim.record(events("a"), 200, "SUCCESS")
+    with pytest.raises(LedgerError, match=r"could not be written"):
+        ledger.close()
+
+
+def test_stats_count_events_and_requests_per_connection(tmp_path):
+    ledger = open_ledger(tmp_path)
+    for connection_id, ids in ((CONNECTION_ID, ("a", "b", "c")), (OTHER_CONNECTION, ("a",))):
+        with ledger.claim(connection_id, events(*ids)) as claim:
+            claim.record(events(*ids), 200, "SUCCESS")
+    for found in (stats(ledger.engine), None):  # before and after the run's rows are merged
+        if found is None:
+            ledger.close()
+            ledger = open_ledger(tmp_path, "run-2")
+            found = stats(ledger.engine)
+            with ledger.engine.connect() as connection:
+                count = sa.select(sa.func.count()).select_from(EVENTS)
+                assert connection.execute(count).scalar() == 4
+        by_connection = {row["connection_id"]: row for row in found["connections"]}
+        assert by_connection[CONNECTION_ID]["events"] == 3
+        assert by_connection[OTHER_CONNECTION]["events"] == 1
+        assert by_connection[CONNECTION_ID]["requests"] == 1
+    assert found["runs"] == 2
+    ledger.close()
+
+
+def test_runs_starting_at_once_on_a_new_ledger_all_open_it(tmp_path):
+    """Each finds the tables missing and creates them: the losers of that race go on."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def open_one(number: int) -> None:
+        start.wait()
+        try:
+            opened = Ledger.open(url, run_id=f"run-{number}")
+            assert opened is not None
+            opened.close()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

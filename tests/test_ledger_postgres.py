@@ -1,0 +1,126 @@
+"""A ledger shared through a real PostgreSQL server: two runs of the same events at the same time
+send each event once, and a run killed mid-request leaves no claim that would block another."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+from tests.harness import (
+    CONNECTION_ID,
+    Run,
+    assert_no_leaks,
+    purchase,
+    run_target,
+    singer_lines,
+    start_target,
+    target_config,
+    wait_until,
+)
+from tests.test_postgres_e2e import PASSWORD, Postgres, postgres  # noqa: F401 - the fixture
+
+
+def ledger_url(server: Postgres) -> str:
+    return f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:{server.port}/shop"
+
+
+def ledger_rows(server: Postgres) -> int:
+    engine = sa.create_engine(ledger_url(server))
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(sa.text("SELECT count(*) FROM ledger_events"))
+                       .scalar_one())
+    finally:
+        engine.dispose()
+
+
+def clear(server: Postgres) -> None:
+    server.psql("DROP TABLE IF EXISTS ledger_events, ledger_requests, ledger_runs")
+
+
+def test_two_concurrent_runs_sharing_a_postgresql_ledger_send_each_event_once(
+    fake, tmp_path, postgres  # noqa: F811
+):
+    clear(postgres)
+    fake.configure(latency=0.05)
+    total = 3000
+    config = target_config(fake.url, ledger_url=ledger_url(postgres), events_per_request=100,
+                           summary_file="summary.json")
+    lines = singer_lines([purchase(i) for i in range(total)], state_every=100)
+    processes = {name: start_target(tmp_path / name, config, lines) for name in ("a", "b")}
+    runs = {}
+    for name, process in processes.items():
+        stdout, stderr = process.communicate(timeout=300)
+        runs[name] = Run(process.returncode, stdout, stderr, tmp_path / name, dict(config))
+        assert_no_leaks(runs[name], lines)
+        assert runs[name].returncode == 0, stderr[-2000:]
+        assert PASSWORD not in stderr, "the ledger's password is never logged"
+        assert runs[name].states[-1] == {"position": total}
+    assert fake.unique_count == total
+    assert fake.accepted_count == total, "no event was sent by both runs"
+    summaries = [json.loads((tmp_path / name / "summary.json").read_text()) for name in runs]
+    assert sum(s["events_delivered"] for s in summaries) == total
+    assert sum(s["already_delivered"] for s in summaries) == total
+    assert all(s["ledger"] == ledger_url(postgres).replace(PASSWORD, "***") for s in summaries)
+    assert ledger_rows(postgres) == total
+
+
+def test_a_run_killed_mid_request_leaves_no_claim_behind(fake, tmp_path, postgres):  # noqa: F811
+    clear(postgres)
+    fake.configure(latency=2.0)  # requests stay in flight long enough to kill the run there
+    total = 400
+    config = target_config(fake.url, ledger_url=ledger_url(postgres), events_per_request=100)
+    lines = singer_lines([purchase(i) for i in range(total)], state_every=100)
+    killed = start_target(tmp_path / "killed", config, lines)
+    wait_until(lambda: len(fake.requests) >= 1, "a request in flight", 120)
+    killed.kill()
+    killed.communicate(timeout=60)  # killed before any answer reached it: nothing recorded
+    fake.configure(latency=0.0)
+    rerun = run_target(tmp_path / "rerun", config, lines, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert rerun.count("events delivered") == total, "no dead claim held an event back"
+    assert rerun.count("events already delivered, not sent again") == 0
+    assert fake.unique_count == total
+    assert ledger_rows(postgres) == total
+
+
+def test_a_split_request_on_postgresql_keeps_the_acknowledged_parts_and_frees_the_refused(
+    postgres,  # noqa: F811
+):
+    """The ledger alone on PostgreSQL: a request bisected after a 400 records each
+    acknowledged part as its own request; the refused event is not held, so it is sent after
+    a fix; a resend on purpose records again."""
+    clear(postgres)
+    from target_spotify_conversions.ledger import Ledger, lookup
+    from tests.test_ledger import events
+
+    ledger = Ledger.open(ledger_url(postgres), run_id="run-1")
+    assert isinstance(ledger, Ledger)
+    assert not ledger.sqlite
+    with ledger.claim(CONNECTION_ID, events("a", "b", "c", "d")) as claim:
+        assert claim.skip == frozenset()
+        claim.record(events("a", "b"), 200, "first half")
+        claim.record(events("d"), 200, "last quarter")  # c was refused
+    assert lookup(ledger.engine, "a")[0]["answer"] == "first half"
+    assert lookup(ledger.engine, "d")[0]["answer"] == "last quarter"
+    assert lookup(ledger.engine, "c") == []
+    with ledger.claim(CONNECTION_ID, events("a", "b", "c", "d")) as claim:
+        assert claim.skip == {"a", "b", "d"}
+        claim.record(events("c"), 200, "fixed")
+    with ledger.claim(CONNECTION_ID, events("e")) as claim:
+        pass  # never sent (the run stopped): nothing is held
+    assert lookup(ledger.engine, "e") == []
+    ledger.close()
+    again = Ledger.open(ledger_url(postgres), run_id="run-2", resend=True)
+    assert isinstance(again, Ledger)
+    with again.claim(CONNECTION_ID, events("a")) as claim:
+        assert claim.skip == frozenset()
+        claim.record(events("a"), 200, "again")
+    assert lookup(again.engine, "a")[0]["answer"] == "again"
+    engine = again.engine
+    with engine.connect() as connection:
+        requests = connection.execute(sa.text(
+            "SELECT answer FROM ledger_requests ORDER BY id")).scalars().all()
+    assert requests == ["first half", "last quarter", "fixed", "again"], "no empty claim left"
+    again.close()
