@@ -35,7 +35,7 @@ from .hashing import (
     redact_phone,
 )
 from .input_formats import DEFAULT_INPUT_FORMAT, lookup, make_reader, split_path
-from .privacy import described, plainly_personal, quoted, redacted
+from .privacy import described, page_url, plainly_personal, quoted, redacted
 from .problems import Problem
 from .taxonomy import category_id
 from .values import CACHE_ENTRIES, finite_decimal, is_absent, json_safe, whole_number
@@ -161,7 +161,7 @@ def _url(value: object, _: MappingOptions) -> str:
     scheme, colon, rest = text.partition(":")
     if scheme.lower() not in ("http", "https") or not rest.startswith("//"):
         raise Invalid("must start with http:// or https://")
-    return scheme.lower() + colon + rest  # HTTPS://x is sent as https://x
+    return page_url(scheme.lower() + colon + rest)  # HTTPS://x is sent as https://x
 
 
 def _amount(value: object, _: MappingOptions) -> int | float:
@@ -410,8 +410,10 @@ class EventMapper:
             kept["phone"] = redact_phone(kept["phone"], country)
         if "$event_id" in kept:  # kept as it is (a fed-back record keeps its id), if it is one
             value = json_safe(view["$event_id"])
-            plain = isinstance(value, str) and plainly_personal(value)
-            kept["$event_id"] = redacted(value, country) if plain else value
+            usable = isinstance(value, (int, float)) or (
+                isinstance(value, str) and not plainly_personal(value)
+            )
+            kept["$event_id"] = value if usable else redacted(value, country)
         if kept and is_absent(kept.get("$event_id")):
             kept["$event_id"] = event_id
         for name in self._kept_settings_properties:  # a fed-back record keeps its route, consent

@@ -141,8 +141,11 @@ def redacted(value: object, phone_country: str | None) -> object:
         return value
     if isinstance(value, list):
         return [redacted(item, phone_country) for item in value]
-    if isinstance(value, dict):
-        return {key: redacted(item, phone_country) for key, item in value.items()}
+    if isinstance(value, dict):  # keys too: an email can be a key of an object
+        return {
+            str(redacted(key, phone_country)): redacted(item, phone_country)
+            for key, item in value.items()
+        }
     return value
 
 
@@ -181,3 +184,26 @@ def _digits(value: int) -> int:
     if size < 10**18:
         return len(str(size))
     return int(size.bit_length() * 0.30103) + 1  # log10(2): within one digit
+
+
+def page_url(url: str) -> str:
+    """A page's URL as it may reach Spotify: without a user name or password, and without a
+    path, query or fragment that holds an email or a phone number (a thank-you page often
+    carries the buyer's email in its query). What is left still names the site and page."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return url  # not a URL urllib can take apart: the mapping's own check judged it
+    netloc = parts.netloc.rpartition("@")[2]  # without a user name and password
+    path, query, fragment = parts.path, parts.query, parts.fragment
+    if _holds_personal(path.split("/")):
+        path = "/"
+    values = [value for _, value in urllib.parse.parse_qsl(query, keep_blank_values=True)]
+    if _holds_personal([*values, query, fragment]):
+        query = fragment = ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, path, query, fragment))
+
+
+def _holds_personal(parts: list[str]) -> bool:
+    return any(plainly_personal(urllib.parse.unquote(part)) for part in parts if part)

@@ -450,6 +450,8 @@ class Settings:
             "rejects_file": self.rejects_file,
             "summary_file": self.summary_file,
         }
+        if self.ledger_url and self.ledger_url.startswith("sqlite:///"):  # a file, like these
+            named["the ledger (ledger_url)"] = self.ledger_url.removeprefix("sqlite:///")
         if self.dry_run:  # each named connection's bodies go to a file of its own
             for name in sorted(set(self.connections) - {DEFAULT_CONNECTION}):
                 named[f"the dry-run file of {name}"] = dry_run_path(self.dry_run_file, name)

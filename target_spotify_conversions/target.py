@@ -352,5 +352,24 @@ def _without_secrets(exc: ConfigValidationError, config: t.Mapping[str, t.Any]) 
     return ConfigValidationError(without_secrets(str(exc), config), errors=errors)
 
 
+def main() -> None:
+    """The command: the SDK's CLI, and one line instead of a traceback for a config file that
+    is no JSON (it is read while the options are parsed, before the target exists)."""
+    try:
+        TargetSpotifyConversions.cli()
+    except ValueError as exc:
+        if type(exc).__name__ != "JSONDecodeError":
+            raise
+        TargetSpotifyConversions.logger.error(
+            "Run failed: a --config file is not valid JSON (%s)", without_quotes(str(exc))
+        )
+        sys.exit(1)
+
+
+def without_quotes(message: str) -> str:
+    """A JSON parser's message says where it failed; any quoted text of the file is cut."""
+    return message.split(": '", 1)[0].split(': "', 1)[0]
+
+
 if __name__ == "__main__":
-    TargetSpotifyConversions.cli()
+    main()

@@ -1012,3 +1012,13 @@ def test_the_rejects_file_keeps_the_properties_that_route_a_record_and_give_cons
     assert kept["ctx.ok"] == "yes"
     shifted = mapper(connection_property="brand").redact({**BASE, "brand": "x@y.co"}, "ev-1")
     assert "x@y.co" not in json.dumps(shifted)
+
+
+def test_an_event_id_that_is_an_object_is_kept_redacted_in_the_rejects_file():
+    kept = mapper().redact({**BASE, "$event_id": {"x": ["jane.doe@example.com"]}}, "ev-1")
+    assert "jane.doe@example.com" not in json.dumps(kept)
+
+
+def test_an_email_in_the_page_url_is_not_sent():
+    event = mapped({**BASE, "event_source_url": "https://s.example/ty?email=jo@example.com"}).event
+    assert event["event_source_url"] == "https://s.example/ty"

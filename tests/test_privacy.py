@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
 from target_spotify_conversions.privacy import (
     described,
     looks_personal,
+    page_url,
     plainly_personal,
     quoted,
     redacted,
@@ -124,3 +126,24 @@ def test_a_rejected_record_keeps_an_id_made_of_dashed_digits_so_it_can_be_fed_ba
     assert kept["content_name"] == sha("415-555-0123")  # elsewhere it is hashed to be safe
     kept = mapper.redact({"$event_id": " Ann@Example.com"}, "derived")
     assert kept["$event_id"] == sha("ann@example.com")
+
+
+@pytest.mark.parametrize(("url", "sent"), [
+    ("https://shop.example/thanks?email=jane@example.com", "https://shop.example/thanks"),
+    ("https://shop.example/thanks?email=jane%40example.com&o=1", "https://shop.example/thanks"),
+    ("https://shop.example/p?phone=%2B447700900123", "https://shop.example/p"),
+    ("https://shop.example/u/jane@example.com/orders", "https://shop.example/"),
+    ("https://jane:pw@shop.example/thanks", "https://shop.example/thanks"),
+    ("https://shop.example/?spclid=jane@example.com", "https://shop.example/"),
+    ("https://shop.example:8443/a/b?c=d#e", "https://shop.example:8443/a/b?c=d#e"),
+])
+def test_a_page_url_reaches_spotify_without_personal_data_or_credentials(url, sent):
+    """A thank-you page often carries the buyer's email in its query string."""
+    assert page_url(url) == sent
+
+
+def test_the_rejects_file_redacts_keys_as_well_as_values():
+    kept = redacted({"amount": {"key.leak@example.com": 1}, "c": {"+44 7700 900202": "EUR"}}, "GB")
+    text = json.dumps(kept)
+    assert "key.leak@example.com" not in text
+    assert "7700 900202" not in text

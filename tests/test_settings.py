@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -178,7 +179,13 @@ def test_api_url_must_be_http(url):
 
 # --- hand-written configs, through the real CLI --------------------------------------------------
 
-from tests.harness import purchase, run_target, singer_lines, target_config  # noqa: E402
+from tests.harness import (  # noqa: E402
+    TARGET_BIN,
+    purchase,
+    run_target,
+    singer_lines,
+    target_config,
+)
 
 
 @pytest.mark.parametrize(
@@ -375,3 +382,24 @@ def test_two_outputs_that_are_hard_links_or_links_of_one_file_are_refused(tmp_pa
     with pytest.raises(SettingsError, match="summary_file and rejects_file name the same file"):
         Settings.from_config(_outputs(tmp_path / "x", rejects_file=str(rejects),
                                       summary_file=str(tmp_path / "summary.json")))
+
+
+def test_an_output_that_is_the_ledger_file_is_refused(tmp_path):
+    """Rejects appended to the SQLite ledger would be lost, and the ledger damaged."""
+    ledger = tmp_path / "ledger.sqlite"
+    with pytest.raises(SettingsError, match="the same file"):
+        Settings.from_config({**GOOD, "ledger_url": f"sqlite:///{ledger}",
+                              "rejects_file": str(ledger)})
+
+
+def test_a_config_file_that_is_no_json_fails_in_one_line(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"dry_run": true, "auth_token": "tok-s3cr3t",}')
+    run = subprocess.run(
+        [TARGET_BIN, "--config", str(config)], input="", capture_output=True, text=True,
+        timeout=60, check=False,
+    )
+    assert run.returncode == 1
+    assert "a --config file is not valid JSON" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert "tok-s3cr3t" not in run.stderr
