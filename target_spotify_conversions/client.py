@@ -272,10 +272,19 @@ class CapiClient:
         slot = self.limit.acquire(self._failing)
         if slot is None:
             raise Aborted("stopped waiting: the run is failing")
+        try:
+            # A Retry-After may have come while this thread waited for its place: the place
+            # was freed by the very answer that set it.
+            self._wait_for_gate()
+        except Aborted:
+            self._answered(slot, None, ok=None)
+            raise
         self.counts.sent(slot.in_flight, slot.limit)
         try:
             answer = self._post_once(body)
         except _Transient as exc:
+            if exc.retry_after:  # before the place is freed: no waiting thread may slip by
+                self._hold_all(exc.retry_after)
             self._answered(slot, exc.status, ok=False)
             raise
         except BaseException:
