@@ -774,7 +774,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if args.compare_ledger:  # alternated with the default run, so load drifts hit both
             runs.append(("noledger", lambda n=n: run_target(
                 n, workdir, target_input, meta, args.latency, args.timeout,
-                {**settings, "ledger_url": "none"}, "noledger")))
+                {**settings, "ledger_url": "none"}, what="noledger")))
         if not args.skip_noop:
             runs.append(("noop", lambda n=n: run_noop(n, workdir, input_path, meta,
                                                       args.timeout)))
