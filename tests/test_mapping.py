@@ -1022,3 +1022,10 @@ def test_an_event_id_that_is_an_object_is_kept_redacted_in_the_rejects_file():
 def test_an_email_in_the_page_url_is_not_sent():
     event = mapped({**BASE, "event_source_url": "https://s.example/ty?email=jo@example.com"}).event
     assert event["event_source_url"] == "https://s.example/ty"
+
+
+def test_a_phone_number_in_amount_is_not_sent_as_an_amount():
+    """A column shifted by one: "+14155550004" would go out as 14155550004."""
+    result = rejected({**BASE, "amount": "+14155550004"})
+    assert "invalid_amount" in {problem.code for problem in result.reasons}
+    assert "4155550004" not in str(result.reasons)
