@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import stat
 import statistics
 import tempfile
 import threading
@@ -472,7 +473,12 @@ class RunReport:
     def write_file(self, path: str, outcome: str) -> None:
         """Write the summary file whole or not at all: a reader never sees half of it, and a
         failure (a full disk) leaves the earlier file as it was and no temporary file: written
-        beside it, synced to disk, then renamed over it; removed if any step fails."""
+        beside it, synced to disk, then renamed over it; removed if any step fails.
+
+        /dev/null turns it off: renamed over, the device itself would become a file (as root,
+        for every program on the machine)."""
+        if path == os.devnull or _not_a_regular_file(path):
+            return
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.as_dict(outcome), indent=2, sort_keys=False)
@@ -488,6 +494,15 @@ class RunReport:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             raise
+
+
+def _not_a_regular_file(path: str) -> bool:
+    """Whether a path names something other than a regular file or nothing (never renamed
+    over: the start-up check refuses such a summary_file; this is the last line of defence)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def coverage(masks: Mapping[int, int]) -> dict[str, float]:

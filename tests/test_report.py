@@ -214,3 +214,24 @@ def test_a_full_disk_under_the_summary_file_leaves_no_half_file_and_tells_the_tr
     assert "Internal error" not in run.stderr
     assert sorted(path.name for path in small_disk.iterdir()) == ["filler", "report.json"]
     assert json.loads(earlier.read_text()) == {"outcome": "completed", "records_read": 7}
+
+
+def test_a_summary_file_on_dev_null_leaves_the_device_as_it_is(tmp_path):
+    """Written whole by a rename, the summary would turn /dev/null into a file (as root, for
+    every program of the machine: a database server could then no longer start)."""
+    import logging
+    import os
+    import stat
+    import subprocess
+
+    from target_spotify_conversions.report import RunReport
+
+    report = RunReport(logging.getLogger("test"), run_id="r", dry_run=True)
+    try:
+        report.write_file(os.devnull, "completed")
+        assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    finally:  # never leave the machine without its /dev/null, even when this test fails
+        if not stat.S_ISCHR(os.stat(os.devnull).st_mode):
+            os.unlink(os.devnull)
+            subprocess.run(["mknod", "-m", "666", os.devnull, "c", "1", "3"], check=True)
+    assert list(tmp_path.iterdir()) == []
