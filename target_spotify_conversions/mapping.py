@@ -165,7 +165,7 @@ def _url(value: object, _: MappingOptions) -> str:
 
 
 def _amount(value: object, _: MappingOptions) -> int | float:
-    if isinstance(value, str) and plainly_personal(value):  # "+1 415 ..." is no amount
+    if isinstance(value, str) and "@" not in value and plainly_personal(value):  # "+1 415 ..."
         raise Invalid(f"{described(value)} is shaped like a phone number, not an amount")
     number = finite_decimal(value)
     if number is None:
