@@ -51,8 +51,10 @@ class ConnectionDeliveries:
         return self.delivery(connection).fits(item)
 
     def add(self, connection: str, seq: int, item: Pending) -> None:
-        with self._naming(connection):
+        try:  # per event: no context manager of its own on this path
             self.delivery(connection).add(seq, item)
+        except DeliveryError as exc:
+            raise self._named_error(exc, connection) from None
 
     def oldest_unfinished(self) -> int | None:
         """The oldest record queued or in flight for any connection; None when there is none."""
@@ -82,12 +84,15 @@ class ConnectionDeliveries:
         its name, never its token."""
         try:
             yield
-        except Aborted:
-            raise
         except DeliveryError as exc:
-            if not self._named:
-                raise
-            raise type(exc)(f"connection {connection!r}: {exc}") from None
+            raise self._named_error(exc, connection) from None
+
+    def _named_error(self, exc: DeliveryError, connection: str) -> DeliveryError:
+        """The error, its message prefixed with the connection's name when there are several
+        (an Aborted request says nothing of its own and stays as it is)."""
+        if isinstance(exc, Aborted) or not self._named:
+            return exc
+        return type(exc)(f"connection {connection!r}: {exc}")
 
     def abort(self) -> None:
         for transport in self.transports.values():
