@@ -82,7 +82,9 @@ class TargetSpotifyConversions(Target):
             super().__init__(**kwargs)
         except ConfigValidationError as exc:  # the SDK's messages quote values, secrets too
             config = _parsed_config(self)
-            refused = start_refusal(config)
+            # A typo first: `dryrun` for dry_run makes the token "required", which misleads.
+            refused = next(iter(unknown_settings(config, CONFIG_SCHEMA["properties"])), None)
+            refused = refused or start_refusal(config)
             if refused:  # JSON schema's message would not say why
                 raise ConfigValidationError(refused, errors=[refused]) from None
             raise _without_secrets(exc, config) from None

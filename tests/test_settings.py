@@ -403,3 +403,11 @@ def test_a_config_file_that_is_no_json_fails_in_one_line(tmp_path):
     assert "a --config file is not valid JSON" in run.stderr
     assert "Traceback" not in run.stderr
     assert "tok-s3cr3t" not in run.stderr
+
+
+def test_a_typo_is_named_before_the_settings_it_hid(tmp_path):
+    """`dryrun` for dry_run: the run must say so, not that the token is required."""
+    run = run_target(tmp_path / "run", {"dryrun": True}, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert "`dryrun` is not a setting" in run.stderr
+    assert "did you mean `dry_run`" in run.stderr
