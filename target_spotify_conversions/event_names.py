@@ -92,17 +92,21 @@ def checked_name(value: object, setting: str) -> str:
     return name
 
 
-class EventNameResolver:
-    """Resolve a record's event name: the user's map first, then the built-in names."""
+def checked_name_map(value: Mapping[str, object]) -> dict[str, str]:
+    """The `event_name_map` setting with each value as the Spotify name it spells."""
+    return {key: checked_name(name, f"event_name_map[{key!r}]") for key, name in value.items()}
 
-    def __init__(self, event_name_map: Mapping[str, object], default: object = None) -> None:
-        """Values are checked here (a hand-written config may hold anything)."""
-        self._exact = {
-            key: checked_name(value, f"event_name_map[{key!r}]")
-            for key, value in event_name_map.items()
-        }
+
+class EventNameResolver:
+    """Resolve a record's event name: the user's map first, then the built-in names.
+
+    Takes the settings as checked where settings are read (`checked_name_map`,
+    `checked_name`): each mapping worker builds one, and none checks them again."""
+
+    def __init__(self, event_name_map: Mapping[str, str], default: str | None = None) -> None:
+        self._exact = dict(event_name_map)
         self._by_key = {name_key(key): value for key, value in self._exact.items()}
-        self.default = None if default is None else checked_name(default, "default_event_name")
+        self.default = default
 
     def resolve(self, candidate: object) -> str | None:
         """Return the Spotify name for one candidate, or None when it does not resolve."""

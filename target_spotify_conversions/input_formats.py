@@ -127,10 +127,8 @@ def make_reader(
 
     `flattened_by`: the separator of the SDK's record flattening (`flattening_enabled`), which
     turns `properties.email` into `properties__email`; the flattened names of the paths are
-    then read too, after the paths themselves.
+    then read too, after the paths themselves. The settings come checked (settings.py).
     """
-    if input_format not in INPUT_FORMATS:
-        raise ValueError(f"input_format must be one of {', '.join(INPUT_FORMATS)}")
     user = {name: [split_path(path) for path in paths] for name, paths in property_paths.items()}
     if flattened_by:
         user = {name: _with_joined(paths, flattened_by) for name, paths in user.items()}

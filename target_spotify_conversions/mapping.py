@@ -66,7 +66,8 @@ def identifier_mask(user_data: Mapping[str, Any]) -> int:
 
 @dataclass(frozen=True)
 class MappingOptions:
-    """The settings that change how a record maps (docs/contract.md §1)."""
+    """The settings that change how a record maps (docs/contract.md §1), as settings.py
+    checked and normalised them: nothing in the mapping checks them again."""
 
     event_name_map: Mapping[str, str] = field(default_factory=dict)
     default_event_name: str | None = None
@@ -368,9 +369,7 @@ class EventMapper:
         self._kept_settings_properties = tuple(
             name for name in (options.connection_property, options.consent_property) if name
         )
-        # Checked where settings are read (settings.py); only its case is normalised here.
-        source = options.default_action_source
-        self._default_source = source.strip().upper() if source else None
+        self._default_source = options.default_action_source  # checked (settings.py)
         self._now: dt.datetime | None = None
         self._now_texts = ("", "")
 

@@ -10,7 +10,7 @@ import os
 import sys
 import urllib.parse
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from singer_sdk import typing as th
 
 from .concurrency import DEFAULT_MAX_IN_FLIGHT
 from .escaping import printable
-from .event_names import EventNameError, EventNameResolver
+from .event_names import EventNameError, checked_name, checked_name_map
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
 from .output_paths import OutputPathError, check_distinct, check_output_path
@@ -414,33 +414,33 @@ class Settings:
             raise SettingsError(refused)
         connections = _connections(config, dry_run)
         top_level = not connections or DEFAULT_CONNECTION in connections
+        checked = {name: check(config.get(name)) for name, check in VALUE_CHECKS.items()}
         return cls(
             connection_id=_connection_id(config.get("capi_connection_id"), dry_run)
             if top_level
             else "",
             auth_token=_token(config.get("auth_token"), dry_run) if top_level else "",
-            api_url=_api_url(config["api_url"]),
+            api_url=checked["api_url"],
             dry_run=dry_run,
-            dry_run_file=_output_file("dry_run_file", config["dry_run_file"])
-            or _DEFAULTS["dry_run_file"],
-            rejects_file=_output_file("rejects_file", config.get("rejects_file")),
+            dry_run_file=checked["dry_run_file"],
+            rejects_file=checked["rejects_file"],
             fail_on_invalid=config["on_invalid"] == "fail",
             events_per_request=int(config["events_per_request"]),
             max_concurrent_requests=int(config["max_concurrent_requests"]),
             request_timeout=float(config["request_timeout"]),
             max_retries=int(config["max_retries"]),
-            mapping_options=_mapping_options(config, connections),
+            mapping_options=_mapping_options(config, checked, connections),
             batch_wait_limit_seconds=float(config["batch_wait_limit_seconds"]),
-            summary_file=_output_file("summary_file", config.get("summary_file")),
-            mapping_processes=_mapping_processes(config.get("mapping_processes")),
+            summary_file=checked["summary_file"],
+            mapping_processes=checked["mapping_processes"],
             connections=connections,
             mapping_worker_timeout_seconds=float(config["mapping_worker_timeout_seconds"]),
             max_line_bytes=int(config["max_line_bytes"]),
             adaptive_concurrency=bool(config["adaptive_concurrency"]),
-            ledger_url=_ledger_url(config["ledger_url"]),
+            ledger_url=checked["ledger_url"],
             ledger_retention_days=int(config["ledger_retention_days"]),
             resend_delivered=bool(config["resend_delivered"]),
-            max_rejected_share=_share(config.get("max_rejected_share")),
+            max_rejected_share=checked["max_rejected_share"],
         )._distinct_files()
 
     def _distinct_files(self) -> Settings:
@@ -491,12 +491,21 @@ def load_method_refusal(config: Mapping[str, Any]) -> str | None:
     )
 
 
-def _output_file(setting: str, path: str | None) -> str | None:
-    """A file the run writes: a regular file or absent, creatable where it is (output_paths)."""
-    try:
-        return check_output_path(setting, path)
-    except OutputPathError as exc:
-        raise SettingsError(str(exc)) from None
+def _output_file(setting: str) -> Callable[[object], str | None]:
+    """The check of a file the run writes: a regular file or absent, creatable where it is
+    (output_paths)."""
+
+    def check(path: object) -> str | None:
+        try:
+            return check_output_path(setting, None if path is None else str(path))
+        except OutputPathError as exc:
+            raise SettingsError(str(exc)) from None
+
+    return check
+
+
+def _dry_run_file(path: object) -> str:
+    return _output_file("dry_run_file")(path) or _DEFAULTS["dry_run_file"]
 
 
 def _ledger_url(value: object) -> str | None:
@@ -555,11 +564,12 @@ def _token(value: object, dry_run: bool) -> str:
     raise SettingsError("auth_token is required (unless dry_run is true)")
 
 
-def _api_url(value: str) -> str:
+def _api_url(value: object) -> str:
     """An https URL without credentials; plain http only to this machine (a test server).
 
     Messages never repeat the URL: one with credentials in it holds a secret.
     """
+    value = str(value)
     try:
         parts = urllib.parse.urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError when out of range or not a number
@@ -670,50 +680,95 @@ def _routing_options(
 
 
 def _mapping_options(
-    config: Mapping[str, Any], connections: Mapping[str, Connection]
+    config: Mapping[str, Any], checked: Mapping[str, Any], connections: Mapping[str, Connection]
 ) -> MappingOptions:
-    event_name_map = dict(config.get("event_name_map") or {})
-    default_name = config.get("default_event_name") or None
-    try:
-        EventNameResolver(event_name_map, default_name)
-    except EventNameError as exc:
-        raise SettingsError(str(exc)) from None
-    country = config.get("phone_default_country") or None
-    if country is not None:
-        if pycountry.countries.get(alpha_2=country.upper()) is None:
-            raise SettingsError(
-                f"phone_default_country: {country!r} is not an ISO 3166 alpha-2 code"
-            )
-        country = country.upper()
-    source = config.get("default_action_source") or None
-    if source is not None and str(source).strip().upper() not in ACTION_SOURCES:
-        raise SettingsError("default_action_source must be WEB, APP or OFFLINE")
+    flattened_by = (  # the SDK's flattening renames nested properties (`properties__email`)
+        (config.get("flattening_separator") or "__") if config.get("flattening_enabled") else None
+    )
     return MappingOptions(
-        event_name_map=event_name_map,
-        default_event_name=default_name,
-        default_action_source=source,
+        event_name_map=checked["event_name_map"],
+        default_event_name=checked["default_event_name"],
+        default_action_source=checked["default_action_source"],
         default_opt_out_targeting=bool(config["default_opt_out_targeting"]),
-        phone_default_country=country,
-        **_input_options(config),
+        phone_default_country=checked["phone_default_country"],
+        input_format=checked["input_format"],
+        property_paths=checked["property_paths"],
+        flattened_by=flattened_by,
         consent_property=config.get("consent_property") or None,
         **_routing_options(config, connections),
     )
 
 
-def _input_options(config: Mapping[str, Any]) -> dict[str, Any]:
+def _event_name_map(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SettingsError('event_name_map must be an object such as {"Search": "LEAD"}')
     try:
-        paths = check_property_paths(config.get("property_paths"), INPUT_PROPERTIES)
+        return checked_name_map(value)
+    except EventNameError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _default_event_name(value: object) -> str | None:
+    if value is None:
+        return None
+    try:
+        return checked_name(value, "default_event_name")
+    except EventNameError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _country(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or pycountry.countries.get(alpha_2=value.upper()) is None:
+        raise SettingsError(f"phone_default_country: {value!r} is not an ISO 3166 alpha-2 code")
+    return value.upper()
+
+
+def _action_source(value: object) -> str | None:
+    if value is None:
+        return None
+    source = str(value).strip().upper()
+    if source not in ACTION_SOURCES:
+        raise SettingsError("default_action_source must be WEB, APP or OFFLINE")
+    return source
+
+
+def _input_format(value: object) -> str:
+    if value not in INPUT_FORMATS:
+        raise SettingsError(f"input_format must be one of {', '.join(INPUT_FORMATS)}")
+    return str(value)
+
+
+def _property_paths(value: object) -> dict[str, list[str]]:
+    try:
+        return check_property_paths(value, INPUT_PROPERTIES)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    input_format = config["input_format"]
-    if input_format not in INPUT_FORMATS:
-        raise SettingsError(f"input_format must be one of {', '.join(INPUT_FORMATS)}")
-    # The SDK's flattening renames nested properties (`properties__email`): the formats read
-    # those names too (see input_formats.make_reader).
-    flattened_by = (
-        (config.get("flattening_separator") or "__") if config.get("flattening_enabled") else None
-    )
-    return {"input_format": input_format, "property_paths": paths, "flattened_by": flattened_by}
+
+
+# The one check of each setting whose value needs more than its JSON schema type, applied
+# where settings are read (Settings.from_config) to the value given or its default: it
+# returns the value the run uses, normalised (`lead` -> `LEAD`), or raises SettingsError
+# naming the setting. Nothing downstream checks these again. Settings that depend on others
+# (the connection ids and tokens, `connections`, routing, distinct files) are checked after.
+VALUE_CHECKS: Mapping[str, Callable[[Any], Any]] = {
+    "api_url": _api_url,
+    "dry_run_file": _dry_run_file,
+    "rejects_file": _output_file("rejects_file"),
+    "summary_file": _output_file("summary_file"),
+    "mapping_processes": _mapping_processes,
+    "ledger_url": _ledger_url,
+    "max_rejected_share": _share,
+    "event_name_map": _event_name_map,
+    "default_event_name": _default_event_name,
+    "phone_default_country": _country,
+    "default_action_source": _action_source,
+    "input_format": _input_format,
+    "property_paths": _property_paths,
+}
 
 
 def default_processes() -> int:

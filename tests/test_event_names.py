@@ -11,6 +11,7 @@ import pytest
 from target_spotify_conversions.event_names import (
     SPOTIFY_EVENT_NAMES,
     EventNameResolver,
+    checked_name_map,
     name_key,
     spotify_name,
 )
@@ -200,7 +201,9 @@ def test_event_name_map_exact_key_before_normalised_key():
 
 
 def test_event_name_map_values_are_normalised_to_spotify_names():
-    resolver = EventNameResolver({"Lead Form": "lead", "Buy": "purchase", "C": "custom event 4"})
+    checked = checked_name_map({"Lead Form": "lead", "Buy": "purchase", "C": "custom event 4"})
+    assert checked == {"Lead Form": "LEAD", "Buy": "PURCHASE", "C": "CUSTOM_EVENT_4"}
+    resolver = EventNameResolver(checked)
     assert resolver.resolve("Lead Form") == "LEAD"
     assert resolver.resolve("Buy") == "PURCHASE"
     assert resolver.resolve("C") == "CUSTOM_EVENT_4"
@@ -212,7 +215,7 @@ def test_event_name_map_values_are_normalised_to_spotify_names():
 )
 def test_event_name_map_value_that_is_no_spotify_name_raises(bad_value):
     with pytest.raises(ValueError):  # noqa: PT011 - the type is the contract
-        EventNameResolver({"My Event": bad_value})
+        checked_name_map({"My Event": bad_value})
 
 
 @pytest.mark.parametrize(

@@ -198,7 +198,7 @@ options = st.builds(
     MappingOptions,
     event_name_map=st.sampled_from([{}, {"Search": "CUSTOM_EVENT_1", "web": "VIEW"}]),
     default_event_name=st.sampled_from([None, "LEAD", "PURCHASE"]),
-    default_action_source=st.sampled_from([None, "WEB", "app"]),
+    default_action_source=st.sampled_from([None, "WEB", "APP"]),  # as settings.py checks it
     default_opt_out_targeting=st.booleans(),
     phone_default_country=st.sampled_from([None, "GB", "US"]),
 )

@@ -159,6 +159,22 @@ def test_default_action_source_must_be_one_of_spotifys(source):
         Settings.from_config({**GOOD, "default_action_source": source})
 
 
+@pytest.mark.parametrize(("source", "sent"), [("offline", "OFFLINE"), (" app ", "APP")])
+def test_default_action_source_is_sent_in_spotifys_spelling(source, sent):
+    settings = Settings.from_config({**GOOD, "default_action_source": source})
+    record = {"event": "Order Completed", "$ip": "203.0.113.7", "amount": 25, "currency": "GBP",
+              "$event_time": "2026-11-01T10:00:00Z"}
+    mapped = EventMapper(settings.mapping_options).map(record, "warehouse_rows", now=NOW)
+    assert isinstance(mapped, Mapped), mapped
+    assert mapped.event["action_source"] == sent
+
+
+@pytest.mark.parametrize("value", [["Search", "LEAD"], "Search=LEAD"])
+def test_event_name_map_must_be_an_object(value):
+    with pytest.raises(SettingsError, match="event_name_map must be an object"):
+        Settings.from_config({**GOOD, "event_name_map": value})
+
+
 @pytest.mark.parametrize("country", ["UK", "XX", "GBR", "G", "England", "44"])
 def test_phone_default_country_must_be_iso_alpha_2(country):
     with pytest.raises(SettingsError, match="phone_default_country"):
