@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import stat
+import time
 import typing as t
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,17 @@ from .privacy import shown_id
 from .problems import Problem
 from .report import RunReport
 
+try:  # POSIX; elsewhere runs sharing a rejects file do not take turns
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 # Rejected lines are kept in memory up to this size, then written in one append.
 FLUSH_BYTES = 1 << 16
+# Seconds a write waits for another run's turn at a shared rejects file: far more than one
+# write takes; a run stopped mid-write is not waited for longer (every stop stays bounded).
+TURN_WAIT = 5.0
 
 
 class RejectedRecordError(Exception):
@@ -105,14 +115,17 @@ class Rejects:
         self._lines, self._size = [], 0
         if self._fd is None:
             self._fd = self._open()
-        written = os.write(self._fd, data)
-        while written < len(data):  # only a full disk or a signal cuts a write short
-            written += os.write(self._fd, data[written:])
+        with _turn(self._fd):
+            written = os.write(self._fd, data)
+            while written < len(data):  # only a full disk or a signal cuts a write short
+                written += os.write(self._fd, data[written:])
 
     def _open(self) -> int:
         """The file, opened to append; never blocks (O_NONBLOCK: a FIFO put there since the
         start-up check is refused, not waited on). A file ending in half a line (a full disk
-        in an earlier run) gets its line ended first, so each line stays one JSON object."""
+        in an earlier run) gets its line ended first, so each line stays one JSON object; it
+        is looked at in this run's turn, as another run's write of many lines may be half
+        done otherwise."""
         path = t.cast("str", self._path)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
@@ -122,12 +135,14 @@ class Rejects:
                 if path == os.devnull:
                     return fd
                 raise OSError(errno.EINVAL, "rejects_file is not a regular file")
-            if info.st_size and not _ends_a_line(path, info.st_size):
-                os.write(fd, b"\n")
-                self._logger.warning(
-                    "rejects_file ended in half a line (an earlier run was cut short, e.g. by "
-                    "a full disk): this run's rejects start on a new line"
-                )
+            with _turn(fd):
+                size = os.fstat(fd).st_size
+                if size and not _ends_a_line(path, size):
+                    os.write(fd, b"\n")
+                    self._logger.warning(
+                        "rejects_file ended in half a line (an earlier run was cut short, e.g. "
+                        "by a full disk): this run's rejects start on a new line"
+                    )
         except BaseException:
             os.close(fd)
             raise
@@ -138,6 +153,31 @@ class Rejects:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+@contextlib.contextmanager
+def _turn(fd: int) -> Iterator[None]:
+    """This run's turn at the file (an exclusive flock): runs appending to one rejects file
+    each write whole lines, and none looks at the file's end while another writes. Not
+    waited for past TURN_WAIT."""
+    deadline = time.monotonic() + TURN_WAIT
+    locked = fcntl is None
+    while not locked:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        except OSError:  # a file system without locks: append as before
+            break
+    try:
+        yield
+    finally:
+        if locked and fcntl is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _ends_a_line(path: str, size: int) -> bool:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
+import threading
 import time
 from pathlib import Path
 
+from target_spotify_conversions.problems import Problem
+from target_spotify_conversions.rejects import Rejects
+from target_spotify_conversions.report import RunReport
 from tests.conftest import fill
 from tests.harness import (
     Run,
@@ -100,6 +106,31 @@ def test_two_runs_appending_at_once_write_whole_lines(fake, tmp_path):
         assert_no_leaks(Run(1, stdout, stderr, tmp_path / name, config), inputs[name])
     lines = _lines(shared)  # a half line would not parse
     assert sorted(len(ids) for ids in _by_run(lines).values()) == [3000, 3000]
+
+
+def test_a_run_opening_the_file_mid_way_through_another_runs_write_keeps_every_line(tmp_path):
+    """Another run's write of many lines can be seen half done; taken for the half line of a
+    cut-short run, it got a line break of its own in the middle of a line."""
+    shared = tmp_path / "rejects.jsonl"
+    other = os.open(shared, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)  # the other run's turn: its write is under way
+    first_half, second_half = b'{"event_id": "other-1", "reasons"', b': ["x"]}\n'
+    os.write(other, first_half)
+    logger = logging.getLogger("test-rejects")
+    rejects = Rejects(RunReport(logger), logger, path=str(shared), fail=False,
+                      redact=lambda record, _: dict(record), run={"run_id": "this"})
+    rejects.reject("s", "this-1", [Problem("invalid_currency", "no")], {"currency": "ZZZ"})
+    writer = threading.Thread(target=rejects.close)
+    writer.start()
+    writer.join(timeout=0.5)  # this run waits for its turn
+    os.write(other, second_half)
+    fcntl.flock(other, fcntl.LOCK_UN)
+    os.close(other)
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    lines = shared.read_bytes().split(b"\n")
+    assert lines[-1] == b"", "the file ends a line"
+    assert [json.loads(line)["event_id"] for line in lines[:-1]] == ["other-1", "this-1"]
 
 
 def test_a_full_disk_under_the_rejects_file_stops_the_run_clearly_without_state(
