@@ -58,16 +58,16 @@ def test_a_failure_halves_it_once_for_all_the_requests_that_saw_the_old_limit():
     assert limit.limit == 4
 
 
-def test_after_a_cut_it_grows_by_about_one_per_four_round_trips():
+def test_after_a_cut_it_grows_by_about_one_per_eight_round_trips():
     """Near a rate limit a request is a large step: growing slowly keeps 429s rare."""
     limit = ConcurrencyLimit(32)
     traffic = Traffic(limit)
     traffic.answers(12)
     traffic.answers(16, ok=False)
     assert limit.limit == 8
-    traffic.answers(8 * ROUND_TRIPS_PER_STEP)  # four round trips, less the rounding of the steps
+    traffic.answers(8 * ROUND_TRIPS_PER_STEP)  # that many round trips, less the rounding
     assert limit.limit == 8
-    traffic.answers(2)
+    traffic.answers(8)  # one round trip more
     assert limit.limit == 9
 
 
