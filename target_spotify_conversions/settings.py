@@ -405,8 +405,11 @@ class Settings:
     max_rejected_share: float | None = None  # None: only a run of all rejects fails
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Settings:
-        """Check what JSON schema cannot: cross-field rules and Spotify's own vocabularies."""
+    def from_config(cls, config: Mapping[str, Any], *, read_from: Iterable[str] = ()) -> Settings:
+        """Check what JSON schema cannot: cross-field rules and Spotify's own vocabularies.
+
+        `read_from`: the files the settings were read from (`--config`), which no output may
+        be: a rejects file there would spoil the config, a summary file replace it."""
         config = {**_DEFAULTS, **{k: v for k, v in config.items() if v not in (None, "")}}
         dry_run = bool(config["dry_run"])
         refused = load_method_refusal(config)
@@ -441,9 +444,9 @@ class Settings:
             ledger_retention_days=int(config["ledger_retention_days"]),
             resend_delivered=bool(config["resend_delivered"]),
             max_rejected_share=checked["max_rejected_share"],
-        )._distinct_files()
+        )._distinct_files(tuple(read_from))
 
-    def _distinct_files(self) -> Settings:
+    def _distinct_files(self, read_from: tuple[str, ...]) -> Settings:
         """Two outputs in one file would mix rejects into request bodies (or a report)."""
         named = {
             "dry_run_file": self.dry_run_file,
@@ -457,6 +460,8 @@ class Settings:
                 named[f"the dry-run file of {name}"] = dry_run_path(self.dry_run_file, name)
         try:
             check_distinct(named)
+            for path in read_from:  # each config file against the outputs, not one another
+                check_distinct({"the --config file": path, **named})
         except OutputPathError as exc:
             raise SettingsError(str(exc)) from None
         return self

@@ -93,7 +93,7 @@ class TargetSpotifyConversions(Target):
             raise ConfigValidationError(typos[0], errors=typos)
         self.max_parallelism = 1  # requests run in parallel in the pipeline, not sinks
         try:
-            self.settings = Settings.from_config(self.config)
+            self.settings = Settings.from_config(self.config, read_from=self.config_files)
         except SettingsError as exc:
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
         self._pipeline: Pipeline | None = None  # the run's machinery starts with the run
@@ -281,6 +281,15 @@ class TargetSpotifyConversions(Target):
 
     # The target whose run `invoke` started (the SDK builds it inside Target.invoke).
     running: t.ClassVar[TargetSpotifyConversions | None] = None
+    # The files `--config` named, for the settings to keep outputs off them; the SDK merges
+    # them into one mapping before the target exists.
+    config_files: t.ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def cb_config(cls, ctx: t.Any, param: t.Any, value: tuple[str, ...]) -> ConfigInput:
+        """The SDK's `--config` callback, noting the file names first."""
+        TargetSpotifyConversions.config_files = tuple(path for path in value if path != "ENV")
+        return super().cb_config(ctx, param, value)
 
     @classmethod
     def invoke(  # type: ignore[override]
@@ -303,6 +312,8 @@ class TargetSpotifyConversions(Target):
             if target is None:  # failed before reading started: the SDK reports it
                 raise
             sys.exit(target.failed(exc))
+        finally:
+            TargetSpotifyConversions.config_files = ()  # this invocation's, no later one's
         target = TargetSpotifyConversions.running
         if target is not None and target.stopped_by is not None:
             sys.exit(128 + target.stopped_by)

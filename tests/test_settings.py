@@ -387,6 +387,16 @@ def test_an_output_name_too_long_for_the_file_system_is_refused(tmp_path):
     assert fits.rejects_file == str(tmp_path / ("r" * 255))
 
 
+def test_no_output_may_be_a_file_the_settings_were_read_from(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    settings = {**GOOD, "rejects_file": str(config)}
+    with pytest.raises(SettingsError, match="rejects_file and the --config file name the same"):
+        Settings.from_config(settings, read_from=[str(tmp_path / "other.json"), str(config)])
+    other = {**GOOD, "rejects_file": str(tmp_path / "rejects.jsonl")}
+    assert Settings.from_config(other, read_from=[str(config), str(config)]).rejects_file
+
+
 def test_two_outputs_that_are_hard_links_or_links_of_one_file_are_refused(tmp_path):
     rejects = tmp_path / "rejects.jsonl"
     rejects.write_text("")

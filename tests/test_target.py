@@ -454,3 +454,15 @@ def test_sdk_metadata_is_removed_on_the_lean_path_as_on_the_sdk_path(tmp_path):
         outputs.append((sent, refused))
     assert outputs[0] == (["ord-1", "ord-2", "ord-4"], [("ord-3", "schema_validation")])
     assert outputs[1] == outputs[0]
+
+
+@pytest.mark.parametrize("setting", ["rejects_file", "summary_file", "dry_run_file"])
+def test_an_output_that_is_the_config_file_is_refused_and_the_config_kept(tmp_path, setting):
+    """A typo away from `rejects_file: rejects.json`: the run would append to its own config
+    (or, for the summary, replace it) and the next run could not start."""
+    workdir = tmp_path / "run"
+    config = target_config(dry_run=True, **{setting: "config.json"})
+    run = run_target(workdir, config, singer_lines([purchase(1), purchase(2, currency="ZZZ")]))
+    assert run.returncode == 1
+    assert f"{setting} and the --config file name the same file" in run.stderr
+    assert json.loads((workdir / "config.json").read_text()) == config
