@@ -733,12 +733,11 @@ def _country(value: object) -> str | None:
 
 
 def _action_source(value: object) -> str | None:
-    if value is None:
-        return None
-    source = str(value).strip().upper()
-    if source not in ACTION_SOURCES:
+    """As the schema's allowed values say (the CLI checks those first): exactly WEB, APP or
+    OFFLINE."""
+    if value is not None and value not in ACTION_SOURCES:
         raise SettingsError("default_action_source must be WEB, APP or OFFLINE")
-    return source
+    return None if value is None else str(value)
 
 
 def _input_format(value: object) -> str:
