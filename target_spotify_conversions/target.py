@@ -328,6 +328,12 @@ class TargetSpotifyConversions(Target):
                 self.stopped_by,
             )
             return 128 + self.stopped_by
+        if self.stopped_by is not None and isinstance(exc, MappingProcessError):
+            # A worker that stalls while the run stops: the stop is what the caller asked for
+            # and what its exit code says; the log names the worker.
+            self.fail_run(f"stopped by signal {self.stopped_by}; a mapping worker did not answer")
+            self.logger.error("Stopped by signal %d; then %s", self.stopped_by, exc)
+            return 128 + self.stopped_by
         if isinstance(exc, RUN_ERRORS):
             self.fail_run(f"failed: {type(exc).__name__}")
             self.logger.error("Run failed: %s", exc)
