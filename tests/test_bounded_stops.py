@@ -23,10 +23,20 @@ from tests.harness import (
 
 
 def _stopped_workers(process) -> list[psutil.Process]:
-    """Wait for the target's two mapping workers, then stop them (SIGSTOP: a stalled process)."""
+    """Wait for the target's two mapping workers, then stop them (SIGSTOP: a stalled process).
+
+    Only once both run the worker: a child stopped between fork and exec would hold the
+    target in its vfork wait, which no signal interrupts, and no user can do that."""
     target = psutil.Process(process.pid)
-    workers = wait_until(lambda: len(target.children()) == 2 and target.children(),
-                         "the two mapping workers")
+
+    def started() -> list[psutil.Process] | None:
+        try:
+            running = [c for c in target.children() if "worker_main" in " ".join(c.cmdline())]
+        except psutil.Error:  # a child between fork and exec may change under our eyes
+            return None
+        return running if len(running) == 2 else None
+
+    workers = wait_until(started, "the two mapping workers")
     for worker in workers:
         worker.send_signal(signal.SIGSTOP)
     return workers
