@@ -34,11 +34,12 @@ START = 4
 DEFAULT_MAX_IN_FLIGHT = 32
 # After the first cut the limit grows by one every this many round trips (TCP grows by one
 # each): near a rate limit a request of 500 events is a large step, and growing slowly keeps
-# 429s few at the same throughput (the mean of an additive-increase, halving limit is three
-# quarters of its peak, whatever the slope). Against a 10,000 events/s limit answering in
-# 80 ms, 8 round trips gave 5-7% of requests 429 where 4 gave 7-10%, at the same rate; a
-# deeper cut on a 429 (to a quarter) cost a tenth of the rate instead.
-ROUND_TRIPS_PER_STEP = 8
+# 429s few (the mean of an additive-increase, halving limit is three quarters of its peak,
+# whatever the slope), while growing too slowly leaves the limit low after each cut. Against
+# a 10,000 events/s limit answering in 80 ms (4 alternated runs each, quiet machine): 4 round
+# trips gave 9,400-9,530 events/s with 7.4-9.9% of requests answered 429, 8 gave 5.8-8.2% but
+# only 8,980-9,040 events/s, 6 gave 9,250-9,390 events/s with 5.6-7.8%.
+ROUND_TRIPS_PER_STEP = 6
 # Cuts: on a refused or failed answer (429, 5xx, timeout, connection error), on rising latency.
 CUT_ON_FAILURE = 0.5
 CUT_ON_LATENCY = 0.75

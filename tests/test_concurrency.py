@@ -58,7 +58,7 @@ def test_a_failure_halves_it_once_for_all_the_requests_that_saw_the_old_limit():
     assert limit.limit == 4
 
 
-def test_after_a_cut_it_grows_by_about_one_per_eight_round_trips():
+def test_after_a_cut_it_grows_by_about_one_per_six_round_trips():
     """Near a rate limit a request is a large step: growing slowly keeps 429s rare."""
     limit = ConcurrencyLimit(32)
     traffic = Traffic(limit)
