@@ -27,8 +27,9 @@ except ImportError:  # pragma: no cover - Windows
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 # Rejected lines are kept in memory up to this size, then written in one append.
 FLUSH_BYTES = 1 << 16
-# Seconds a write waits for another run's turn at a shared rejects file: far more than one
-# write takes; a run stopped mid-write is not waited for longer (every stop stays bounded).
+# Seconds this run waits for its turn at a shared rejects file, once: far more than another
+# run's write takes. A lock held longer (a run stopped mid-write, a foreign `flock`) is not
+# waited for again: the run writes without turns from then on, so every stop stays bounded.
 TURN_WAIT = 5.0
 
 
@@ -63,6 +64,7 @@ class Rejects:
         self._routed = routed  # several connections: each line names the record's
         self._path = path
         self._fd: int | None = None
+        self._turns = fcntl is not None  # whether writes still wait for their turn
         self._lines: list[bytes] = []
         self._size = 0
 
@@ -115,7 +117,7 @@ class Rejects:
         self._lines, self._size = [], 0
         if self._fd is None:
             self._fd = self._open()
-        with _turn(self._fd):
+        with self._turn(self._fd):
             written = os.write(self._fd, data)
             while written < len(data):  # only a full disk or a signal cuts a write short
                 written += os.write(self._fd, data[written:])
@@ -132,10 +134,11 @@ class Rejects:
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                if path == os.devnull:
+                if path == os.devnull:  # shared by every process: no turns to take there
+                    self._turns = False
                     return fd
                 raise OSError(errno.EINVAL, "rejects_file is not a regular file")
-            with _turn(fd):
+            with self._turn(fd):
                 size = os.fstat(fd).st_size
                 if size and not _ends_a_line(path, size):
                     os.write(fd, b"\n")
@@ -154,30 +157,40 @@ class Rejects:
             os.close(self._fd)
             self._fd = None
 
+    @contextlib.contextmanager
+    def _turn(self, fd: int) -> Iterator[None]:
+        """This run's turn at the file (an exclusive flock): runs appending to one rejects
+        file each write whole lines, and none looks at the file's end while another writes."""
+        locked = self._turns and _lock(fd, TURN_WAIT)
+        if self._turns and not locked:
+            self._turns = False
+            self._logger.warning(
+                "rejects_file could not be locked within %g s (another process holds it, or "
+                "its file system has no locks): this run writes its rejects without waiting "
+                "for its turn from now on",
+                TURN_WAIT,
+            )
+        try:
+            yield
+        finally:
+            if locked:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
-@contextlib.contextmanager
-def _turn(fd: int) -> Iterator[None]:
-    """This run's turn at the file (an exclusive flock): runs appending to one rejects file
-    each write whole lines, and none looks at the file's end while another writes. Not
-    waited for past TURN_WAIT."""
-    deadline = time.monotonic() + TURN_WAIT
-    locked = fcntl is None
-    while not locked:
+
+def _lock(fd: int, wait: float) -> bool:
+    """An exclusive flock within `wait` seconds; False when not had (or not possible)."""
+    deadline = time.monotonic() + wait
+    while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            locked = True
+            return True
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                break
+                return False
             time.sleep(0.005)
         except OSError:  # a file system without locks: append as before
-            break
-    try:
-        yield
-    finally:
-        if locked and fcntl is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
 
 
 def _ends_a_line(path: str, size: int) -> bool:

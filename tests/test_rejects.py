@@ -133,6 +133,55 @@ def test_a_run_opening_the_file_mid_way_through_another_runs_write_keeps_every_l
     assert [json.loads(line)["event_id"] for line in lines[:-1]] == ["other-1", "this-1"]
 
 
+def _rejects(path: Path, logger: logging.Logger) -> Rejects:
+    return Rejects(RunReport(logger), logger, path=str(path), fail=False,
+                   redact=lambda record, _: dict(record), run={"run_id": "this"})
+
+
+def _reject_and_flush(rejects: Rejects, n: int) -> None:
+    rejects.reject("s", f"this-{n}", [Problem("invalid_currency", "no")], {"currency": "ZZZ"})
+    rejects.flush()
+
+
+def test_a_lock_held_by_another_process_is_waited_for_once_not_at_every_write(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr("target_spotify_conversions.rejects.TURN_WAIT", 0.5)
+    shared = tmp_path / "rejects.jsonl"
+    other = os.open(shared, os.O_WRONLY | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)  # held for the whole run: a foreign `flock`, a stopped run
+    rejects = _rejects(shared, logging.getLogger("test-rejects"))
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        for n in range(10):
+            _reject_and_flush(rejects, n)
+        rejects.close()
+    took = time.monotonic() - started
+    os.close(other)
+    assert took < 0.5 + 2, f"ten writes took {took:.1f} s"
+    assert [json.loads(line)["event_id"] for line in shared.read_text().splitlines()] == [
+        f"this-{n}" for n in range(10)
+    ]
+    warned = [r for r in caplog.records if "could not be locked within 0.5 s" in r.getMessage()]
+    assert len(warned) == 1
+
+
+def test_rejects_turned_off_with_dev_null_take_no_turns(tmp_path):
+    """/dev/null is shared by every process: a lock another one holds there is not ours."""
+    other = os.open(os.devnull, os.O_WRONLY)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        rejects = _rejects(Path(os.devnull), logging.getLogger("test-rejects"))
+        started = time.monotonic()
+        for n in range(3):
+            _reject_and_flush(rejects, n)
+        rejects.close()
+        assert time.monotonic() - started < 1
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+
+
 def test_a_full_disk_under_the_rejects_file_stops_the_run_clearly_without_state(
     fake, tmp_path, small_disk
 ):
