@@ -7,6 +7,7 @@ import difflib
 import ipaddress
 import json
 import os
+import re
 import sys
 import urllib.parse
 import uuid
@@ -405,11 +406,14 @@ class Settings:
     max_rejected_share: float | None = None  # None: only a run of all rejects fails
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], *, read_from: Iterable[str] = ()) -> Settings:
+    def from_config(
+        cls, config: Mapping[str, Any], *, read_from: Iterable[tuple[str, str]] = ()
+    ) -> Settings:
         """Check what JSON schema cannot: cross-field rules and Spotify's own vocabularies.
 
-        `read_from`: the files the settings were read from (`--config`), which no output may
-        be: a rejects file there would spoil the config, a summary file replace it."""
+        `read_from`: (what, path) of the files the run reads (`--config`, `--input`), which
+        no output may be: a rejects file there would spoil the config, a dry-run file empty
+        the input."""
         config = {**_DEFAULTS, **{k: v for k, v in config.items() if v not in (None, "")}}
         dry_run = bool(config["dry_run"])
         refused = load_method_refusal(config)
@@ -446,22 +450,23 @@ class Settings:
             max_rejected_share=checked["max_rejected_share"],
         )._distinct_files(tuple(read_from))
 
-    def _distinct_files(self, read_from: tuple[str, ...]) -> Settings:
+    def _distinct_files(self, read_from: tuple[tuple[str, str], ...]) -> Settings:
         """Two outputs in one file would mix rejects into request bodies (or a report)."""
         named = {
             "dry_run_file": self.dry_run_file,
             "rejects_file": self.rejects_file,
             "summary_file": self.summary_file,
         }
-        if self.ledger_url and self.ledger_url.startswith("sqlite:///"):  # a file, like these
-            named["the ledger (ledger_url)"] = self.ledger_url.removeprefix("sqlite:///")
+        ledger_file = sqlite_file(self.ledger_url)
+        if ledger_file:  # a file, like these
+            named["the ledger (ledger_url)"] = ledger_file
         if self.dry_run:  # each named connection's bodies go to a file of its own
             for name in sorted(set(self.connections) - {DEFAULT_CONNECTION}):
                 named[f"the dry-run file of {name}"] = dry_run_path(self.dry_run_file, name)
         try:
             check_distinct(named)
-            for path in read_from:  # each config file against the outputs, not one another
-                check_distinct({"the --config file": path, **named})
+            for what, path in read_from:  # each against the outputs, not one another
+                check_distinct({what: path, **named})
         except OutputPathError as exc:
             raise SettingsError(str(exc)) from None
         return self
@@ -511,6 +516,17 @@ def _output_file(setting: str) -> Callable[[object], str | None]:
 
 def _dry_run_file(path: object) -> str:
     return _output_file("dry_run_file")(path) or _DEFAULTS["dry_run_file"]
+
+
+# A SQLite URL with any driver (`sqlite+pysqlite:///`), its file and any query after it.
+_SQLITE_URL = re.compile(r"sqlite(?:\+\w+)?:///(?:file:)?([^?]*)(?:\?.*)?", re.DOTALL)
+
+
+def sqlite_file(url: str | None) -> str | None:
+    """The file of a SQLite ledger URL, read as SQLAlchemy reads it; None for another
+    database (or none). Without loading SQLAlchemy: a run without a ledger never does."""
+    found = _SQLITE_URL.fullmatch(url) if url else None
+    return found[1] if found and found[1] not in ("", ":memory:") else None
 
 
 def _ledger_url(value: object) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import platform
 import signal
 import sys
@@ -93,7 +94,7 @@ class TargetSpotifyConversions(Target):
             raise ConfigValidationError(typos[0], errors=typos)
         self.max_parallelism = 1  # requests run in parallel in the pipeline, not sinks
         try:
-            self.settings = Settings.from_config(self.config, read_from=self.config_files)
+            self.settings = Settings.from_config(self.config, read_from=self.read_files)
         except SettingsError as exc:
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
         self._pipeline: Pipeline | None = None  # the run's machinery starts with the run
@@ -281,14 +282,17 @@ class TargetSpotifyConversions(Target):
 
     # The target whose run `invoke` started (the SDK builds it inside Target.invoke).
     running: t.ClassVar[TargetSpotifyConversions | None] = None
-    # The files `--config` named, for the settings to keep outputs off them; the SDK merges
-    # them into one mapping before the target exists.
-    config_files: t.ClassVar[tuple[str, ...]] = ()
+    # (what, path) of the files the command reads, `--config` and `--input`, for the settings
+    # to keep outputs off them; the SDK merges the config files into one mapping and opens
+    # the input before the target exists.
+    read_files: t.ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @classmethod
     def cb_config(cls, ctx: t.Any, param: t.Any, value: tuple[str, ...]) -> ConfigInput:
         """The SDK's `--config` callback, noting the file names first."""
-        TargetSpotifyConversions.config_files = tuple(path for path in value if path != "ENV")
+        TargetSpotifyConversions.read_files = tuple(
+            ("the --config file", path) for path in value if path != "ENV"
+        )
         return super().cb_config(ctx, param, value)
 
     @classmethod
@@ -303,6 +307,9 @@ class TargetSpotifyConversions(Target):
         """Run the target; a failing run ends with one clear line and exit 1, never a value."""
         install_log_escaping()
         TargetSpotifyConversions.running = None
+        name = getattr(file_input, "name", None)
+        if isinstance(name, str) and name != "<stdin>" and os.path.isfile(name):
+            TargetSpotifyConversions.read_files += (("the --input file", name),)
         try:
             super().invoke(
                 about=about, about_format=about_format, config=config, file_input=file_input
@@ -313,7 +320,7 @@ class TargetSpotifyConversions(Target):
                 raise
             sys.exit(target.failed(exc))
         finally:
-            TargetSpotifyConversions.config_files = ()  # this invocation's, no later one's
+            TargetSpotifyConversions.read_files = ()  # this invocation's, no later one's
         target = TargetSpotifyConversions.running
         if target is not None and target.stopped_by is not None:
             sys.exit(128 + target.stopped_by)

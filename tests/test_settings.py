@@ -391,9 +391,24 @@ def test_no_output_may_be_a_file_the_settings_were_read_from(tmp_path):
     config.write_text("{}")
     settings = {**GOOD, "rejects_file": str(config)}
     with pytest.raises(SettingsError, match="rejects_file and the --config file name the same"):
-        Settings.from_config(settings, read_from=[str(tmp_path / "other.json"), str(config)])
+        Settings.from_config(settings, read_from=[("the --config file", str(tmp_path / "o")),
+                                                  ("the --config file", str(config))])
     other = {**GOOD, "rejects_file": str(tmp_path / "rejects.jsonl")}
-    assert Settings.from_config(other, read_from=[str(config), str(config)]).rejects_file
+    twice = [("the --config file", str(config))] * 2
+    assert Settings.from_config(other, read_from=twice).rejects_file
+
+
+@pytest.mark.parametrize("url", ["sqlite+pysqlite:///{}", "sqlite:///{}?timeout=5"])
+def test_a_ledger_url_with_a_driver_or_a_query_is_still_a_file_no_output_may_be(tmp_path, url):
+    rejects = tmp_path / "rejects.jsonl"
+    settings = {**GOOD, "rejects_file": str(rejects), "ledger_url": url.format(rejects)}
+    with pytest.raises(SettingsError, match=r"the ledger \(ledger_url\) and rejects_file name"):
+        Settings.from_config(settings)
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    settings = {**GOOD, "ledger_url": url.format(config)}
+    with pytest.raises(SettingsError, match="the --config file name the same file"):
+        Settings.from_config(settings, read_from=[("the --config file", str(config))])
 
 
 def test_two_outputs_that_are_hard_links_or_links_of_one_file_are_refused(tmp_path):

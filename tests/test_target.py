@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 
@@ -13,6 +14,7 @@ from tests.harness import (
     CONNECTION_ID,
     REPO,
     SCHEMA,
+    TARGET_BIN,
     TOKEN,
     purchase,
     record_message,
@@ -466,3 +468,19 @@ def test_an_output_that_is_the_config_file_is_refused_and_the_config_kept(tmp_pa
     assert run.returncode == 1
     assert f"{setting} and the --config file name the same file" in run.stderr
     assert json.loads((workdir / "config.json").read_text()) == config
+
+
+@pytest.mark.parametrize("setting", ["dry_run_file", "rejects_file"])
+def test_an_output_that_is_the_input_file_is_refused_and_the_input_kept(tmp_path, setting):
+    """`--input events.jsonl` with `dry_run_file: events.jsonl` emptied the input."""
+    lines = singer_lines([purchase(1), purchase(2, currency="ZZZ")])
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    config = target_config(dry_run=True, **{setting: "events.jsonl"})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    run = subprocess.run(
+        [TARGET_BIN, "--config", "config.json", "--input", "events.jsonl"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert f"{setting} and the --input file name the same file" in run.stderr
+    assert (tmp_path / "events.jsonl").read_text() == "\n".join(lines) + "\n"
