@@ -214,10 +214,24 @@ def _without_personal_parts(parts: urllib.parse.SplitResult) -> str:
     path, query, fragment = parts.path, parts.query, parts.fragment
     if _holds_personal(path.split("/")):
         path = "/"
-    values = [value for _, value in urllib.parse.parse_qsl(query, keep_blank_values=True)]
-    if _holds_personal([*values, query, fragment]):
+    if _holds_personal([*_pair_values(query), query, *_pair_values(fragment), fragment]):
         query = fragment = ""
     return urllib.parse.urlunsplit((parts.scheme, netloc, path, query, fragment))
+
+
+_PAIRS = re.compile(r"[&;]")
+
+
+def _pair_values(text: str) -> list[str]:
+    """The values of a query (or fragment) of key=value pairs, each read as a form reads it
+    (`+` a space) and as people write phones (`?phone=+1+415+555+0199`: the first `+` is the
+    number's own)."""
+    values = [value for _, value in urllib.parse.parse_qsl(text, keep_blank_values=True)]
+    for pair in _PAIRS.split(text):
+        value = urllib.parse.unquote(pair.partition("=")[2])  # a `+` kept as written
+        if value.startswith("+"):
+            values.append("+" + value[1:].replace("+", " "))
+    return values
 
 
 def _holds_personal(parts: list[str]) -> bool:

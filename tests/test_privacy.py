@@ -140,6 +140,12 @@ def test_a_rejected_record_keeps_an_id_made_of_dashed_digits_so_it_can_be_fed_ba
     ("https://jane:pw@shop.example/thanks", "https://shop.example/thanks"),
     ("https://shop.example/?spclid=jane@example.com", "https://shop.example/"),
     ("https://shop.example:8443/a/b?c=d#e", "https://shop.example:8443/a/b?c=d#e"),
+    # A phone's own `+` written as it is (a form would read it as a space)
+    ("https://shop.example/thanks?phone=+14155550123", "https://shop.example/thanks"),
+    ("https://shop.example/thanks#phone=+14155550123", "https://shop.example/thanks"),
+    ("https://shop.example/thanks?p=+1+415+555+0199", "https://shop.example/thanks"),
+    ("https://shop.example/p?q=a+b&utm=summer+sale", "https://shop.example/p?q=a+b&utm=summer+sale"),
+    ("https://shop.example/p?n=+5", "https://shop.example/p?n=+5"),
 ])
 def test_a_page_url_reaches_spotify_without_personal_data_or_credentials(url, sent):
     """A thank-you page often carries the buyer's email in its query string."""
