@@ -81,15 +81,30 @@ class EventNameError(ValueError):
     """A setting names something that is not a Spotify event name."""
 
 
+# Longer values are not quoted in a message: no event name is that long, a token pasted in
+# the wrong place is.
+SHOWN_CHARS = 40
+
+
 def checked_name(value: object, setting: str) -> str:
     """The Spotify name a setting's value spells; the one check every event-name setting takes."""
     name = spotify_name(value) if isinstance(value, str) else None
     if name is None:
         raise EventNameError(
-            f"{setting}: {value!r} is not a Spotify event name; use one of "
+            f"{setting}: {shown_setting(value)} is not a Spotify event name; use one of "
             + ", ".join(SPOTIFY_EVENT_NAMES)
         )
     return name
+
+
+def shown_setting(value: object) -> str:
+    """A setting's value as a message may show it: quoted when short and printable, else
+    only its length."""
+    if isinstance(value, str) and len(value) <= SHOWN_CHARS and value.isprintable():
+        return repr(value)
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters (not shown)"
+    return repr(value) if isinstance(value, (int, float, bool)) or value is None else "a value"
 
 
 def checked_name_map(value: Mapping[str, object]) -> dict[str, str]:

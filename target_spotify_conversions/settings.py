@@ -21,7 +21,7 @@ from singer_sdk import typing as th
 
 from .concurrency import DEFAULT_MAX_IN_FLIGHT
 from .escaping import printable
-from .event_names import EventNameError, checked_name, checked_name_map
+from .event_names import EventNameError, checked_name, checked_name_map, shown_setting
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
 from .output_paths import OutputPathError, check_distinct, check_output_path
@@ -744,7 +744,9 @@ def _country(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or pycountry.countries.get(alpha_2=value.upper()) is None:
-        raise SettingsError(f"phone_default_country: {value!r} is not an ISO 3166 alpha-2 code")
+        raise SettingsError(
+            f"phone_default_country: {shown_setting(value)} is not an ISO 3166 alpha-2 code"
+        )
     return value.upper()
 
 

@@ -113,6 +113,19 @@ def test_token_is_not_in_the_error_message():
     assert TOKEN not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [{"event_name_map": {"Order Completed": "sp_live_" + "x" * 60}},
+     {"default_event_name": "sp_live_" + "x" * 60},
+     {"phone_default_country": "sp_live_" + "x" * 60}],
+)
+def test_a_token_pasted_into_a_setting_is_not_quoted_back(setting):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_config({**GOOD, **setting})
+    assert "x" * 20 not in str(refused.value)
+    assert "a string of 68 characters (not shown)" in str(refused.value)
+
+
 @pytest.mark.parametrize("value", ["Order Completed", "Search", "CUSTOM_EVENT_6", "", 5, None])
 def test_event_name_map_values_must_be_spotify_names(value):
     with pytest.raises(SettingsError, match="event_name_map"):
