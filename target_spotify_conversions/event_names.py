@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 
+from .privacy import shown_setting
+
 SPOTIFY_EVENT_NAMES: tuple[str, ...] = (
     "VIEW",
     "PRODUCT",
@@ -81,11 +83,6 @@ class EventNameError(ValueError):
     """A setting names something that is not a Spotify event name."""
 
 
-# Longer values are not quoted in a message: no event name is that long, a token pasted in
-# the wrong place is.
-SHOWN_CHARS = 40
-
-
 def checked_name(value: object, setting: str) -> str:
     """The Spotify name a setting's value spells; the one check every event-name setting takes."""
     name = spotify_name(value) if isinstance(value, str) else None
@@ -95,16 +92,6 @@ def checked_name(value: object, setting: str) -> str:
             + ", ".join(SPOTIFY_EVENT_NAMES)
         )
     return name
-
-
-def shown_setting(value: object) -> str:
-    """A setting's value as a message may show it: quoted when short and printable, else
-    only its length."""
-    if isinstance(value, str) and len(value) <= SHOWN_CHARS and value.isprintable():
-        return repr(value)
-    if isinstance(value, str):
-        return f"a string of {len(value)} characters (not shown)"
-    return repr(value) if isinstance(value, (int, float, bool)) or value is None else "a value"
 
 
 def checked_name_map(value: Mapping[str, object]) -> dict[str, str]:

@@ -39,6 +39,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .output_paths import sqlite_database
 from .transport import DeliveryError
 
 DAY = 86_400
@@ -173,10 +174,7 @@ def _why(exc: BaseException) -> str:
 
 def sqlite_path(url: str) -> str | None:
     """The file of a SQLite URL; None for another database or an in-memory one."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return parsed.database
+    return sqlite_database(url)
 
 
 class Claim:

@@ -12,10 +12,23 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Mapping
 
 from .escaping import printable
+
+# A SQLite URL as SQLAlchemy splits one (any driver, an optional host, the database up to
+# the query): the ledger's file is an output like the others.
+_SQLITE_URL = re.compile(r"sqlite(?:\+\w+)?://[^/?]*(?:/([^?]*))?(?:\?.*)?", re.DOTALL)
+
+
+def sqlite_database(url: str | None) -> str | None:
+    """The database of a SQLite URL (a path, or a `file:` URI) as SQLAlchemy reads it; None for
+    another database, an in-memory one or none. Without loading SQLAlchemy: a run without a
+    ledger never does."""
+    found = _SQLITE_URL.fullmatch(url) if url else None
+    return found[1] if found and found[1] not in (None, "", ":memory:") else None
 
 
 class OutputPathError(ValueError):

@@ -113,6 +113,15 @@ def quoted(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def shown_setting(value: object, limit: int = 40) -> str:
+    """A setting's value as a start-up error may show it: `quoted` when it fits in `limit`
+    (every event name and country code does), else only `described` (a token pasted in the
+    wrong place does not, and not a prefix of it either)."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{described(value)} (not shown)"
+    return quoted(value, limit)
+
+
 # Event ids are logged and kept in the summary; one that looks personal is shown as a digest.
 ID_DIGEST_PREFIX = "sha256:"
 

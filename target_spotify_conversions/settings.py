@@ -7,7 +7,6 @@ import difflib
 import ipaddress
 import json
 import os
-import re
 import sys
 import urllib.parse
 import uuid
@@ -21,10 +20,11 @@ from singer_sdk import typing as th
 
 from .concurrency import DEFAULT_MAX_IN_FLIGHT
 from .escaping import printable
-from .event_names import EventNameError, checked_name, checked_name_map, shown_setting
+from .event_names import EventNameError, checked_name, checked_name_map
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
-from .output_paths import OutputPathError, check_distinct, check_output_path
+from .output_paths import OutputPathError, check_distinct, check_output_path, sqlite_database
+from .privacy import shown_setting
 from .retries import DEFAULT_MAX_RETRIES, guaranteed_wait
 from .routing import DEFAULT_CONNECTION, NAME_PATTERN
 from .unreadable import MAX_LINE_BYTES
@@ -457,9 +457,9 @@ class Settings:
             "rejects_file": self.rejects_file,
             "summary_file": self.summary_file,
         }
-        ledger_file = sqlite_file(self.ledger_url)
+        ledger_file = sqlite_database(self.ledger_url)
         if ledger_file:  # a file, like these
-            named["the ledger (ledger_url)"] = ledger_file
+            named["the ledger (ledger_url)"] = ledger_file.removeprefix("file:")
         if self.dry_run:  # each named connection's bodies go to a file of its own
             for name in sorted(set(self.connections) - {DEFAULT_CONNECTION}):
                 named[f"the dry-run file of {name}"] = dry_run_path(self.dry_run_file, name)
@@ -516,17 +516,6 @@ def _output_file(setting: str) -> Callable[[object], str | None]:
 
 def _dry_run_file(path: object) -> str:
     return _output_file("dry_run_file")(path) or _DEFAULTS["dry_run_file"]
-
-
-# A SQLite URL with any driver (`sqlite+pysqlite:///`), its file and any query after it.
-_SQLITE_URL = re.compile(r"sqlite(?:\+\w+)?:///(?:file:)?([^?]*)(?:\?.*)?", re.DOTALL)
-
-
-def sqlite_file(url: str | None) -> str | None:
-    """The file of a SQLite ledger URL, read as SQLAlchemy reads it; None for another
-    database (or none). Without loading SQLAlchemy: a run without a ledger never does."""
-    found = _SQLITE_URL.fullmatch(url) if url else None
-    return found[1] if found and found[1] not in ("", ":memory:") else None
 
 
 def _ledger_url(value: object) -> str | None:
