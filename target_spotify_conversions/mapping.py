@@ -82,6 +82,9 @@ class MappingOptions:
     connection_property: str | None = None
     stream_connections: Mapping[str, str] = field(default_factory=dict)
     connection_names: Sequence[str] = ()
+    # SHA-256 digests of the connections' tokens (routing.digest): a routing value equal to a
+    # token is never quoted. Digests only: the workers never hold a token.
+    hidden_digests: frozenset[str] = frozenset()
     # The separator of the SDK's record flattening when `flattening_enabled` is on, else None.
     flattened_by: str | None = None
 

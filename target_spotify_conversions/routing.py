@@ -13,6 +13,7 @@ quotes it only when it has the shape of a connection name, else only its kind an
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -51,10 +52,13 @@ class Router:
         *,
         connection_property: str | None = None,
         stream_connections: Mapping[str, str] | None = None,
+        hidden: Collection[str] = (),
     ) -> None:
         """`names`: every connection of the run, `default` among them when the top-level
-        pair is set."""
+        pair is set. `hidden`: SHA-256 digests (hex) of values never to quote, the tokens: a
+        short token pasted into the routing column has a name's shape."""
         self._names = frozenset(names)
+        self._hidden = frozenset(hidden)
         self._property = connection_property
         self._path = split_path(connection_property) if connection_property else ()
         self._streams = dict(stream_connections or {})
@@ -100,7 +104,7 @@ class Router:
             None,
             Problem(
                 UNKNOWN_CONNECTION,
-                f"{self._property} {shown(value)} names no connection (known: "
+                f"{self._property} {shown(value, self._hidden)} names no connection (known: "
                 + _some(sorted(self._names))
                 + ")",
             ),
@@ -113,16 +117,27 @@ def router_for(options: MappingOptions) -> Router:
         options.connection_names or (DEFAULT_CONNECTION,),
         connection_property=options.connection_property,
         stream_connections=options.stream_connections,
+        hidden=options.hidden_digests,
     )
 
 
-def shown(value: object) -> str:
+def digest(text: str) -> str:
+    """How `hidden` holds a value: its SHA-256, so the workers never hold a token."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def shown(value: object, hidden: Collection[str] = ()) -> str:
     """A routing value as a message may show it: quoted when it looks like a connection name
-    (short, letters, digits, `_`, `-`, few digits), else only its kind and length."""
+    (short, letters, digits, `_`, `-`, few digits) and is none of the `hidden` digests'
+    values, else only its kind and length."""
     if isinstance(value, str):
         text = value.strip()
         digits = sum(char.isdigit() for char in text)
-        if NAME_PATTERN.fullmatch(text) and digits <= _MAX_DIGITS_SHOWN:
+        if (
+            NAME_PATTERN.fullmatch(text)
+            and digits <= _MAX_DIGITS_SHOWN
+            and not (hidden and (digest(text) in hidden or digest(value) in hidden))
+        ):
             return _quoted(text)
         return f"(a string of {len(value)} characters, not shown)"
     if isinstance(value, bool) or value is None:

@@ -17,7 +17,8 @@ runs as a stand-alone process, for users rehearsing a pipeline offline and for b
 
 prints ``URL <url>`` (point the target's api_url at it, auth_token T, capi_connection_id C),
 answers an event that breaks the contract with 400 naming the field, serves JSON counts at
-``GET /_stats`` (requests, accepted_events, refused_events by reason, statuses), and on
+``GET /_stats`` (requests, accepted_events and accepted_by_connection, refused_events by
+reason, statuses), and on
 SIGTERM/SIGINT (Ctrl-C) stops and prints those counts as one line of JSON.
 """
 
@@ -715,6 +716,10 @@ class FakeSpotify:
                 "internal_errors": len(self._errors),
                 "elapsed_s": round(elapsed, 6),
                 "accepted_events": len(self._ids),
+                # distinct ids per capi_connection_id: an agency's rehearsal, brand by brand
+                "accepted_by_connection": {
+                    cid: len(ids) for cid, ids in sorted(self._ids_by_connection.items())
+                },
                 "refused_events": {
                     reason: len(ids) for reason, ids in sorted(self._refused.items())
                 },
@@ -1217,7 +1222,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TOKEN=CONNECTION_ID",
         help="one more token and connection pair accepted (repeatable)",
     )
-    parser.add_argument("--count-only", action="store_true")
+    parser.add_argument(
+        "--count-only",
+        action="store_true",
+        help="keep event ids only, not each accepted event (over a kilobyte each): for rehearsals "
+        "of millions of events",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--p-5xx", type=float, default=0.0)

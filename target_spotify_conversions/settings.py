@@ -26,7 +26,7 @@ from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
 from .output_paths import OutputPathError, check_distinct, check_output_path, sqlite_database
 from .privacy import shown_setting
 from .retries import DEFAULT_MAX_RETRIES, guaranteed_wait
-from .routing import DEFAULT_CONNECTION, NAME_PATTERN
+from .routing import DEFAULT_CONNECTION, NAME_PATTERN, digest
 from .unreadable import MAX_LINE_BYTES
 from .wire import ANSWER_TIMEOUT
 
@@ -686,6 +686,9 @@ def _routing_options(
         "connection_property": prop,
         "stream_connections": streams,
         "connection_names": tuple(sorted(connections)),
+        "hidden_digests": frozenset(
+            digest(c.auth_token) for c in connections.values() if c.auth_token
+        ),
     }
 
 

@@ -136,3 +136,35 @@ def test_each_connections_dry_run_file_is_distinct_from_the_other_outputs(tmp_pa
             })
     Settings.from_config({**base, "dry_run_file": str(tmp_path / "dry.jsonl"),
                           "rejects_file": str(tmp_path / "rejects.jsonl")})
+
+
+def test_a_routing_value_equal_to_a_token_is_never_quoted() -> None:
+    """A short token pasted into the routing column has a connection name's shape."""
+    from target_spotify_conversions.chunk_codec import ChunkMapper
+    from target_spotify_conversions.routing import router_for
+
+    settings = Settings.from_config(
+        {"connections": connections(), "capi_connection_id": ID_B, "auth_token": "tok-top-1",
+         "connection_property": "brand"}
+    )
+    options = settings.mapping_options
+    assert TOKEN_A not in repr(options)
+    assert "tok-top-1" not in repr(options)
+    router = router_for(options)
+    for token in (TOKEN_A, f" {TOKEN_B} ", "tok-top-1"):
+        problem = router.route({"brand": token}, "s").problem
+        assert problem is not None
+        assert problem.code == "unknown_connection"
+        assert token.strip() not in str(problem)
+        assert "not shown" in str(problem)
+    named = router.route({"brand": "brand_c"}, "s").problem
+    assert named is not None
+    assert "'brand_c'" in str(named)
+    # as the workers receive the options: JSON, the digests a list
+    import msgspec
+
+    from target_spotify_conversions.mapping import MappingOptions
+
+    sent = MappingOptions(**msgspec.json.decode(msgspec.json.encode(options)))
+    result = ChunkMapper(sent).map(b"J", msgspec.json.encode([["s", {"brand": TOKEN_A}]]))
+    assert TOKEN_A.encode() not in result

@@ -82,3 +82,29 @@ def test_a_pipeline_runs_through_the_sandbox_command_and_stats_say_what_it_took(
     # The README's rehearsal shows these counts: the same names.
     shown = json.loads(README.read_text(encoding="utf-8").split("```json\n", 1)[1].split("```")[0])
     assert set(shown) == set(final)
+
+
+def test_an_agency_rehearsal_counts_each_connection(tmp_path) -> None:
+    """Extra token and connection pairs are accepted, and /_stats counts per connection."""
+    brand_id, brand_token = "66666666-7777-4888-9999-aaaaaaaaaaaa", "brand-b-token-4c1e"
+    process = subprocess.Popen(
+        [str(SANDBOX), "--port", "0", "--token", TOKEN, "--connection-id", CONNECTION_ID,
+         "--credential", f"{brand_token}={brand_id}", "--count-only"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[1]
+        records = [purchase(i, brand="brand_b" if i % 3 == 0 else None) for i in range(9)]
+        config = target_config(
+            url, connection_property="brand",
+            connections={"brand_b": {"capi_connection_id": brand_id, "auth_token": brand_token}},
+        )
+        run = run_target(tmp_path / "run", config, singer_lines(records))
+        assert run.returncode == 0, run.stderr
+        stats = requests.get(url.replace("/capi-direct/events/", "/_stats"), timeout=5).json()
+        assert stats["accepted_by_connection"] == {CONNECTION_ID: 6, brand_id: 3}
+        assert stats["accepted_events"] == 9
+    finally:
+        process.kill()
+        process.wait()
