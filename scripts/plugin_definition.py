@@ -6,7 +6,9 @@ copy kept by hand drifts as settings are added. `make readme` runs this after ev
 a setting, and tests/test_plugin_definition.py fails while a copy differs from `--about`.
 
 The definition is in the Meltano Hub's loader format, so a user adds the target to a project
-of their own with `meltano add loader target-spotify-conversions --from-ref <the file>`.
+of their own with
+`meltano add --plugin-type loader target-spotify-conversions --from-ref <the file>`
+(Meltano 4 reads `meltano add loader NAME` as two plugin names: a utility copy follows).
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ HEADER = """\
 #
 # Add the target to your own Meltano project:
 #
-#   meltano add loader target-spotify-conversions --from-ref <path or raw URL of this file>
+#   meltano add --plugin-type loader target-spotify-conversions \
+#     --from-ref <path or raw URL of this file>
+#
+# (--plugin-type: Meltano 4 reads `meltano add loader NAME` as two plugins, and adds a copy of
+# the target as a utility too.)
 #
 # pip_url says where Meltano installs the target from. Before `meltano add`, or afterwards in
 # your meltano.yml, point it at the source you use:

@@ -34,7 +34,7 @@ from .problems import Problem
 from .rejects import Rejects
 from .report import RequestCounts, RunReport, SummaryFileError, summary_file_failed
 from .routing import router_for
-from .settings import Connection, Settings, dry_run_path
+from .settings import DEFAULT_API_URL, Connection, Settings, dry_run_path
 from .transport import DryRunFile, Transport
 from .unreadable import INPUT_STREAM, LINE_TOO_LONG, too_long, worded
 from .unreadable import problem as unreadable_problem
@@ -470,6 +470,12 @@ def _ledger(
             if days and not settings.dry_run
             else "nothing pruned",
         )
+        if settings.api_url != DEFAULT_API_URL and not settings.dry_run:
+            logger.info(
+                "Delivery ledger: api_url is not Spotify's; what it acknowledges counts as "
+                "delivered to the connection, and a later run skips it (a sandbox rehearsal "
+                "runs with ledger_url none)"
+            )
     return ledger
 
 

@@ -240,7 +240,9 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "load_method",
-        th.StringType(allowed_values=list(LOAD_METHODS)),
+        # No allowed_values: Meltano would refuse upsert itself, with a traceback, before
+        # the target could say why (load_method_refusal).
+        th.StringType,
         default=LOAD_METHODS[0],
         description="(SDK) append-only, the only method here: every event is sent (a re-sent "
         "event_id is deduplicated by Spotify). upsert and overwrite are refused at start: the "

@@ -45,6 +45,9 @@ def test_a_second_run_of_the_same_events_sends_none_and_counts_them_as_already_d
     assert fake.unique_count == 5_000
     assert fake.accepted_count == 5_000
     assert ledger_ids(work) == fake.accepted_ids()
+    # A rehearsal against a sandbox fills the ledger too: the log says how to keep it out.
+    assert "api_url is not Spotify's" in first.stderr
+    assert "ledger_url none" in first.stderr
     requests_before = len(fake.requests)
 
     second = run_target(work, config, lines, timeout=600)

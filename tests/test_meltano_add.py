@@ -1,6 +1,6 @@
 """A user adds the target to a Meltano project of their own from the plugin definition.
 
-Exactly as the definition's header says: `meltano init`, then `meltano add loader
+Exactly as the definition's header says: `meltano init`, then `meltano add --plugin-type loader
 target-spotify-conversions --from-ref <the file>` with pip_url pointed at a copy of this
 checkout, then a dry run through `meltano invoke`.
 """
@@ -21,8 +21,8 @@ from tests.harness import purchase, singer_lines
 PLUGIN = yaml.safe_load(DEFINITION.read_text(encoding="utf-8"))
 
 
-def _meltano(project: Path, *args: str, stdin: Path | None = None):
-    env = clean_env(MELTANO_SEND_ANONYMOUS_USAGE_STATS="false")
+def _meltano(project: Path, *args: str, stdin: Path | None = None, **env_vars: str):
+    env = clean_env(MELTANO_SEND_ANONYMOUS_USAGE_STATS="false", **env_vars)
     given = stdin.open() if stdin else None
     try:
         return subprocess.run(
@@ -47,10 +47,11 @@ def test_a_fresh_meltano_project_adds_the_target_from_the_definition_and_runs_it
     init = _meltano(tmp_path, "init", "--no-usage-stats", "project")
     assert init.returncode == 0, init.stderr
     project = tmp_path / "project"
-    added = _meltano(project, "add", "loader", NAME, "--from-ref", str(ref))
+    added = _meltano(project, "add", "--plugin-type", "loader", NAME, "--from-ref", str(ref))
     assert added.returncode == 0, added.stdout + added.stderr
-    loader = [p for p in yaml.safe_load((project / "meltano.yml").read_text())["plugins"]
-              ["loaders"] if p["name"] == NAME]
+    plugins = yaml.safe_load((project / "meltano.yml").read_text())["plugins"]
+    assert set(plugins) == {"loaders"}  # `add loader NAME` also added NAME as a utility
+    loader = [p for p in plugins["loaders"] if p["name"] == NAME]
     assert len(loader) == 1
     assert loader[0]["pip_url"] == str(source)
     # What the README says: every setting, with its kind and description, is in the project.
@@ -74,3 +75,10 @@ def test_a_fresh_meltano_project_adds_the_target_from_the_definition_and_runs_it
               .splitlines()]
     sent = [event["event_id"] for body in bodies for event in body["conversion_events"]["events"]]
     assert sent == ["ord-0", "ord-1", "ord-2"]
+
+    # A method an event API cannot do: the target says so, not a traceback from Meltano.
+    refused = _meltano(project, "invoke", NAME, stdin=events,
+                       TARGET_SPOTIFY_CONVERSIONS_LOAD_METHOD="upsert")
+    assert refused.returncode != 0
+    assert "load_method `upsert` is not possible" in refused.stderr, refused.stderr[-2000:]
+    assert "is not a valid choice" not in refused.stderr

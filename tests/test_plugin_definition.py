@@ -71,7 +71,11 @@ def test_the_definition_is_in_the_hub_loader_format():
         assert "Required unless dry_run is true" in by_name[name]["description"]
     assert PLUGIN["settings_group_validation"] == [["auth_token", "capi_connection_id"],
                                                    ["connections"], ["dry_run"]]
-    assert [o["value"] for o in by_name["load_method"]["options"]] == ["append-only"]
+    # A string, not options: the target itself refuses upsert, saying why (Meltano would
+    # refuse an option outside the list with a traceback instead).
+    assert by_name["load_method"]["kind"] == "string"
+    assert by_name["load_method"]["value"] == "append-only"
+    assert "refused at start" in by_name["load_method"]["description"]
     header = DEFINITION.read_text(encoding="utf-8").split("\nname:", 1)[0]
     for told in ("--from-ref", "pip_url: git+https://", "pip_url: /path/to/"):
         assert told in header

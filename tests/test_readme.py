@@ -49,7 +49,8 @@ def test_the_readme_is_short_and_opens_with_the_two_command_start():
 
 
 def test_meltano_add_comes_within_the_first_120_lines_and_pip_follows():
-    first = next(n for n, line in enumerate(LINES, 1) if "meltano add loader" in line)
+    first = next(n for n, line in enumerate(LINES, 1)
+                 if "meltano add --plugin-type loader" in line)
     assert first <= 120
     assert "--from-ref" in LINES[first - 1]
     assert "pip install" in README
