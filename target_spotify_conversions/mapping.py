@@ -35,7 +35,14 @@ from .hashing import (
     redact_phone,
 )
 from .input_formats import DEFAULT_INPUT_FORMAT, lookup, make_reader, split_path
-from .privacy import described, page_url, plainly_personal, quoted, redacted
+from .privacy import (
+    described,
+    page_url,
+    personal_in_free_text,
+    plainly_personal,
+    quoted,
+    redacted,
+)
 from .problems import Problem
 from .taxonomy import category_id
 from .values import CACHE_ENTRIES, finite_decimal, is_absent, json_safe, whole_number
@@ -133,7 +140,7 @@ class Invalid(ValueError):
 
 def _text(value: object, _: MappingOptions) -> str:
     if isinstance(value, str):
-        if plainly_personal(value):  # a column shifted into a free-text field
+        if personal_in_free_text(value):  # a column shifted into a free-text field
             raise Invalid("an email or a phone number, which is only ever sent hashed")
         return value
     number = whole_number(value)

@@ -67,6 +67,15 @@ def plainly_personal(text: str) -> bool:
     return text[:1] in ("+", "(") and looks_like_phone(text)
 
 
+def personal_in_free_text(text: str) -> bool:
+    """Whether a free-text field's value (`content_name`, `$device_id`, `session_id`, ...) must
+    not be sent: plainly personal, or shaped as the rejects file takes a phone number (digit
+    groups split by spaces, dots, dashes or brackets: `415-555-0123`, `07700 900123`), which no
+    name, id or user agent is. Bare digits pass: ids are digits too. (`$event_id` keeps the
+    stricter `plainly_personal`: order numbers such as `100-200-3000` are ids.)"""
+    return plainly_personal(text) or ("@" not in text and looks_like_phone(text))
+
+
 def described(value: object) -> str:
     """What a value is, without the value: `a string of 19 characters`, `a list of 3 items`.
 

@@ -444,7 +444,20 @@ DROPPED = [
     ("$device_id", {"a": 1}, "invalid_device_id", ("user_data", "device_id")),
     ("content_name", ["a"], "invalid_content_name", ("event_details", "content_name")),
     ("session_id", {"id": 1}, "invalid_session_id", ("user_data", "session_id")),
+    # phone numbers written with separators, in a column shifted into a free-text field
+    ("content_name", "415-555-0123", "invalid_content_name", ("event_details", "content_name")),
+    ("$device_id", "07700 900123", "invalid_device_id", ("user_data", "device_id")),
+    ("session_id", "0044 7700 900123", "invalid_session_id", ("user_data", "session_id")),
+    ("$user_agent", "415.555.0123", "invalid_user_agent", ("user_data", "user_agent")),
+    ("$spclid", "(415) 555-0123", "invalid_spclid", ("user_data", "clickID")),
 ]
+
+
+@pytest.mark.parametrize("value", ["00447700900123", "1699999999123", "25-34", "4G",
+                                   "6D92078A-8246-4BA4-AE5B-76104861E7DC", "203.0.113.7"])
+def test_ids_of_bare_digits_and_short_or_lettered_values_pass_free_text(value):
+    result = mapped({**BASE, "session_id": value})
+    assert result.event["user_data"]["session_id"] == value
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from target_spotify_conversions.privacy import (
     described,
     looks_personal,
     page_url,
+    personal_in_free_text,
     plainly_personal,
     quoted,
     redacted,
@@ -118,6 +119,18 @@ def test_shown_url_drops_credentials_and_signed_queries(url, text):
 ])
 def test_plainly_personal_is_what_a_free_text_field_never_sends(text, personal):
     assert plainly_personal(text) is personal
+    if personal:
+        assert personal_in_free_text(text)
+
+
+@pytest.mark.parametrize(("text", "personal"), [
+    ("415-555-0123", True), ("415.555.0123", True), ("07700 900123", True),
+    ("0044 7700 900123", True), ("+447700900123", True), ("00447700900123", False),
+    ("2026-12-07", False), ("203.0.113.7", False), ("25-34", False), ("1699999999.123", False),
+    ("Mozilla/5.0 (X11; Linux x86_64)", False), ("order@123", False),
+])
+def test_a_free_text_field_also_refuses_phone_numbers_written_with_separators(text, personal):
+    assert personal_in_free_text(text) is personal
 
 
 def test_a_rejected_record_keeps_an_id_made_of_dashed_digits_so_it_can_be_fed_back():
