@@ -24,7 +24,7 @@ from .event_names import EventNameError, checked_name, checked_name_map
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
 from .output_paths import OutputPathError, check_distinct, check_output_path, sqlite_database
-from .privacy import shown_setting
+from .privacy import described, looks_personal, shown_setting
 from .retries import DEFAULT_MAX_RETRIES, guaranteed_wait
 from .routing import DEFAULT_CONNECTION, NAME_PATTERN, digest
 from .unreadable import MAX_LINE_BYTES
@@ -328,7 +328,8 @@ def unknown_settings(config: Mapping[str, Any], known: Iterable[str]) -> list[st
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         hint = f"; did you mean `{close[0]}`?" if close else "; see docs/settings.md"
-        messages.append(f"`{printable(name)[:80]}` is not a setting{hint}")
+        shown = f"`{printable(name)[:80]}`" if not looks_personal(name) else described(name)
+        messages.append(f"{shown} is not a setting{hint}")
     return messages
 
 

@@ -464,3 +464,12 @@ def test_a_typo_is_named_before_the_settings_it_hid(tmp_path):
     assert run.returncode == 1
     assert "`dryrun` is not a setting" in run.stderr
     assert "did you mean `dry_run`" in run.stderr
+
+
+def test_an_unknown_setting_that_is_an_email_is_described_not_quoted():
+    from target_spotify_conversions.settings import unknown_settings
+
+    messages = unknown_settings({"jane.doe@example.com": 1, "dryrun": True}, ["dry_run"])
+    assert messages[0] == "`dryrun` is not a setting; did you mean `dry_run`?"
+    assert "jane.doe" not in messages[1]
+    assert messages[1].startswith("a string of 20 characters is not a setting")
