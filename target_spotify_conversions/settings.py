@@ -34,6 +34,8 @@ from .wire import ANSWER_TIMEOUT
 MAX_PROCESSES = 8
 
 DEFAULT_API_URL = "https://capi.spotify.com/capi-direct/events/"
+# What `--config ENV` reads: the SDK's prefix for this target's name.
+ENV_PREFIX = "TARGET_SPOTIFY_CONVERSIONS_"
 MAX_EVENTS_PER_REQUEST = 1000
 MAX_MAPPING_PROCESSES = 64
 # The SDK offers upsert and overwrite too: an event API can do neither (see load_method).
@@ -331,6 +333,48 @@ def unknown_settings(config: Mapping[str, Any], known: Iterable[str]) -> list[st
         shown = f"`{printable(name)[:80]}`" if not looks_personal(name) else described(name)
         messages.append(f"{shown} is not a setting{hint}")
     return messages
+
+
+def environment_problems(
+    schema: Mapping[str, Any], prefix: str, environ: Mapping[str, str]
+) -> list[str]:
+    """What `--config ENV` cannot read, one line per variable, never its value (it may be a
+    token): the SDK reads an integer setting with int() and an object or a list of objects
+    with a JSON parser, and stops with a traceback, naming neither, when that fails."""
+    problems = []
+    for name, spec in (schema.get("properties") or {}).items():
+        variable = prefix + name.upper().replace("-", "_")
+        if variable not in environ or not isinstance(spec, Mapping):
+            continue
+        kinds = _schema_types(spec)
+        value = environ[variable]
+        if "integer" in kinds:
+            try:
+                int(value)
+            except ValueError:
+                problems.append(f"{variable} is not a whole number (its value is not shown)")
+        elif "boolean" in kinds or ("object" not in kinds and "array" not in kinds):
+            continue  # read as it is, or as true/false: nothing to fail
+        elif not _string_list(spec):  # a list of strings may also be `a,b,c`
+            try:
+                json.loads(value)
+            except ValueError:
+                problems.append(f"{variable} is not valid JSON (its value is not shown)")
+    return problems
+
+
+def _schema_types(spec: Mapping[str, Any]) -> set[str]:
+    kind = spec.get("type")
+    kinds = {kind} if isinstance(kind, str) else set(kind or ())
+    for sub in spec.get("anyOf") or ():
+        if isinstance(sub, Mapping):
+            kinds |= _schema_types(sub)
+    return kinds
+
+
+def _string_list(spec: Mapping[str, Any]) -> bool:
+    items = spec.get("items")
+    return isinstance(items, Mapping) and "string" in _schema_types(items)
 
 
 def without_secrets(message: str, config: Mapping[str, Any]) -> str:

@@ -34,9 +34,11 @@ from .report import SummaryFileError, unmatched_stream_maps
 from .sdk_seams import ConfigInput
 from .settings import (
     CONFIG_SCHEMA,
+    ENV_PREFIX,
     SDK_SETTING_DESCRIPTIONS,
     Settings,
     SettingsError,
+    environment_problems,
     start_refusal,
     unknown_settings,
     without_secrets,
@@ -317,6 +319,7 @@ class TargetSpotifyConversions(Target):
         except Exception as exc:
             target = TargetSpotifyConversions.running
             if target is None:  # failed before reading started: the SDK reports it
+                cls._environment_failed(config)
                 raise
             sys.exit(target.failed(exc))
         finally:
@@ -324,6 +327,18 @@ class TargetSpotifyConversions(Target):
         target = TargetSpotifyConversions.running
         if target is not None and target.stopped_by is not None:
             sys.exit(128 + target.stopped_by)
+
+    @classmethod
+    def _environment_failed(cls, config: ConfigInput | None) -> None:
+        """With `--config ENV`, a variable the SDK could not read ends the run with one line
+        naming it (the SDK's own error names neither it nor the setting)."""
+        if config is None or not config.parse_env:
+            return
+        problems = environment_problems(cls.config_jsonschema, ENV_PREFIX, os.environ)
+        if problems:
+            for problem in problems:
+                cls.logger.error("Run failed: %s", problem)
+            sys.exit(1)
 
     def failed(self, exc: BaseException) -> int:
         """End a failing run: the summary, one clear log line (never a value), the exit code."""

@@ -473,3 +473,54 @@ def test_an_unknown_setting_that_is_an_email_is_described_not_quoted():
     assert messages[0] == "`dryrun` is not a setting; did you mean `dry_run`?"
     assert "jane.doe" not in messages[1]
     assert messages[1].startswith("a string of 20 characters is not a setting")
+
+
+@pytest.mark.parametrize(("variable", "value", "words"), [
+    ("MAPPING_PROCESSES", "two", "is not a whole number"),
+    ("CONNECTIONS", '{"brand_a": {"auth_token": "tok-9f2c1e7a"', "is not valid JSON"),
+    ("EVENT_NAME_MAP", "{Order Completed: PURCHASE}", "is not valid JSON"),
+])
+def test_an_environment_variable_the_sdk_cannot_read_is_named_in_one_line(
+    tmp_path, variable, value, words
+):
+    """`--config ENV` with a value of the wrong type: the SDK would end with a traceback that
+    names neither the variable nor the setting."""
+    import subprocess
+
+    from tests.checkout import clean_env
+    from tests.harness import CONNECTION_ID, TARGET_BIN
+
+    env = clean_env(
+        TARGET_SPOTIFY_CONVERSIONS_DRY_RUN="true",
+        TARGET_SPOTIFY_CONVERSIONS_CAPI_CONNECTION_ID=CONNECTION_ID,
+        **{f"TARGET_SPOTIFY_CONVERSIONS_{variable}": value},
+    )
+    run = subprocess.run([TARGET_BIN, "--config", "ENV"], cwd=tmp_path, env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert run.returncode == 1
+    assert f"TARGET_SPOTIFY_CONVERSIONS_{variable} {words}" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert value not in run.stderr
+    assert "tok-9f2c1e7a" not in run.stderr
+    assert run.stdout == ""
+
+
+def test_environment_problems_follow_the_sdk_rules_for_each_kind():
+    from target_spotify_conversions.settings import environment_problems
+
+    schema = {"properties": {
+        "n": {"type": ["integer", "null"]}, "flag": {"type": "boolean"},
+        "names": {"type": "array", "items": {"type": "string"}},
+        "rows": {"type": "array", "items": {"type": "object"}},
+        "map": {"anyOf": [{"type": "object"}, {"type": "null"}]}, "text": {"type": "string"},
+    }}
+    good = {"P_N": "3", "P_FLAG": "maybe", "P_NAMES": "a,b", "P_ROWS": "[]", "P_MAP": "{}",
+            "P_TEXT": "{"}
+    assert environment_problems(schema, "P_", good) == []
+    bad = {"P_N": "3.5", "P_ROWS": "a,b", "P_MAP": "x", "P_NAMES": "[", "P_FLAG": "2"}
+    assert environment_problems(schema, "P_", bad) == [
+        "P_N is not a whole number (its value is not shown)",
+        "P_ROWS is not valid JSON (its value is not shown)",
+        "P_MAP is not valid JSON (its value is not shown)",
+    ]
