@@ -243,6 +243,8 @@ class CapiClient:
             try:
                 return self._post_limited(body)
             except _Transient as exc:
+                if self._failing.is_set():  # cut by a failing run: no failure of the API
+                    raise Aborted("cut: the run is failing") from None
                 if attempt == self._max_retries:
                     raise DeliveryError(
                         f"gave up on a request of {event_count} events after {attempt + 1} "

@@ -73,7 +73,11 @@ class Delivery:
         on_outcome: Callable[[Outcome], None],
         limit: ConcurrencyLimit | None = None,
         ledger: Ledger | None = None,
+        on_abandoned: Callable[[Outcome], None] | None = None,
     ) -> None:
+        """`on_abandoned`: told of each request the API acknowledged that a failing run had no
+        time to collect (another request failed first), so the summary counts what the ledger
+        holds; nothing is checkpointed for it."""
         self.transport = transport
         self._connection_id = connection_id
         self._per_request = events_per_request
@@ -90,6 +94,7 @@ class Delivery:
         self._first_seq = 0
         self._refusals = RefusalStreak()
         self._ledger = ledger
+        self._on_abandoned = on_abandoned
 
     def fits(self, item: Pending) -> bool:
         """Whether one event can be sent at all (Spotify takes at most 1 MB a request)."""
@@ -144,6 +149,11 @@ class Delivery:
         if abandon:
             self.transport.cut_in_flight()
         self._pool.shutdown(wait=True, cancel_futures=abandon)
+        if abandon and self._on_abandoned is not None:
+            for future in list(self._in_flight):
+                if not future.cancelled() and future.exception() is None:
+                    self._on_abandoned(future.result())
+            self._in_flight.clear()
 
     def _max_in_flight(self) -> int:
         """Twice the limit, and never fewer than twice the starting limit: the next request is

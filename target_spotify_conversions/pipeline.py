@@ -170,6 +170,7 @@ class Pipeline:
             on_outcome=lambda outcome: self._on_outcome(outcome, connection),
             limit=self._limits[connection],
             ledger=self.ledger,
+            on_abandoned=lambda outcome: self._on_abandoned(outcome, connection),
         )
 
     def process(
@@ -407,6 +408,12 @@ class Pipeline:
                 connection=connection,
             )
         self._write_ready_state()
+
+    def _on_abandoned(self, outcome: Outcome, connection: str) -> None:
+        """A request acknowledged while the run was failing: counted (the ledger holds it),
+        but no STATE and no reject (what it refused is sent again by the re-run)."""
+        self.report.deliver(outcome.delivered, outcome.identifier_masks, connection=connection)
+        self.report.already_delivered += outcome.already_delivered
 
     def _close(self, *, abandon: bool) -> None:
         self.workers.close(abandon=abandon)

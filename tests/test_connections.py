@@ -176,6 +176,39 @@ def test_a_wrong_token_for_one_connection_stops_the_run_naming_it(brands, tmp_pa
         assert all(f"ord-{i}" in delivered for i in range(state["position"]))
 
 
+def test_a_failing_run_counts_every_event_another_connection_had_acknowledged(
+    brands, tmp_path
+):
+    """When brand_b's 401 stops the run, brand_a's requests that were already answered 2xx
+    are in the ledger: the summary counts them too, and no cut request is logged as a
+    retry."""
+    import sqlite3
+
+    brands.configure(latency=0.05)
+    wrong = {**CONNECTIONS, "brand_b": {"capi_connection_id": ID_B, "auth_token": "tok-wrong-1"}}
+    lines = [schema_message("orders", BRAND_SCHEMA)]
+    for i in range(3000):
+        brand = "brand_b" if i % 10 == 9 else "brand_a"
+        lines.append(record_message(purchase(i, brand=brand), "orders"))
+    config = target_config(brands.url, connections=wrong, connection_property="brand",
+                           events_per_request=50, summary_file="summary.json")
+    for attempt in range(3):
+        work = tmp_path / f"run{attempt}"
+        run = run_target(work, config, lines)
+        assert run.returncode == 1
+        assert "HTTP 401" in run.stderr
+        assert "retry" not in run.stderr
+        with sqlite3.connect(work / "spotify-conversions-ledger.sqlite") as ledger:
+            held = ledger.execute(
+                "SELECT count(*) FROM (SELECT event_id FROM ledger_events WHERE connection_id = ?"
+                " UNION SELECT event_id FROM ledger_pending WHERE connection_id = ?)",
+                (ID_A, ID_A),
+            ).fetchone()[0]
+        summary = json.loads((work / "summary.json").read_text())
+        assert summary["connections"]["brand_a"]["events_delivered"] == held
+        assert summary["events_delivered"] == held
+
+
 def test_state_never_passes_delivery_with_several_connections_in_flight(brands, tmp_path):
     brands.configure(latency=0.03)
     names = ["brand_a", "brand_b", None]
