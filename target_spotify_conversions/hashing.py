@@ -87,6 +87,18 @@ def _e164(phone: str, default_country: str | None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=CACHE_ENTRIES)
+def is_valid_phone(text: str, region: str) -> bool:
+    """Whether a text is a *valid* number of the region (or an international one): stricter
+    than `e164`'s possible, so that a date, a version or an order number written with dashes
+    (`100-200-3000`: no US area code starts with 1) is not taken for a phone number."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(phonenumbers.is_valid_number(number))
+
+
 def hash_phone(value: object, default_country: str | None) -> str | None:
     """Digest of the first usable number in a value (a string, a number or a list)."""
     items = value if isinstance(value, list) else [value]

@@ -138,9 +138,10 @@ class Invalid(ValueError):
 # --- converters: value in, Spotify value out, or Invalid ---------------------------------------
 
 
-def _text(value: object, _: MappingOptions) -> str:
+def _text(value: object, options: MappingOptions) -> str:
     if isinstance(value, str):
-        if personal_in_free_text(value):  # a column shifted into a free-text field
+        # a column shifted into a free-text field
+        if personal_in_free_text(value, options.phone_default_country):
             raise Invalid("an email or a phone number, which is only ever sent hashed")
         return value
     number = whole_number(value)

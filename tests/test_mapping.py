@@ -446,18 +446,31 @@ DROPPED = [
     ("session_id", {"id": 1}, "invalid_session_id", ("user_data", "session_id")),
     # phone numbers written with separators, in a column shifted into a free-text field
     ("content_name", "415-555-0123", "invalid_content_name", ("event_details", "content_name")),
-    ("$device_id", "07700 900123", "invalid_device_id", ("user_data", "device_id")),
-    ("session_id", "0044 7700 900123", "invalid_session_id", ("user_data", "session_id")),
+    ("$device_id", "212 555 0199", "invalid_device_id", ("user_data", "device_id")),
+    ("session_id", "650.253.0000", "invalid_session_id", ("user_data", "session_id")),
     ("$user_agent", "415.555.0123", "invalid_user_agent", ("user_data", "user_agent")),
     ("$spclid", "(415) 555-0123", "invalid_spclid", ("user_data", "clickID")),
 ]
 
 
-@pytest.mark.parametrize("value", ["00447700900123", "1699999999123", "25-34", "4G",
-                                   "6D92078A-8246-4BA4-AE5B-76104861E7DC", "203.0.113.7"])
-def test_ids_of_bare_digits_and_short_or_lettered_values_pass_free_text(value):
+@pytest.mark.parametrize("value", [
+    "00447700900123", "1699999999123", "25-34", "4G", "6D92078A-8246-4BA4-AE5B-76104861E7DC",
+    "203.0.113.7", "15.01.2024", "01-15-2024", "20240115-103000", "120.0.6099.109",
+    "10.0.19045.1234", "1981-1996", "1.234.567", "10 000 000", "978-0-306-40615-7",
+    "100-200-3000", "123-456-789", "12345-6789", "123456789.1234567890",
+])
+def test_ids_dates_versions_and_ranges_pass_free_text(value):
+    """Free-text fields hold these: only a valid phone number is taken for one."""
     result = mapped({**BASE, "session_id": value})
     assert result.event["user_data"]["session_id"] == value
+
+
+def test_a_national_number_in_free_text_is_checked_against_phone_default_country():
+    uk = "020 7946 0958"
+    assert mapped({**BASE, "content_name": uk}).event["event_details"]["content_name"] == uk
+    result = mapped({**BASE, "content_name": uk}, phone_default_country="GB")
+    assert "content_name" not in result.event.get("event_details", {})
+    assert "invalid_content_name" in result.warnings
 
 
 @pytest.mark.parametrize(
