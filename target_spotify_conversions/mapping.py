@@ -37,6 +37,7 @@ from .hashing import (
 from .input_formats import DEFAULT_INPUT_FORMAT, lookup, make_reader, split_path
 from .privacy import (
     described,
+    is_hidden,
     page_url,
     personal_in_free_text,
     plainly_personal,
@@ -380,6 +381,7 @@ class EventMapper:
         self._kept_settings_properties = tuple(
             name for name in (options.connection_property, options.consent_property) if name
         )
+        self._hidden = frozenset(options.hidden_digests)  # routing.is_hidden: the tokens
         self._default_source = options.default_action_source  # checked (settings.py)
         self._now: dt.datetime | None = None
         self._now_texts = ("", "")
@@ -430,7 +432,9 @@ class EventMapper:
             kept["$event_id"] = event_id
         for name in self._kept_settings_properties:  # a fed-back record keeps its route, consent
             value = record[name] if name in record else lookup(record, split_path(name))
-            if not is_absent(value):
+            if is_hidden(value, self._hidden):  # a token in the routing column: never kept
+                kept[name] = described(value) + " (equal to a token: not kept)"
+            elif not is_absent(value):
                 kept[name] = redacted(json_safe(value), country)
         return kept
 

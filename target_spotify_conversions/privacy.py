@@ -14,6 +14,7 @@ Pure functions, no I/O: the mapping workers and the reading process both use the
 from __future__ import annotations
 
 import decimal
+import hashlib
 import math
 import re
 import urllib.parse
@@ -65,6 +66,24 @@ def plainly_personal(text: str) -> bool:
     if "@" in text:
         return _EMAIL.search(text) is not None
     return text[:1] in ("+", "(") and looks_like_phone(text)
+
+
+def digest(text: str) -> str:
+    """How `hidden` holds a secret: its SHA-256, so the mapping workers never hold a token."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def hidden_digests(secrets: Collection[str]) -> frozenset[str]:
+    """The digests of secrets as written and lower-cased: a copy in other case is a copy."""
+    return frozenset(digest(form) for secret in secrets for form in (secret, secret.lower()))
+
+
+def is_hidden(value: object, hidden: Collection[str]) -> bool:
+    """Whether a value is one of the secrets (trimmed, in any case) `hidden` holds digests of."""
+    if not hidden or not isinstance(value, (str, int)) or isinstance(value, bool):
+        return False
+    text = value.strip() if isinstance(value, str) else str(value)
+    return digest(text) in hidden or digest(text.lower()) in hidden
 
 
 # Where a national number is checked when phone_default_country is not set.

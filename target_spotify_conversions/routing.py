@@ -13,13 +13,13 @@ quotes it only when it has the shape of a connection name, else only its kind an
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .input_formats import lookup, split_path
+from .privacy import is_hidden
 from .problems import Problem
 from .values import is_absent
 
@@ -121,11 +121,6 @@ def router_for(options: MappingOptions) -> Router:
     )
 
 
-def digest(text: str) -> str:
-    """How `hidden` holds a value: its SHA-256, so the workers never hold a token."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def shown(value: object, hidden: Collection[str] = ()) -> str:
     """A routing value as a message may show it: quoted when it looks like a connection name
     (short, letters, digits, `_`, `-`, few digits) and is none of the `hidden` digests'
@@ -133,10 +128,8 @@ def shown(value: object, hidden: Collection[str] = ()) -> str:
     if isinstance(value, str):
         text = value.strip()
         digits = sum(char.isdigit() for char in text)
-        if (
-            NAME_PATTERN.fullmatch(text)
-            and digits <= _MAX_DIGITS_SHOWN
-            and not (hidden and (digest(text) in hidden or digest(value) in hidden))
+        if NAME_PATTERN.fullmatch(text) and digits <= _MAX_DIGITS_SHOWN and not is_hidden(
+            text, hidden
         ):
             return _quoted(text)
         return f"(a string of {len(value)} characters, not shown)"

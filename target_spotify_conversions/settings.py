@@ -24,9 +24,9 @@ from .event_names import EventNameError, checked_name, checked_name_map
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
 from .output_paths import OutputPathError, check_distinct, check_output_path, sqlite_database
-from .privacy import described, looks_personal, shown_setting
+from .privacy import described, hidden_digests, looks_personal, shown_setting
 from .retries import DEFAULT_MAX_RETRIES, guaranteed_wait
-from .routing import DEFAULT_CONNECTION, NAME_PATTERN, digest
+from .routing import DEFAULT_CONNECTION, NAME_PATTERN
 from .unreadable import MAX_LINE_BYTES
 from .wire import ANSWER_TIMEOUT
 
@@ -733,8 +733,8 @@ def _routing_options(
         "connection_property": prop,
         "stream_connections": streams,
         "connection_names": tuple(sorted(connections)),
-        "hidden_digests": frozenset(
-            digest(c.auth_token) for c in connections.values() if c.auth_token
+        "hidden_digests": hidden_digests(
+            [c.auth_token for c in connections.values() if c.auth_token]
         ),
     }
 

@@ -151,7 +151,7 @@ def test_a_routing_value_equal_to_a_token_is_never_quoted() -> None:
     assert TOKEN_A not in repr(options)
     assert "tok-top-1" not in repr(options)
     router = router_for(options)
-    for token in (TOKEN_A, f" {TOKEN_B} ", "tok-top-1"):
+    for token in (TOKEN_A, f" {TOKEN_B} ", "tok-top-1", TOKEN_A.upper()):
         problem = router.route({"brand": token}, "s").problem
         assert problem is not None
         assert problem.code == "unknown_connection"
@@ -168,3 +168,11 @@ def test_a_routing_value_equal_to_a_token_is_never_quoted() -> None:
     sent = MappingOptions(**msgspec.json.decode(msgspec.json.encode(options)))
     result = ChunkMapper(sent).map(b"J", msgspec.json.encode([["s", {"brand": TOKEN_A}]]))
     assert TOKEN_A.encode() not in result
+    # the rejects file keeps the routing property (a fed-back record goes the same way),
+    # but never a token there
+    from target_spotify_conversions.mapping import EventMapper
+
+    kept = EventMapper(sent).redact({"brand": f" {TOKEN_B.upper()} ", "amount": "x"}, "id-1")
+    assert TOKEN_B.upper() not in repr(kept)
+    assert "not kept" in kept["brand"]
+    assert EventMapper(sent).redact({"brand": "brand_c"}, "id-2")["brand"] == "brand_c"
