@@ -389,8 +389,14 @@ def without_secrets(message: str, config: Mapping[str, Any]) -> str:
 
 
 def _forms(value: object) -> set[str]:
-    """Every way a value can be written into a message: str, repr, JSON, and its leaves."""
+    """Every way a value can be written into a message: str, repr, JSON, its leaves, and the
+    password of a URL (ledger_url)."""
     forms = {str(value), repr(value)}
+    if isinstance(value, str) and "://" in value:
+        with contextlib.suppress(ValueError):
+            password = urllib.parse.urlsplit(value).password
+            if password:
+                forms |= {password, urllib.parse.unquote(password)}
     with contextlib.suppress(TypeError, ValueError):
         forms.add(json.dumps(value))
     if isinstance(value, Mapping):
@@ -540,11 +546,16 @@ def load_method_refusal(config: Mapping[str, Any]) -> str | None:
     method = config.get("load_method")
     if method in (None, "", *LOAD_METHODS):
         return None
-    shown = f"`{printable(str(method))[:40]}`" if isinstance(method, str) else "this value"
+    word = method.strip().lower() if isinstance(method, str) else None
+    if word in ("upsert", "overwrite"):
+        return (
+            f"load_method `{word}` is not possible: the Spotify Conversions API takes new "
+            "events only, it cannot update (upsert) or delete (overwrite) events already sent; "
+            "use append-only (the default), a re-sent event_id is deduplicated by Spotify"
+        )
     return (
-        f"load_method {shown} is not possible: the Spotify Conversions API takes new events "
-        "only, it cannot update (upsert) or delete (overwrite) events already sent; use "
-        "append-only (the default), a re-sent event_id is deduplicated by Spotify"
+        f"load_method {shown_setting(method)} is not a load method: the only one here is "
+        "append-only (the default)"
     )
 
 

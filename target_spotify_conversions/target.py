@@ -89,16 +89,21 @@ class TargetSpotifyConversions(Target):
             refused = next(iter(unknown_settings(config, CONFIG_SCHEMA["properties"])), None)
             refused = refused or start_refusal(config)
             if refused:  # JSON schema's message would not say why
+                refused = without_secrets(refused, config)
                 raise ConfigValidationError(refused, errors=[refused]) from None
             raise _without_secrets(exc, config) from None
-        typos = unknown_settings(self.config, self.config_jsonschema["properties"])
+        typos = [
+            without_secrets(typo, self.config)
+            for typo in unknown_settings(self.config, self.config_jsonschema["properties"])
+        ]
         if typos and kwargs.get("validate_config", True):
             raise ConfigValidationError(typos[0], errors=typos)
         self.max_parallelism = 1  # requests run in parallel in the pipeline, not sinks
         try:
             self.settings = Settings.from_config(self.config, read_from=self.read_files)
-        except SettingsError as exc:
-            raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+        except SettingsError as exc:  # a secret pasted into another setting is not shown
+            message = without_secrets(str(exc), self.config)
+            raise ConfigValidationError(message, errors=[message]) from None
         self._pipeline: Pipeline | None = None  # the run's machinery starts with the run
         self._last_written_state: str | None = None
         self._schemas_checked: dict[str, tuple[t.Any, t.Any]] = {}

@@ -524,3 +524,35 @@ def test_environment_problems_follow_the_sdk_rules_for_each_kind():
         "P_ROWS is not valid JSON (its value is not shown)",
         "P_MAP is not valid JSON (its value is not shown)",
     ]
+
+
+SECRET = "SECRETtok123"
+
+
+@pytest.mark.parametrize("settings", [
+    {"load_method": SECRET},
+    {"event_name_map": {"signup": SECRET}},
+    {"default_event_name": SECRET},
+    {SECRET: True},
+    {"phone_default_country": SECRET},
+    {"ledger_url": "postgresql+psycopg://user:PASSW0RDx@db.example/ledger",
+     "default_event_name": "PASSW0RDx"},
+    {"connections": {"brand_a": {"capi_connection_id": CONNECTION_ID,
+                                 "auth_token": "CONNsecret99"}},
+     "load_method": "CONNsecret99"},
+], ids=["load_method", "event_name_map", "default_event_name", "a key", "country", "ledger",
+        "connections"])
+def test_a_secret_pasted_into_another_setting_is_not_shown(fake, tmp_path, settings):
+    config = target_config(fake.url, auth_token=SECRET, **settings)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    for secret in (SECRET, "PASSW0RDx", "CONNsecret99"):
+        assert secret not in run.stderr
+    assert "Traceback" not in run.stderr
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("method", ["Append-Only", "append_only", 5, ["append-only"]])
+def test_a_load_method_that_is_no_method_is_named_as_such(method):
+    with pytest.raises(SettingsError, match="is not a load method: the only one here is"):
+        Settings.from_config({**GOOD, "load_method": method})
