@@ -6,6 +6,7 @@ import contextlib
 import difflib
 import ipaddress
 import json
+import math
 import os
 import sys
 import urllib.parse
@@ -335,32 +336,76 @@ def unknown_settings(config: Mapping[str, Any], known: Iterable[str]) -> list[st
     return messages
 
 
-def environment_problems(
+# How `--config ENV` reads a boolean: the SDK's words for true, and these for false; any
+# other word is refused (the SDK reads `maybe` as false, and a dry run would send).
+_TRUE_WORDS = ("true", "1", "yes", "on")
+_FALSE_WORDS = ("false", "0", "no", "off", "")
+# Variables of the prefix the SDK reads that are not settings: the log level.
+_SDK_VARIABLES = ("LOGLEVEL",)
+
+
+def read_environment(
     schema: Mapping[str, Any], prefix: str, environ: Mapping[str, str]
-) -> list[str]:
-    """What `--config ENV` cannot read, one line per variable, never its value (it may be a
-    token): the SDK reads an integer setting with int() and an object or a list of objects
-    with a JSON parser, and stops with a traceback, naming neither, when that fails."""
+) -> tuple[dict[str, Any], list[str]]:
+    """The settings `--config ENV` gives, and what is wrong with its variables.
+
+    The SDK's own reading takes numbers as text (`REQUEST_TIMEOUT=30` then fails the schema),
+    reads any unknown word as false, ignores a misspelt name (`..._DRYRUN=true` would send real
+    data), and ends with a traceback on `MAPPING_PROCESSES=two`. Here each variable is read as
+    its setting's type, and every problem is one line naming the variable, never its value
+    (it may be a token). Names with `__` are Meltano's plugin extras, not settings.
+    """
+    properties = schema.get("properties") or {}
+    known = {prefix + name.upper().replace("-", "_"): name for name in properties}
+    values: dict[str, Any] = {}
     problems = []
-    for name, spec in (schema.get("properties") or {}).items():
-        variable = prefix + name.upper().replace("-", "_")
-        if variable not in environ or not isinstance(spec, Mapping):
+    for variable in sorted(environ):
+        rest = variable[len(prefix) :]
+        if not variable.startswith(prefix) or rest.startswith("_") or "__" in rest:
             continue
-        kinds = _schema_types(spec)
-        value = environ[variable]
-        if "integer" in kinds:
-            try:
-                int(value)
-            except ValueError:
-                problems.append(f"{variable} is not a whole number (its value is not shown)")
-        elif "boolean" in kinds or ("object" not in kinds and "array" not in kinds):
-            continue  # read as it is, or as true/false: nothing to fail
-        elif not _string_list(spec):  # a list of strings may also be `a,b,c`
-            try:
-                json.loads(value)
-            except ValueError:
-                problems.append(f"{variable} is not valid JSON (its value is not shown)")
-    return problems
+        if rest in _SDK_VARIABLES:
+            continue
+        name = known.get(variable)
+        if name is None:
+            close = difflib.get_close_matches(variable, list(known), n=1, cutoff=0.8)
+            hint = f"; did you mean {close[0]}?" if close else "; see docs/settings.md"
+            problems.append(f"{printable(variable)[:80]} is not a setting{hint}")
+            continue
+        try:
+            values[name] = _environment_value(properties[name], environ[variable])
+        except ValueError as exc:
+            problems.append(f"{variable} {exc} (its value is not shown)")
+    return values, problems
+
+
+def _environment_value(spec: Mapping[str, Any], text: str) -> Any:
+    kinds = _schema_types(spec)
+    if "integer" in kinds:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("is not a whole number") from None
+    if "number" in kinds:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError("is not a finite number")
+        return number
+    if "boolean" in kinds:
+        word = text.strip().lower()
+        if word not in _TRUE_WORDS + _FALSE_WORDS:
+            raise ValueError("is not true or false")
+        return word in _TRUE_WORDS
+    if "array" in kinds or "object" in kinds:
+        try:
+            return json.loads(text)
+        except ValueError:
+            if "array" in kinds and _string_list(spec):  # the SDK's older `a,b,c` form
+                return text.split(",")
+            raise ValueError("is not valid JSON") from None
+    return text
 
 
 def _schema_types(spec: Mapping[str, Any]) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import os
 import platform
@@ -12,6 +13,7 @@ import threading
 import traceback
 import typing as t
 
+import dotenv
 from singer_sdk import Target
 from singer_sdk.exceptions import (
     ConfigValidationError,
@@ -38,7 +40,7 @@ from .settings import (
     SDK_SETTING_DESCRIPTIONS,
     Settings,
     SettingsError,
-    environment_problems,
+    read_environment,
     start_refusal,
     unknown_settings,
     without_secrets,
@@ -81,6 +83,9 @@ class TargetSpotifyConversions(Target):
     message_reader_class = SafeReader
 
     def __init__(self, **kwargs: t.Any) -> None:
+        if kwargs.get("parse_env_config"):  # `--config ENV`: read here, not by the SDK
+            kwargs = {**kwargs, "parse_env_config": False,
+                      "config": {**(kwargs.get("config") or {}), **self._environment()}}
         try:
             super().__init__(**kwargs)
         except ConfigValidationError as exc:  # the SDK's messages quote values, secrets too
@@ -114,6 +119,20 @@ class TargetSpotifyConversions(Target):
             # handler, wherever the main thread is, and exit 0 as if the input had ended).
             signal.signal(signal.SIGINT, self._stop_on_signal)
             signal.signal(signal.SIGTERM, self._stop_on_signal)
+
+    @classmethod
+    def _environment(cls) -> dict[str, t.Any]:
+        """The settings in TARGET_SPOTIFY_CONVERSIONS_* variables (and a .env file, found as
+        the SDK finds it), each read as its type (settings.read_environment)."""
+        dotenv.load_dotenv(dotenv.find_dotenv(), override=True)
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        values, problems = read_environment(schema, ENV_PREFIX, os.environ)
+        if problems:
+            raise ConfigValidationError(problems[0], errors=problems)
+        for name in values:
+            cls.logger.info("Setting %s read from %s%s", name, ENV_PREFIX, name.upper())
+        return values
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict[str, t.Any]) -> None:
@@ -324,7 +343,6 @@ class TargetSpotifyConversions(Target):
         except Exception as exc:
             target = TargetSpotifyConversions.running
             if target is None:  # failed before reading started: the SDK reports it
-                cls._environment_failed(config)
                 raise
             sys.exit(target.failed(exc))
         finally:
@@ -332,18 +350,6 @@ class TargetSpotifyConversions(Target):
         target = TargetSpotifyConversions.running
         if target is not None and target.stopped_by is not None:
             sys.exit(128 + target.stopped_by)
-
-    @classmethod
-    def _environment_failed(cls, config: ConfigInput | None) -> None:
-        """With `--config ENV`, a variable the SDK could not read ends the run with one line
-        naming it (the SDK's own error names neither it nor the setting)."""
-        if config is None or not config.parse_env:
-            return
-        problems = environment_problems(cls.config_jsonschema, ENV_PREFIX, os.environ)
-        if problems:
-            for problem in problems:
-                cls.logger.error("Run failed: %s", problem)
-            sys.exit(1)
 
     def failed(self, exc: BaseException) -> int:
         """End a failing run: the summary, one clear log line (never a value), the exit code."""

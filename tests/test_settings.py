@@ -506,24 +506,87 @@ def test_an_environment_variable_the_sdk_cannot_read_is_named_in_one_line(
     assert run.stdout == ""
 
 
-def test_environment_problems_follow_the_sdk_rules_for_each_kind():
-    from target_spotify_conversions.settings import environment_problems
+def test_each_environment_variable_is_read_as_its_settings_type():
+    from target_spotify_conversions.settings import read_environment
 
     schema = {"properties": {
         "n": {"type": ["integer", "null"]}, "flag": {"type": "boolean"},
+        "x": {"type": ["number", "null"]},
         "names": {"type": "array", "items": {"type": "string"}},
         "rows": {"type": "array", "items": {"type": "object"}},
         "map": {"anyOf": [{"type": "object"}, {"type": "null"}]}, "text": {"type": "string"},
     }}
-    good = {"P_N": "3", "P_FLAG": "maybe", "P_NAMES": "a,b", "P_ROWS": "[]", "P_MAP": "{}",
-            "P_TEXT": "{"}
-    assert environment_problems(schema, "P_", good) == []
-    bad = {"P_N": "3.5", "P_ROWS": "a,b", "P_MAP": "x", "P_NAMES": "[", "P_FLAG": "2"}
-    assert environment_problems(schema, "P_", bad) == [
+    good = {"P_N": "3", "P_FLAG": "Off", "P_X": "2.5", "P_NAMES": "a,b", "P_ROWS": "[]",
+            "P_MAP": "{}", "P_TEXT": "{", "OTHER": "1", "P__EXTRA": "meltano's",
+            "P_LOGLEVEL": "DEBUG"}
+    assert read_environment(schema, "P_", good) == ({
+        "n": 3, "flag": False, "x": 2.5, "names": ["a", "b"], "rows": [], "map": {},
+        "text": "{"}, [])
+    bad = {"P_N": "3.5", "P_ROWS": "a,b", "P_MAP": "x", "P_FLAG": "maybe", "P_X": "nan",
+           "P_FLAGG": "1"}
+    assert read_environment(schema, "P_", bad)[1] == [
+        "P_FLAG is not true or false (its value is not shown)",
+        "P_FLAGG is not a setting; did you mean P_FLAG?",
+        "P_MAP is not valid JSON (its value is not shown)",
         "P_N is not a whole number (its value is not shown)",
         "P_ROWS is not valid JSON (its value is not shown)",
-        "P_MAP is not valid JSON (its value is not shown)",
+        "P_X is not a finite number (its value is not shown)",
     ]
+
+
+@pytest.mark.parametrize(("variables", "words"), [
+    ({"DRYRUN": "true"}, "TARGET_SPOTIFY_CONVERSIONS_DRYRUN is not a setting; did you mean "
+                         "TARGET_SPOTIFY_CONVERSIONS_DRY_RUN?"),
+    ({"DRY_RUN": "maybe"}, "TARGET_SPOTIFY_CONVERSIONS_DRY_RUN is not true or false"),
+])
+def test_a_misspelt_variable_or_an_unclear_boolean_stops_the_run_before_sending(
+    fake, tmp_path, variables, words
+):
+    """Read by the SDK, both would send real data: the name ignored, `maybe` taken as false."""
+    import subprocess
+
+    from tests.checkout import clean_env
+    from tests.harness import TARGET_BIN, TOKEN
+
+    env = clean_env(
+        TARGET_SPOTIFY_CONVERSIONS_API_URL=fake.url,
+        TARGET_SPOTIFY_CONVERSIONS_AUTH_TOKEN=TOKEN,
+        TARGET_SPOTIFY_CONVERSIONS_CAPI_CONNECTION_ID=CONNECTION_ID,
+        **{f"TARGET_SPOTIFY_CONVERSIONS_{name}": value for name, value in variables.items()},
+    )
+    run = subprocess.run([TARGET_BIN, "--config", "ENV"], cwd=tmp_path, env=env,
+                         input="\n".join(singer_lines([purchase(1)])) + "\n",
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 1
+    assert words in run.stderr
+    assert "Traceback" not in run.stderr
+    assert fake.requests == []
+
+
+def test_numbers_and_booleans_from_the_environment_run(fake, tmp_path):
+    """The SDK reads numbers as text: REQUEST_TIMEOUT=30 failed the schema."""
+    import subprocess
+
+    from tests.checkout import clean_env
+    from tests.harness import TARGET_BIN, TOKEN
+
+    env = clean_env(
+        TARGET_SPOTIFY_CONVERSIONS_API_URL=fake.url,
+        TARGET_SPOTIFY_CONVERSIONS_AUTH_TOKEN=TOKEN,
+        TARGET_SPOTIFY_CONVERSIONS_CAPI_CONNECTION_ID=CONNECTION_ID,
+        TARGET_SPOTIFY_CONVERSIONS_REQUEST_TIMEOUT="30",
+        TARGET_SPOTIFY_CONVERSIONS_MAX_REJECTED_SHARE="0.5",
+        TARGET_SPOTIFY_CONVERSIONS_DRY_RUN="No",
+        TARGET_SPOTIFY_CONVERSIONS_EVENTS_PER_REQUEST="2",
+        TARGET_SPOTIFY_CONVERSIONS_LEDGER_URL="none",
+    )
+    run = subprocess.run([TARGET_BIN, "--config", "ENV"], cwd=tmp_path, env=env,
+                         input="\n".join(singer_lines([purchase(i) for i in range(3)])) + "\n",
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(fake.requests) == 2
+    assert "Setting request_timeout read from TARGET_SPOTIFY_CONVERSIONS_REQUEST_TIMEOUT" in (
+        run.stderr)
 
 
 SECRET = "SECRETtok123"
