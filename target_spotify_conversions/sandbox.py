@@ -717,8 +717,11 @@ class FakeSpotify:
                 "elapsed_s": round(elapsed, 6),
                 "accepted_events": len(self._ids),
                 # distinct ids per capi_connection_id: an agency's rehearsal, brand by brand
-                "accepted_by_connection": {
-                    cid: len(ids) for cid, ids in sorted(self._ids_by_connection.items())
+                "accepted_by_connection": {  # every connection it takes, 0 included
+                    cid: len(self._ids_by_connection.get(cid, ()))
+                    for cid in sorted(
+                        {*map(str.lower, self.credentials.values()), *self._ids_by_connection}
+                    )
                 },
                 "refused_events": {
                     reason: len(ids) for reason, ids in sorted(self._refused.items())
@@ -1239,6 +1242,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-second", type=float, default=None)
     parser.add_argument("--refuse-for", type=float, default=0.0)
     args = parser.parse_args(argv)
+    pairs = [pair.rpartition("=") for pair in args.credential]
+    if any(not token or not sep for token, sep, _ in pairs):
+        parser.error("--credential takes TOKEN=CONNECTION_ID")
+    if not all(_UUID.fullmatch(cid) for cid in [args.connection_id, *(c for _, _, c in pairs)]):
+        parser.error("a connection id must be a UUID, as the real API's are")
 
     stop = threading.Event()
 
@@ -1253,7 +1261,7 @@ def main(argv: list[str] | None = None) -> int:
         count_only=args.count_only,
         seed=args.seed,
         port=args.port,
-        credentials=dict(pair.rpartition("=")[::2] for pair in args.credential),
+        credentials={token: cid for token, _, cid in pairs},
         refuse_for=args.refuse_for,
     )
     fake.configure(

@@ -84,12 +84,25 @@ def test_a_pipeline_runs_through_the_sandbox_command_and_stats_say_what_it_took(
     assert set(shown) == set(final)
 
 
+IDLE_ID = "77777777-8888-4999-aaaa-bbbbbbbbbbbb"
+
+
+@pytest.mark.parametrize("credential", ["no-equals-sign", "=" + IDLE_ID, "tok=not-a-uuid"])
+def test_a_credential_the_sandbox_cannot_take_is_a_usage_error(credential) -> None:
+    done = subprocess.run([str(SANDBOX), "--port", "0", "--credential", credential],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "--credential takes" in done.stderr or "must be a UUID" in done.stderr
+
+
 def test_an_agency_rehearsal_counts_each_connection(tmp_path) -> None:
     """Extra token and connection pairs are accepted, and /_stats counts per connection."""
     brand_id, brand_token = "66666666-7777-4888-9999-aaaaaaaaaaaa", "brand-b-token-4c1e"
     process = subprocess.Popen(
         [str(SANDBOX), "--port", "0", "--token", TOKEN, "--connection-id", CONNECTION_ID,
-         "--credential", f"{brand_token}={brand_id}", "--count-only"],
+         "--credential", f"{brand_token}={brand_id}", "--count-only",
+         "--credential", f"idle-token={IDLE_ID.upper()}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -103,7 +116,7 @@ def test_an_agency_rehearsal_counts_each_connection(tmp_path) -> None:
         run = run_target(tmp_path / "run", config, singer_lines(records))
         assert run.returncode == 0, run.stderr
         stats = requests.get(url.replace("/capi-direct/events/", "/_stats"), timeout=5).json()
-        assert stats["accepted_by_connection"] == {CONNECTION_ID: 6, brand_id: 3}
+        assert stats["accepted_by_connection"] == {CONNECTION_ID: 6, brand_id: 3, IDLE_ID: 0}
         assert stats["accepted_events"] == 9
     finally:
         process.kill()
