@@ -10,17 +10,15 @@ STATE never covers an acknowledged event that the ledger does not hold.
 
 Two ways of keeping it, chosen by the database:
 
-- SQLite (the default, a file in the working directory): look up before sending, write after
-  the acknowledgement. One run at a time per file is the expected use; two runs sharing a file
-  may each send an event the other has not recorded yet (Spotify de-duplicates those).
-- PostgreSQL (shared by several pipelines): each request *claims* its events first, inserting
-  their rows in a transaction that stays open while the request is sent and commits with the
-  answer. A second run inserting the same ids waits on the row locks until the first commits
-  (then it leaves them out) or rolls back (then it sends them). A run that dies mid-request
-  leaves nothing behind: the server rolls back its open transactions. Rows are inserted in
-  sorted order, so two requests never wait on each other in a cycle.
+- A SQLite file (the default, in the working directory), here, with the standard library's
+  sqlite3: look up before sending, append after the acknowledgement, merge the run's rows into
+  the keyed table when it ends. One run at a time per file is the expected use; two runs
+  sharing a file may each send an event the other has not recorded yet (Spotify de-duplicates
+  those).
+- A database server (PostgreSQL, shared by several pipelines), in ledger_sql.py with
+  SQLAlchemy: each request claims its events before it is sent.
 
-SQLAlchemy Core, no SDK. Nothing personal is stored: ids, times, statuses and the API's words.
+Nothing personal is stored: ids, times, statuses and the API's words.
 """
 
 from __future__ import annotations
@@ -28,73 +26,47 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence, Set
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .output_paths import sqlite_database
 from .transport import DeliveryError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 DAY = 86_400
 # Characters of the API's answer kept per request (its words and sp_trace_id; api_message cuts
 # them to 300 already).
 ANSWER_CHARS = 400
 
-METADATA = sa.MetaData()
-REQUESTS = sa.Table(
-    "ledger_requests",
-    METADATA,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("connection_id", sa.String(36), nullable=False),
-    sa.Column("run_id", sa.String(36), nullable=False),
-    sa.Column("sent_at", sa.BigInteger, nullable=False),  # Unix seconds of the answer
-    sa.Column("status", sa.Integer),  # the HTTP status of the answer
-    sa.Column("answer", sa.String(ANSWER_CHARS)),  # the API's words, with any sp_trace_id
-    sa.Column("events", sa.Integer, nullable=False),
-    sa.Index("ix_ledger_requests_sent_at", "sent_at"),
+# The tables as ledger_sql.METADATA describes them, in SQLite's words (IF NOT EXISTS: runs
+# starting at once on a new file each create what is missing). tests/test_ledger.py checks
+# that they are the same tables.
+_SQLITE_TABLES = (
+    "CREATE TABLE IF NOT EXISTS ledger_events (connection_id VARCHAR(36) NOT NULL, "
+    "event_id VARCHAR NOT NULL, event_time VARCHAR(40) NOT NULL, request_id INTEGER NOT NULL, "
+    "PRIMARY KEY (connection_id, event_id)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS ledger_pending (connection_id VARCHAR(36) NOT NULL, "
+    "event_id VARCHAR NOT NULL, event_time VARCHAR(40) NOT NULL, request_id INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ledger_requests (id INTEGER NOT NULL, "
+    "connection_id VARCHAR(36) NOT NULL, run_id VARCHAR(36) NOT NULL, sent_at BIGINT NOT NULL, "
+    "status INTEGER, answer VARCHAR(400), events INTEGER NOT NULL, PRIMARY KEY (id))",
+    "CREATE INDEX IF NOT EXISTS ix_ledger_requests_sent_at ON ledger_requests (sent_at)",
+    "CREATE TABLE IF NOT EXISTS ledger_runs (run_id VARCHAR(36) NOT NULL, "
+    "started_at BIGINT NOT NULL, pruned INTEGER NOT NULL, PRIMARY KEY (run_id))",
 )
-EVENTS = sa.Table(
-    "ledger_events",
-    METADATA,
-    sa.Column("connection_id", sa.String(36), primary_key=True),
-    sa.Column("event_id", sa.String, primary_key=True),
-    sa.Column("event_time", sa.String(40), nullable=False),
-    # No index on it: an index would hold the ids a second time (a third of the file); the
-    # one query that needs it, pruning at start, scans instead (about a second per million).
-    sa.Column("request_id", sa.Integer, nullable=False),
-    sqlite_with_rowid=False,  # the primary key is the table: no second copy of the ids
-)
-# SQLite: what this run's requests acknowledged, appended in arrival order (no index), and
-# merged into ledger_events in key order when the run closes, or by the next run if this one
-# died first. Inserting each request's ids straight into the keyed table wrote a page for
-# nearly every event (ids are random) and cost half the benchmark's throughput.
-PENDING = sa.Table(
-    "ledger_pending",
-    METADATA,
-    sa.Column("connection_id", sa.String(36), nullable=False),
-    sa.Column("event_id", sa.String, nullable=False),
-    sa.Column("event_time", sa.String(40), nullable=False),
-    sa.Column("request_id", sa.Integer, nullable=False),
-)
-RUNS = sa.Table(
-    "ledger_runs",
-    METADATA,
-    sa.Column("run_id", sa.String(36), primary_key=True),
-    sa.Column("started_at", sa.BigInteger, nullable=False),
-    sa.Column("pruned", sa.Integer, nullable=False),
-)
-
-# The SQLite statements run for every request, on each request thread's own driver connection,
-# with the ids and rows passed as one JSON array: binding 500 values one by one (let alone
-# SQLAlchemy's processing of them) held the interpreter lock the reading thread needs, and cost
-# 40% of the benchmark's throughput.
+# The statements run for every request, on each request thread's own connection, with the ids
+# and rows passed as one JSON array: binding 500 values one by one held the interpreter lock
+# the reading thread needs, and cost 40% of the benchmark's throughput.
 _SQLITE_DELIVERED = (
     "SELECT event_id FROM ledger_events WHERE connection_id = ? "
     "AND event_id IN (SELECT value FROM json_each(?))"
@@ -111,6 +83,9 @@ _SQLITE_REQUEST = (
     "INSERT INTO ledger_requests (connection_id, run_id, sent_at, status, answer, events) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+# Appended in arrival order (no index) and merged in key order when the run closes, or by the
+# next run if this one died first: inserting each request's ids straight into the keyed table
+# wrote a page for nearly every event (ids are random) and cost half the throughput.
 _SQLITE_RECORD = (
     "INSERT INTO ledger_pending (connection_id, event_id, event_time, request_id) "
     "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), ? FROM json_each(?)"
@@ -121,6 +96,14 @@ _SQLITE_MERGE = (
     "ORDER BY connection_id, event_id, rowid ON CONFLICT (connection_id, event_id) DO UPDATE "
     "SET request_id = excluded.request_id, event_time = excluded.event_time"
 )
+_SQLITE_PRUNE = (
+    "DELETE FROM ledger_events WHERE request_id IN "
+    "(SELECT id FROM ledger_requests WHERE sent_at < ?)",
+    "DELETE FROM ledger_requests WHERE sent_at < ?",
+    "DELETE FROM ledger_runs WHERE started_at < ?",
+)
+# A SQLite URL the standard library opens itself: the default driver, a plain path, no query.
+_PLAIN_SQLITE_URL = re.compile(r"sqlite(?:\+pysqlite)?:///[^?]+")
 
 # (event_id, encoded event) as delivery holds them; the event's time is read from the body.
 Event = tuple[str, bytes]
@@ -156,6 +139,11 @@ def event_time(body: bytes) -> str:
 def describe(url: str) -> str:
     """Where the ledger is, for a message: the file of a SQLite URL, else the URL without its
     password."""
+    path = sqlite_path(url)
+    if path is not None:
+        return f"SQLite file {path}"
+    import sqlalchemy as sa  # a server's URL: SQLAlchemy reads it
+
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
@@ -165,7 +153,7 @@ def describe(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _why(exc: BaseException) -> str:
+def why(exc: BaseException) -> str:
     """A database error in a few words: the driver's first line, never SQL or parameters."""
     orig = getattr(exc, "orig", None) or exc
     first = (str(orig).strip().splitlines() or [""])[0][:200]
@@ -175,6 +163,24 @@ def _why(exc: BaseException) -> str:
 def sqlite_path(url: str) -> str | None:
     """The file of a SQLite URL; None for another database or an in-memory one."""
     return sqlite_database(url)
+
+
+def sqlite_pragmas(raw: Any, *, read_only: bool) -> None:
+    """WAL: readers never wait for the writer; NORMAL sync: a power cut may lose the last
+    acknowledgements (their events are then sent again), a crash of the run loses none. A
+    reader (a dry run, the ledger command) is held to reading."""
+    cursor = raw.cursor()
+    if read_only:
+        cursor.execute("PRAGMA query_only=ON")
+    else:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _database_error(exc: BaseException) -> bool:
+    """sqlite3's errors, and SQLAlchemy's (a SQLite URL it opens), without loading it."""
+    return isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("sqlalchemy")
 
 
 class Claim:
@@ -201,193 +207,281 @@ class Claim:
 class Ledger:
     """The ledger of one run: opened (and pruned) at start, shared by the request threads."""
 
+    sqlite = False
+
     def __init__(
-        self,
-        engine: sa.engine.Engine,
-        description: str,
-        *,
-        run_id: str,
-        resend: bool = False,
-        read_only: bool = False,
+        self, description: str, *, run_id: str, resend: bool = False, read_only: bool = False
     ) -> None:
-        self.engine = engine
         self.description = description
         self.run_id = run_id
         self.resend = resend
         self.read_only = read_only
-        self.sqlite = engine.dialect.name == "sqlite"
-        # SQLite takes one writer at a time: the run's threads queue here, not on its lock.
-        self._write_lock = threading.Lock() if self.sqlite else contextlib.nullcontext()
         self.pruned = 0
-        self._local = threading.local()  # each request thread's driver connection (SQLite)
-        self._raws: list[Any] = []
-        self._raws_lock = threading.Lock()
 
-    # --- opening ----------------------------------------------------------------------------
-
-    @classmethod
-    def open(
-        cls,
-        url: str,
-        *,
-        run_id: str,
-        retention_days: int = 0,
-        resend: bool = False,
-        read_only: bool = False,
-        pool_size: int = 4,
-    ) -> Ledger | None:
-        """Open (create, prune) the ledger, or fail now with a message that says what to do.
-
-        `read_only` (a dry run): nothing is created or written; a ledger that does not exist
-        yet is no ledger (None).
-        """
-        description = describe(url)
-        try:
-            engine = _engine(url, read_only=read_only, pool_size=pool_size)
-        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
-            raise LedgerError(
-                f"ledger_url: cannot use {description} ({type(exc).__name__}); give an "
-                "SQLAlchemy URL such as sqlite:///spotify-conversions-ledger.sqlite or "
-                "postgresql+psycopg://user@host/db (pip install "
-                "'target-spotify-conversions[postgres]'), or none to run without a ledger"
-            ) from None
-        if engine is None:
-            return None
-        ledger = cls(engine, description, run_id=run_id, resend=resend, read_only=read_only)
-        try:
-            ledger._prepare(retention_days)
-        except sa.exc.SQLAlchemyError as exc:
-            engine.dispose()
-            raise LedgerError(
-                f"the delivery ledger ({description}) cannot be "
-                f"{'read' if read_only else 'opened and written'}: {_why(exc)}. Check the "
-                "file (or database) and its permissions, point ledger_url elsewhere, or set "
-                "it to none to run without a ledger (events already sent are then sent again)"
-            ) from None
-        return ledger
-
-    def _prepare(self, retention_days: int) -> None:
-        """Create the tables, prune old rows and note the run: a ledger that cannot be written
-        fails here, before anything is sent, not midway."""
-        if self.read_only:
-            with self.engine.connect() as connection:
-                connection.execute(sa.select(sa.func.count()).select_from(RUNS)).scalar()
-            return
-        _create_tables(self.engine)
-        now = int(time.time())
-        with self.engine.begin() as connection:
-            if self.sqlite:  # what a run that died acknowledged
-                _merge_pending(connection)
-            if retention_days > 0:
-                self.pruned = _prune(connection, now - retention_days * DAY)
-            connection.execute(
-                sa.insert(RUNS).values(run_id=self.run_id, started_at=now, pruned=self.pruned)
-            )
-
-    # --- a request's events -----------------------------------------------------------------
+    @property
+    def engine(self) -> sa.engine.Engine:
+        """A SQLAlchemy engine on the ledger, for the ledger command's queries."""
+        raise NotImplementedError
 
     def claim(self, connection_id: str, events: Sequence[Event]) -> Claim:
         """Before a request is sent: which of its events to leave out, and the claim to record
         the acknowledgement with."""
         if self.resend or self.read_only or self.sqlite:
             return _CheckedClaim(self, connection_id, events)
-        return _HeldClaim(self, connection_id, events)
+        return self.held_claim(connection_id, events)
+
+    def held_claim(self, connection_id: str, events: Sequence[Event]) -> Claim:
+        """A claim whose rows are held while the request runs (a server)."""
+        raise NotImplementedError
 
     def delivered(self, connection_id: str, event_ids: Sequence[str]) -> frozenset[str]:
         """Which of these events the ledger holds as delivered to the connection."""
-        if not event_ids:
-            return frozenset()
-        ids = sorted(set(event_ids))
-        try:
-            if self.sqlite:  # the default's hot path: one JSON parameter, not 500 bound ones
-                found = json.dumps(ids)
-                rows = (
-                    self._raw().execute(
-                        _SQLITE_DELIVERED_READ_ONLY, (connection_id, found, connection_id, found)
-                    )
-                    if self.read_only
-                    else self._raw().execute(_SQLITE_DELIVERED, (connection_id, found))
-                )
-                return frozenset(row[0] for row in rows.fetchall())
-            query = sa.select(EVENTS.c.event_id).where(
-                EVENTS.c.connection_id == connection_id, EVENTS.c.event_id.in_(ids)
-            )
-            with self.engine.connect() as connection:
-                return frozenset(connection.execute(query).scalars())
-        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
-            raise LedgerError(
-                f"the delivery ledger ({self.description}) could not be read: {_why(exc)}; "
-                "no STATE was written past it"
-            ) from None
+        raise NotImplementedError
 
     def record(
         self, connection_id: str, events: Sequence[Event], status: int, answer: str
     ) -> None:
         """The API acknowledged these events: one request row and a row per event, in one
         transaction (an event already there points to its newest request)."""
-        if self.read_only or not events:
-            return
-        if self.sqlite:
-            with self._write_lock, self._writing():
-                self._sqlite_record(connection_id, events, status, answer)
-            return
-        with self._writing(), self.engine.begin() as connection:
-            request_id = _insert_request(
-                connection, self.run_id, connection_id, status, answer, len(events)
-            )
-            _write_events(connection, connection_id, events, request_id, replace=True)
+        raise NotImplementedError
 
-    def _sqlite_record(
+    def close(self) -> None:
+        """Let go of the ledger (SQLite: merge what this run acknowledged first)."""
+        raise NotImplementedError
+
+    def unusable(self, exc: BaseException) -> str:
+        return (
+            f"the delivery ledger ({self.description}) cannot be "
+            f"{'read' if self.read_only else 'opened and written'}: {why(exc)}. Check the "
+            "file (or database) and its permissions, point ledger_url elsewhere, or set "
+            "it to none to run without a ledger (events already sent are then sent again)"
+        )
+
+    def unreadable(self, exc: BaseException) -> str:
+        return (
+            f"the delivery ledger ({self.description}) could not be read: {why(exc)}; "
+            "no STATE was written past it"
+        )
+
+    def unwritable(self, exc: BaseException) -> str:
+        return (
+            f"the delivery ledger ({self.description}) could not be written: {why(exc)}. "
+            "The API had acknowledged the request; no STATE was written past it, so a "
+            "re-run sends its events again"
+        )
+
+
+class SqliteLedger(Ledger):
+    """The ledger in a SQLite file: each request thread on its own connection, one writer at
+    a time, the run's rows appended and merged into the keyed table when it closes."""
+
+    sqlite = True
+
+    def __init__(
+        self,
+        url: str,
+        connect: Callable[[], Any],
+        description: str,
+        *,
+        run_id: str,
+        resend: bool = False,
+        read_only: bool = False,
+        engine: sa.engine.Engine | None = None,
+    ) -> None:
+        super().__init__(description, run_id=run_id, resend=resend, read_only=read_only)
+        self._url = url
+        self._connect = connect
+        self._engine = engine
+        # SQLite takes one writer at a time: the run's threads queue here, not on its lock.
+        self._write_lock = threading.Lock()
+        self._local = threading.local()  # each request thread's own connection
+        self._raws: list[Any] = []
+        self._raws_lock = threading.Lock()
+
+    @classmethod
+    def open_file(
+        cls,
+        url: str,
+        path: str,
+        description: str,
+        *,
+        run_id: str,
+        retention_days: int,
+        resend: bool,
+        read_only: bool,
+    ) -> SqliteLedger | None:
+        uri = path.startswith("file:")
+        if read_only and not uri and not os.path.exists(path):
+            return None
+        if not read_only and not uri:  # a plain path: make its folder
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = None
+        if _PLAIN_SQLITE_URL.fullmatch(url) and not uri:
+            connect: Callable[[], Any] = lambda: _connect(path, read_only=read_only)  # noqa: E731
+        else:  # a driver, a query or a `file:` URI: as SQLAlchemy reads the URL
+            engine = sqlite_engine(url, read_only=read_only)
+            connect = engine.raw_connection
+        ledger = cls(url, connect, description, run_id=run_id, resend=resend,
+                     read_only=read_only, engine=engine)
+        try:
+            ledger._prepare(retention_days)
+        except Exception as exc:
+            ledger._let_go()
+            if not _database_error(exc):
+                raise
+            raise LedgerError(ledger.unusable(exc)) from None
+        return ledger
+
+    @property
+    def engine(self) -> sa.engine.Engine:
+        if self._engine is None:
+            self._engine = sqlite_engine(self._url, read_only=self.read_only)
+        return self._engine
+
+    def _prepare(self, retention_days: int) -> None:
+        """Create the tables, merge what a run that died acknowledged, prune old rows and note
+        the run: a ledger that cannot be written fails here, before anything is sent."""
+        raw = self._raw()
+        if self.read_only:
+            raw.execute("SELECT count(*) FROM ledger_runs").fetchone()
+            return
+        for statement in _SQLITE_TABLES:
+            raw.execute(statement)
+        now = int(time.time())
+        with self._write_lock, _transaction(raw):
+            _merge(raw)
+            if retention_days > 0:
+                self.pruned = _prune(raw, now - retention_days * DAY)
+            raw.execute(
+                "INSERT INTO ledger_runs (run_id, started_at, pruned) VALUES (?, ?, ?)",
+                (self.run_id, now, self.pruned),
+            )
+
+    def delivered(self, connection_id: str, event_ids: Sequence[str]) -> frozenset[str]:
+        if not event_ids:
+            return frozenset()
+        found = json.dumps(sorted(set(event_ids)))  # one JSON parameter, not 500 bound ones
+        try:
+            rows = (
+                self._raw().execute(
+                    _SQLITE_DELIVERED_READ_ONLY, (connection_id, found, connection_id, found)
+                )
+                if self.read_only
+                else self._raw().execute(_SQLITE_DELIVERED, (connection_id, found))
+            )
+            return frozenset(row[0] for row in rows.fetchall())
+        except Exception as exc:
+            if not _database_error(exc):
+                raise
+            raise LedgerError(self.unreadable(exc)) from None
+
+    def record(
         self, connection_id: str, events: Sequence[Event], status: int, answer: str
     ) -> None:
+        if self.read_only or not events:
+            return
         rows = json.dumps([(event_id, event_time(body)) for event_id, body in events])
         raw = self._raw()
-        try:
+        with self._write_lock, self._writing(), _transaction(raw):
             cursor = raw.execute(
                 _SQLITE_REQUEST,
                 (connection_id, self.run_id, int(time.time()), status, answer[:ANSWER_CHARS],
                  len(events)),
             )
             raw.execute(_SQLITE_RECORD, (connection_id, cursor.lastrowid, rows))
-            raw.commit()
-        except BaseException:
-            raw.rollback()
-            raise
-
-    def _raw(self) -> Any:
-        """This thread's own driver connection (SQLite: WAL and pragmas set as it connected)."""
-        found = getattr(self._local, "raw", None)
-        if found is None:
-            found = self.engine.raw_connection()
-            self._local.raw = found
-            with self._raws_lock:
-                self._raws.append(found)
-        return found
 
     def close(self) -> None:
-        """Merge what this run acknowledged into the keyed table (SQLite) and let go."""
+        """Merge what this run acknowledged into the keyed table and let go."""
+        try:
+            if not self.read_only:
+                raw = self._raw()
+                with self._write_lock, self._writing(), _transaction(raw):
+                    _merge(raw)
+        finally:
+            self._let_go()
+
+    def _let_go(self) -> None:
         with self._raws_lock:
             raws, self._raws = self._raws, []
         for raw in raws:
             with contextlib.suppress(Exception):
                 raw.close()
-        try:
-            if self.sqlite and not self.read_only:
-                with self._write_lock, self._writing(), self.engine.begin() as connection:
-                    _merge_pending(connection)
-        finally:
-            self.engine.dispose()
+        self._local = threading.local()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _raw(self) -> Any:
+        """This thread's own connection (WAL and pragmas set as it connected)."""
+        found = getattr(self._local, "raw", None)
+        if found is None:
+            found = self._connect()
+            self._local.raw = found
+            with self._raws_lock:
+                self._raws.append(found)
+        return found
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         try:
             yield
-        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
-            raise LedgerError(
-                f"the delivery ledger ({self.description}) could not be written: {_why(exc)}. "
-                "The API had acknowledged the request; no STATE was written past it, so a "
-                "re-run sends its events again"
-            ) from None
+        except Exception as exc:
+            if not _database_error(exc):
+                raise
+            raise LedgerError(self.unwritable(exc)) from None
+
+
+def sqlite_engine(url: str, *, read_only: bool, pool_size: int = 4) -> sa.engine.Engine:
+    """A SQLAlchemy engine on a SQLite ledger: for the ledger command's queries (read only),
+    and for a run whose SQLite URL names a driver, a query or a `file:` URI."""
+    import sqlalchemy as sa
+
+    path = sqlite_path(url)
+    if read_only and path is not None and not path.startswith("file:"):
+        url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    engine = sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
+    sa.event.listen(engine, "connect", lambda raw, _: sqlite_pragmas(raw, read_only=read_only))
+    return engine
+
+
+def _connect(path: str, *, read_only: bool) -> sqlite3.Connection:
+    """A connection to a plain SQLite file; a reader's opens it read-only (it creates
+    nothing). Threads share none: each request thread has its own (`check_same_thread` off
+    only so that the main thread can close them all)."""
+    target = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro" if read_only else path
+    raw = sqlite3.connect(target, timeout=30, check_same_thread=False, uri=read_only)
+    sqlite_pragmas(raw, read_only=read_only)
+    return raw
+
+
+@contextlib.contextmanager
+def _transaction(raw: Any) -> Iterator[None]:
+    """Commit what the block wrote, or roll it back when it fails."""
+    try:
+        yield
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+
+
+def _merge(raw: Any) -> None:
+    """Move the appended rows into ledger_events, in key order (each page written once); a
+    later row of one event wins."""
+    raw.execute(_SQLITE_MERGE)
+    raw.execute("DELETE FROM ledger_pending")
+
+
+def _prune(raw: Any, before: int) -> int:
+    """Delete the rows of requests answered before `before`; how many events went."""
+    pruned = raw.execute(_SQLITE_PRUNE[0], (before,)).rowcount
+    for statement in _SQLITE_PRUNE[1:]:
+        raw.execute(statement, (before,))
+    return int(pruned or 0)
 
 
 class _CheckedClaim(Claim):
@@ -401,292 +495,3 @@ class _CheckedClaim(Claim):
 
     def record(self, events: Sequence[Event], status: int, answer: str) -> None:
         self._ledger.record(self._connection_id, events, status, answer)
-
-
-class _HeldClaim(Claim):
-    """Rows inserted before sending, in a transaction held until the answer (PostgreSQL).
-
-    Another run's request holding the same ids makes the insert wait until it is over; ids
-    that are then found were delivered, and are left out.
-    """
-
-    def __init__(self, ledger: Ledger, connection_id: str, events: Sequence[Event]) -> None:
-        self._ledger = ledger
-        self._connection_id = connection_id
-        self._recorded: set[str] = set()
-        self._connection = ledger.engine.connect()
-        try:
-            with ledger._writing():
-                self._transaction = self._connection.begin()
-                self._request_id = _insert_request(
-                    self._connection, ledger.run_id, connection_id, None, "claimed", len(events)
-                )
-                self._claimed = _write_events(
-                    self._connection, connection_id, events, self._request_id, replace=False
-                )
-        except BaseException:
-            self._connection.close()
-            raise
-        self.skip = frozenset(event_id for event_id, _ in events) - self._claimed
-
-    def record(self, events: Sequence[Event], status: int, answer: str) -> None:
-        ids = {event_id for event_id, _ in events}
-        with self._ledger._writing():
-            if not self._recorded and ids == self._claimed:  # the whole request: one update
-                request_id = self._request_id
-                _update_request(self._connection, request_id, status, answer, len(ids))
-            else:  # one part of a split request: its own request row
-                request_id = _insert_request(
-                    self._connection, self._ledger.run_id, self._connection_id, status, answer,
-                    len(ids),
-                )
-                self._connection.execute(
-                    sa.update(EVENTS)
-                    .where(
-                        EVENTS.c.connection_id == self._connection_id,
-                        EVENTS.c.event_id.in_(sorted(ids)),
-                    )
-                    .values(request_id=request_id)
-                )
-        self._recorded |= ids
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if kind is not None:
-                self._transaction.rollback()  # nothing of a failed request stays claimed
-                return
-            with self._ledger._writing():
-                self._release(self._claimed - self._recorded)
-                self._transaction.commit()
-        finally:
-            self._connection.close()
-
-    def _release(self, refused: Set[str]) -> None:
-        """Events the API refused (or that were never sent) are not delivered."""
-        if refused:
-            self._connection.execute(
-                sa.delete(EVENTS).where(
-                    EVENTS.c.connection_id == self._connection_id,
-                    EVENTS.c.event_id.in_(sorted(refused)),
-                    EVENTS.c.request_id == self._request_id,
-                )
-            )
-        if not self._recorded or refused:
-            still = self._connection.execute(
-                sa.select(sa.func.count())
-                .select_from(EVENTS)
-                .where(EVENTS.c.request_id == self._request_id)
-            ).scalar()
-            if not still:
-                self._connection.execute(
-                    sa.delete(REQUESTS).where(REQUESTS.c.id == self._request_id)
-                )
-
-
-def _create_tables(engine: sa.engine.Engine, attempts: int = 3) -> None:
-    """Create the tables that are missing. Two runs starting at once both find them missing
-    and one CREATE fails on the other's table: the next look finds it there."""
-    for attempt in range(attempts):
-        try:
-            METADATA.create_all(engine)
-            return
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-
-
-def _engine(url: str, *, read_only: bool, pool_size: int) -> sa.engine.Engine | None:
-    path = sqlite_path(url)
-    if path is None:
-        if sa.engine.make_url(url).get_backend_name() == "sqlite":
-            raise sa.exc.ArgumentError("an in-memory SQLite ledger remembers nothing")
-        return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
-    if read_only and not path.startswith("file:"):
-        if not os.path.exists(path):
-            return None
-        url = f"sqlite:///file:{path}?mode=ro&uri=true"
-    elif not path.startswith("file:"):  # a plain path (not an SQLite URI): make its folder
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    engine = sa.create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        # Each request thread keeps its own connection; the main thread closes them all.
-        connect_args={"timeout": 30, "check_same_thread": False},
-    )
-    sa.event.listen(engine, "connect", _sqlite_pragmas if not read_only else _sqlite_read)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
-    """WAL: readers never wait for the writer; NORMAL sync: a power cut may lose the last
-    acknowledgements (their events are then sent again), a crash of the run loses none."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def _sqlite_read(dbapi_connection: Any, record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA query_only=ON")
-    cursor.close()
-
-
-def _insert_request(
-    connection: sa.engine.Connection,
-    run_id: str,
-    connection_id: str,
-    status: int | None,
-    answer: str,
-    events: int = 0,
-) -> int:
-    result = connection.execute(
-        sa.insert(REQUESTS)
-        .values(
-            connection_id=connection_id,
-            run_id=run_id,
-            sent_at=int(time.time()),
-            status=status,
-            answer=answer[:ANSWER_CHARS],
-            events=events,
-        )
-        .returning(REQUESTS.c.id)
-    )
-    return int(result.scalar_one())
-
-
-def _update_request(
-    connection: sa.engine.Connection, request_id: int, status: int, answer: str, events: int
-) -> None:
-    connection.execute(
-        sa.update(REQUESTS)
-        .where(REQUESTS.c.id == request_id)
-        .values(sent_at=int(time.time()), status=status, answer=answer[:ANSWER_CHARS],
-                events=events)
-    )
-
-
-def _write_events(
-    connection: sa.engine.Connection,
-    connection_id: str,
-    events: Sequence[Event],
-    request_id: int,
-    *,
-    replace: bool,
-) -> frozenset[str]:
-    """Insert the events' rows in sorted order; the ids this statement inserted (`replace`:
-    all, rows already there now pointing to this request)."""
-    rows = {
-        event_id: {
-            "connection_id": connection_id,
-            "event_id": event_id,
-            "event_time": event_time(body),
-            "request_id": request_id,
-        }
-        for event_id, body in events
-    }
-    values = [rows[event_id] for event_id in sorted(rows)]
-    if not values:
-        return frozenset()
-    insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(EVENTS)
-    if replace:
-        connection.execute(
-            insert.on_conflict_do_update(
-                index_elements=[EVENTS.c.connection_id, EVENTS.c.event_id],
-                set_={"request_id": insert.excluded.request_id,
-                      "event_time": insert.excluded.event_time},
-            ),
-            values,
-        )
-        return frozenset(rows)
-    inserted = connection.execute(
-        insert.values(values).on_conflict_do_nothing().returning(EVENTS.c.event_id)
-    )
-    return frozenset(inserted.scalars())
-
-
-def _merge_pending(connection: sa.engine.Connection) -> None:
-    """Move the appended rows into ledger_events, in key order (each page written once); a
-    later row of one event wins."""
-    connection.exec_driver_sql(_SQLITE_MERGE)
-    connection.execute(sa.delete(PENDING))
-
-
-def _prune(connection: sa.engine.Connection, before: int) -> int:
-    """Delete the rows of requests answered before `before`; how many events went."""
-    old = sa.select(REQUESTS.c.id).where(REQUESTS.c.sent_at < before)
-    pruned = connection.execute(sa.delete(EVENTS).where(EVENTS.c.request_id.in_(old))).rowcount
-    connection.execute(sa.delete(REQUESTS).where(REQUESTS.c.sent_at < before))
-    connection.execute(sa.delete(RUNS).where(RUNS.c.started_at < before))
-    return int(pruned or 0)
-
-
-# --- asking the ledger (the spotify-conversions-ledger command) --------------------------------
-
-
-def _all_events() -> Any:
-    """The keyed rows and the rows a running (or died) run has not merged yet."""
-    columns = ("connection_id", "event_id", "event_time", "request_id")
-    return sa.union_all(
-        sa.select(*(EVENTS.c[name] for name in columns)),
-        sa.select(*(PENDING.c[name] for name in columns)),
-    ).subquery("all_events")
-
-
-def lookup(engine: sa.engine.Engine, event_id: str) -> list[dict[str, Any]]:
-    """What the ledger knows of one event id, for each connection it was delivered to."""
-    events = _all_events()
-    query = (
-        sa.select(
-            events.c.connection_id,
-            events.c.event_id,
-            events.c.event_time,
-            REQUESTS.c.sent_at,
-            REQUESTS.c.status,
-            REQUESTS.c.answer,
-            REQUESTS.c.id.label("request"),
-            REQUESTS.c.events.label("request_events"),
-            REQUESTS.c.run_id,
-        )
-        .join(REQUESTS, REQUESTS.c.id == events.c.request_id)
-        .where(events.c.event_id == event_id)
-        .order_by(events.c.connection_id, REQUESTS.c.id)
-    )
-    with engine.connect() as connection:
-        latest = {row.connection_id: dict(row._mapping) for row in connection.execute(query)}
-    return list(latest.values())  # per connection, the newest request (a resend's)
-
-
-def stats(engine: sa.engine.Engine) -> dict[str, Any]:
-    """Events and requests per connection, the oldest and newest acknowledgement, the runs."""
-    per_connection = (
-        sa.select(
-            REQUESTS.c.connection_id,
-            sa.func.count().label("requests"),
-            sa.func.min(REQUESTS.c.sent_at).label("first_sent_at"),
-            sa.func.max(REQUESTS.c.sent_at).label("last_sent_at"),
-        )
-        .group_by(REQUESTS.c.connection_id)
-        .order_by(REQUESTS.c.connection_id)
-    )
-    all_events = _all_events()
-    events = sa.select(
-        all_events.c.connection_id, sa.func.count(sa.distinct(all_events.c.event_id))
-    ).group_by(all_events.c.connection_id)
-    with engine.connect() as connection:
-        counts = dict(connection.execute(events).tuples().all())
-        connections = [
-            {**row._mapping, "events": counts.get(row.connection_id, 0)}
-            for row in connection.execute(per_connection)
-        ]
-        runs = connection.execute(
-            sa.select(sa.func.count(), sa.func.max(RUNS.c.started_at))
-        ).one()
-    return {"connections": connections, "runs": runs[0], "last_run_started_at": runs[1]}

@@ -48,12 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("spotify-conversions-ledger: ledger_url is none: there is no ledger",
               file=sys.stderr)
         return 2
-    import sqlalchemy  # loaded only here, as in the target: --help stays quick
+    import sqlalchemy  # loaded only here: --help stays quick
 
-    from . import ledger
+    from . import ledger, ledger_sql
+    from .ledger_open import open_ledger
 
     try:
-        opened = ledger.Ledger.open(url, run_id=str(uuid.uuid4()), read_only=True)
+        opened = open_ledger(url, run_id=str(uuid.uuid4()), read_only=True)
     except ledger.LedgerError as exc:
         print(f"spotify-conversions-ledger: {exc}", file=sys.stderr)
         return 2
@@ -63,11 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "lookup":
-            rows = [_readable(row) for row in ledger.lookup(opened.engine, args.event_id)]
+            rows = [_readable(row) for row in ledger_sql.lookup(opened.engine, args.event_id)]
             print(json.dumps({"event_id": args.event_id, "ledger": opened.description,
                               "delivered": rows}, indent=2))
             return 0 if rows else 1
-        found = ledger.stats(opened.engine)
+        found = ledger_sql.stats(opened.engine)
         found["connections"] = [_readable(row) for row in found["connections"]]
         found["last_run_started_at"] = _when(found["last_run_started_at"])
         path = ledger.sqlite_path(url)

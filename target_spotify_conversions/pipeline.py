@@ -457,9 +457,9 @@ def _ledger(
     before anything is sent. A dry run only reads it: it leaves out what a real run would."""
     if settings.ledger_url is None:
         return None
-    from .ledger import Ledger  # SQLAlchemy is loaded by runs that keep a ledger only
+    from .ledger_open import open_ledger  # loaded by runs that keep a ledger only
 
-    ledger = Ledger.open(
+    ledger = open_ledger(
         settings.ledger_url,
         run_id=run_id,
         retention_days=settings.ledger_retention_days,

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("chunk_codec", "worker_pool"),
     # the reading process's parts: input, settings, delivery, bookkeeping
     ("messages", "reader", "batch_files", "stream_maps", "output_paths", "settings", "retries",
-     "concurrency", "transport", "ledger", "client",
+     "concurrency", "transport", "ledger", "ledger_sql", "ledger_open", "client",
      "delivery", "connection_delivery", "checkpoints", "report", "rejects", "sandbox"),
     # one run, outside the SDK
     ("pipeline",),

@@ -92,10 +92,12 @@ def test_a_split_request_on_postgresql_keeps_the_acknowledged_parts_and_frees_th
     acknowledged part as its own request; the refused event is not held, so it is sent after
     a fix; a resend on purpose records again."""
     clear(postgres)
-    from target_spotify_conversions.ledger import Ledger, lookup
+    from target_spotify_conversions.ledger import Ledger
+    from target_spotify_conversions.ledger_open import open_ledger
+    from target_spotify_conversions.ledger_sql import lookup
     from tests.test_ledger import events
 
-    ledger = Ledger.open(ledger_url(postgres), run_id="run-1")
+    ledger = open_ledger(ledger_url(postgres), run_id="run-1")
     assert isinstance(ledger, Ledger)
     assert not ledger.sqlite
     with ledger.claim(CONNECTION_ID, events("a", "b", "c", "d")) as claim:
@@ -112,7 +114,7 @@ def test_a_split_request_on_postgresql_keeps_the_acknowledged_parts_and_frees_th
         pass  # never sent (the run stopped): nothing is held
     assert lookup(ledger.engine, "e") == []
     ledger.close()
-    again = Ledger.open(ledger_url(postgres), run_id="run-2", resend=True)
+    again = open_ledger(ledger_url(postgres), run_id="run-2", resend=True)
     assert isinstance(again, Ledger)
     with again.claim(CONNECTION_ID, events("a")) as claim:
         assert claim.skip == frozenset()

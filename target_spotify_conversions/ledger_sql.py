@@ -1,0 +1,424 @@
+"""The delivery ledger's SQLAlchemy side: its tables, a ledger on a database server
+(PostgreSQL, shared by several pipelines), and the queries of `spotify-conversions-ledger`.
+
+A run whose ledger is a SQLite file (the default) never loads this module: ledger.py keeps it
+with the standard library's sqlite3 (loading SQLAlchemy took 0.17 s of every run). The tables
+here are the one description of the schema; ledger.py's SQLite statements create the same
+(tests/test_ledger.py compares them).
+
+On a server, each request *claims* its events first, inserting their rows in a transaction
+that stays open while the request is sent and commits with the answer. A second run inserting
+the same ids waits on the row locks until the first commits (then it leaves them out) or rolls
+back (then it sends them). A run that dies mid-request leaves nothing behind: the server rolls
+back its open transactions. Rows are inserted in sorted order, so two requests never wait on
+each other in a cycle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence, Set
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .ledger import (
+    ANSWER_CHARS,
+    DAY,
+    Claim,
+    Event,
+    Ledger,
+    LedgerError,
+    event_time,
+)
+
+METADATA = sa.MetaData()
+REQUESTS = sa.Table(
+    "ledger_requests",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connection_id", sa.String(36), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("sent_at", sa.BigInteger, nullable=False),  # Unix seconds of the answer
+    sa.Column("status", sa.Integer),  # the HTTP status of the answer
+    sa.Column("answer", sa.String(ANSWER_CHARS)),  # the API's words, with any sp_trace_id
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Index("ix_ledger_requests_sent_at", "sent_at"),
+)
+EVENTS = sa.Table(
+    "ledger_events",
+    METADATA,
+    sa.Column("connection_id", sa.String(36), primary_key=True),
+    sa.Column("event_id", sa.String, primary_key=True),
+    sa.Column("event_time", sa.String(40), nullable=False),
+    # No index on it: an index would hold the ids a second time (a third of the file); the
+    # one query that needs it, pruning at start, scans instead (about a second per million).
+    sa.Column("request_id", sa.Integer, nullable=False),
+    sqlite_with_rowid=False,  # the primary key is the table: no second copy of the ids
+)
+# SQLite: what this run's requests acknowledged, appended in arrival order (no index), and
+# merged into ledger_events in key order when the run closes, or by the next run if this one
+# died first. Inserting each request's ids straight into the keyed table wrote a page for
+# nearly every event (ids are random) and cost half the benchmark's throughput.
+PENDING = sa.Table(
+    "ledger_pending",
+    METADATA,
+    sa.Column("connection_id", sa.String(36), nullable=False),
+    sa.Column("event_id", sa.String, nullable=False),
+    sa.Column("event_time", sa.String(40), nullable=False),
+    sa.Column("request_id", sa.Integer, nullable=False),
+)
+RUNS = sa.Table(
+    "ledger_runs",
+    METADATA,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+    sa.Column("pruned", sa.Integer, nullable=False),
+)
+
+
+
+class ServerLedger(Ledger):
+    """The ledger on a database server, through SQLAlchemy: claims held while requests run."""
+
+    def __init__(self, engine: sa.engine.Engine, description: str, **options: Any) -> None:
+        super().__init__(description, **options)
+        self._engine = engine
+
+    @property
+    def engine(self) -> sa.engine.Engine:
+        return self._engine
+
+    @classmethod
+    def open_server(
+        cls,
+        url: str,
+        description: str,
+        *,
+        run_id: str,
+        retention_days: int,
+        resend: bool,
+        read_only: bool,
+        pool_size: int,
+    ) -> ServerLedger:
+        try:
+            if sa.engine.make_url(url).get_backend_name() == "sqlite":
+                raise sa.exc.ArgumentError("an in-memory SQLite ledger remembers nothing")
+            engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise LedgerError(
+                f"ledger_url: cannot use {description} ({type(exc).__name__}); give an "
+                "SQLAlchemy URL such as sqlite:///spotify-conversions-ledger.sqlite or "
+                "postgresql+psycopg://user@host/db (pip install "
+                "'target-spotify-conversions[postgres]'), or none to run without a ledger"
+            ) from None
+        ledger = cls(engine, description, run_id=run_id, resend=resend, read_only=read_only)
+        try:
+            ledger._prepare(retention_days)
+        except sa.exc.SQLAlchemyError as exc:
+            engine.dispose()
+            raise LedgerError(ledger.unusable(exc)) from None
+        return ledger
+
+    def _prepare(self, retention_days: int) -> None:
+        if self.read_only:
+            with self.engine.connect() as connection:
+                connection.execute(sa.select(sa.func.count()).select_from(RUNS)).scalar()
+            return
+        _create_tables(self.engine)
+        now = int(time.time())
+        with self.engine.begin() as connection:
+            if retention_days > 0:
+                self.pruned = _prune(connection, now - retention_days * DAY)
+            connection.execute(
+                sa.insert(RUNS).values(run_id=self.run_id, started_at=now, pruned=self.pruned)
+            )
+
+    def held_claim(self, connection_id: str, events: Sequence[Event]) -> Claim:
+        return _HeldClaim(self, connection_id, events)
+
+    def delivered(self, connection_id: str, event_ids: Sequence[str]) -> frozenset[str]:
+        if not event_ids:
+            return frozenset()
+        query = sa.select(EVENTS.c.event_id).where(
+            EVENTS.c.connection_id == connection_id, EVENTS.c.event_id.in_(sorted(set(event_ids)))
+        )
+        with self.reading(), self.engine.connect() as connection:
+            return frozenset(connection.execute(query).scalars())
+
+    def record(
+        self, connection_id: str, events: Sequence[Event], status: int, answer: str
+    ) -> None:
+        if self.read_only or not events:
+            return
+        with self.writing(), self.engine.begin() as connection:
+            request_id = _insert_request(
+                connection, self.run_id, connection_id, status, answer, len(events)
+            )
+            _write_events(connection, connection_id, events, request_id, replace=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            raise LedgerError(self.unreadable(exc)) from None
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            raise LedgerError(self.unwritable(exc)) from None
+
+
+class _HeldClaim(Claim):
+    """Rows inserted before sending, in a transaction held until the answer (PostgreSQL).
+
+    Another run's request holding the same ids makes the insert wait until it is over; ids
+    that are then found were delivered, and are left out.
+    """
+
+    def __init__(
+        self, ledger: ServerLedger, connection_id: str, events: Sequence[Event]
+    ) -> None:
+        self._ledger = ledger
+        self._connection_id = connection_id
+        self._recorded: set[str] = set()
+        self._connection = ledger.engine.connect()
+        try:
+            with ledger.writing():
+                self._transaction = self._connection.begin()
+                self._request_id = _insert_request(
+                    self._connection, ledger.run_id, connection_id, None, "claimed", len(events)
+                )
+                self._claimed = _write_events(
+                    self._connection, connection_id, events, self._request_id, replace=False
+                )
+        except BaseException:
+            self._connection.close()
+            raise
+        self.skip = frozenset(event_id for event_id, _ in events) - self._claimed
+
+    def record(self, events: Sequence[Event], status: int, answer: str) -> None:
+        ids = {event_id for event_id, _ in events}
+        with self._ledger.writing():
+            if not self._recorded and ids == self._claimed:  # the whole request: one update
+                request_id = self._request_id
+                _update_request(self._connection, request_id, status, answer, len(ids))
+            else:  # one part of a split request: its own request row
+                request_id = _insert_request(
+                    self._connection, self._ledger.run_id, self._connection_id, status, answer,
+                    len(ids),
+                )
+                self._connection.execute(
+                    sa.update(EVENTS)
+                    .where(
+                        EVENTS.c.connection_id == self._connection_id,
+                        EVENTS.c.event_id.in_(sorted(ids)),
+                    )
+                    .values(request_id=request_id)
+                )
+        self._recorded |= ids
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if kind is not None:
+                self._transaction.rollback()  # nothing of a failed request stays claimed
+                return
+            with self._ledger.writing():
+                self._release(self._claimed - self._recorded)
+                self._transaction.commit()
+        finally:
+            self._connection.close()
+
+    def _release(self, refused: Set[str]) -> None:
+        """Events the API refused (or that were never sent) are not delivered."""
+        if refused:
+            self._connection.execute(
+                sa.delete(EVENTS).where(
+                    EVENTS.c.connection_id == self._connection_id,
+                    EVENTS.c.event_id.in_(sorted(refused)),
+                    EVENTS.c.request_id == self._request_id,
+                )
+            )
+        if not self._recorded or refused:
+            still = self._connection.execute(
+                sa.select(sa.func.count())
+                .select_from(EVENTS)
+                .where(EVENTS.c.request_id == self._request_id)
+            ).scalar()
+            if not still:
+                self._connection.execute(
+                    sa.delete(REQUESTS).where(REQUESTS.c.id == self._request_id)
+                )
+
+
+def _create_tables(engine: sa.engine.Engine, attempts: int = 3) -> None:
+    """Create the tables that are missing. Two runs starting at once both find them missing
+    and one CREATE fails on the other's table: the next look finds it there."""
+    for attempt in range(attempts):
+        try:
+            METADATA.create_all(engine)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _insert_request(
+    connection: sa.engine.Connection,
+    run_id: str,
+    connection_id: str,
+    status: int | None,
+    answer: str,
+    events: int = 0,
+) -> int:
+    result = connection.execute(
+        sa.insert(REQUESTS)
+        .values(
+            connection_id=connection_id,
+            run_id=run_id,
+            sent_at=int(time.time()),
+            status=status,
+            answer=answer[:ANSWER_CHARS],
+            events=events,
+        )
+        .returning(REQUESTS.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def _update_request(
+    connection: sa.engine.Connection, request_id: int, status: int, answer: str, events: int
+) -> None:
+    connection.execute(
+        sa.update(REQUESTS)
+        .where(REQUESTS.c.id == request_id)
+        .values(sent_at=int(time.time()), status=status, answer=answer[:ANSWER_CHARS],
+                events=events)
+    )
+
+
+def _write_events(
+    connection: sa.engine.Connection,
+    connection_id: str,
+    events: Sequence[Event],
+    request_id: int,
+    *,
+    replace: bool,
+) -> frozenset[str]:
+    """Insert the events' rows in sorted order; the ids this statement inserted (`replace`:
+    all, rows already there now pointing to this request)."""
+    rows = {
+        event_id: {
+            "connection_id": connection_id,
+            "event_id": event_id,
+            "event_time": event_time(body),
+            "request_id": request_id,
+        }
+        for event_id, body in events
+    }
+    values = [rows[event_id] for event_id in sorted(rows)]
+    if not values:
+        return frozenset()
+    insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(EVENTS)
+    if replace:
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=[EVENTS.c.connection_id, EVENTS.c.event_id],
+                set_={"request_id": insert.excluded.request_id,
+                      "event_time": insert.excluded.event_time},
+            ),
+            values,
+        )
+        return frozenset(rows)
+    inserted = connection.execute(
+        insert.values(values).on_conflict_do_nothing().returning(EVENTS.c.event_id)
+    )
+    return frozenset(inserted.scalars())
+
+
+def _prune(connection: sa.engine.Connection, before: int) -> int:
+    """Delete the rows of requests answered before `before`; how many events went."""
+    old = sa.select(REQUESTS.c.id).where(REQUESTS.c.sent_at < before)
+    pruned = connection.execute(sa.delete(EVENTS).where(EVENTS.c.request_id.in_(old))).rowcount
+    connection.execute(sa.delete(REQUESTS).where(REQUESTS.c.sent_at < before))
+    connection.execute(sa.delete(RUNS).where(RUNS.c.started_at < before))
+    return int(pruned or 0)
+
+
+# --- asking the ledger (the spotify-conversions-ledger command) --------------------------------
+
+
+def _all_events() -> Any:
+    """The keyed rows and the rows a running (or died) run has not merged yet."""
+    columns = ("connection_id", "event_id", "event_time", "request_id")
+    return sa.union_all(
+        sa.select(*(EVENTS.c[name] for name in columns)),
+        sa.select(*(PENDING.c[name] for name in columns)),
+    ).subquery("all_events")
+
+
+def lookup(engine: sa.engine.Engine, event_id: str) -> list[dict[str, Any]]:
+    """What the ledger knows of one event id, for each connection it was delivered to."""
+    events = _all_events()
+    query = (
+        sa.select(
+            events.c.connection_id,
+            events.c.event_id,
+            events.c.event_time,
+            REQUESTS.c.sent_at,
+            REQUESTS.c.status,
+            REQUESTS.c.answer,
+            REQUESTS.c.id.label("request"),
+            REQUESTS.c.events.label("request_events"),
+            REQUESTS.c.run_id,
+        )
+        .join(REQUESTS, REQUESTS.c.id == events.c.request_id)
+        .where(events.c.event_id == event_id)
+        .order_by(events.c.connection_id, REQUESTS.c.id)
+    )
+    with engine.connect() as connection:
+        latest = {row.connection_id: dict(row._mapping) for row in connection.execute(query)}
+    return list(latest.values())  # per connection, the newest request (a resend's)
+
+
+def stats(engine: sa.engine.Engine) -> dict[str, Any]:
+    """Events and requests per connection, the oldest and newest acknowledgement, the runs."""
+    per_connection = (
+        sa.select(
+            REQUESTS.c.connection_id,
+            sa.func.count().label("requests"),
+            sa.func.min(REQUESTS.c.sent_at).label("first_sent_at"),
+            sa.func.max(REQUESTS.c.sent_at).label("last_sent_at"),
+        )
+        .group_by(REQUESTS.c.connection_id)
+        .order_by(REQUESTS.c.connection_id)
+    )
+    all_events = _all_events()
+    events = sa.select(
+        all_events.c.connection_id, sa.func.count(sa.distinct(all_events.c.event_id))
+    ).group_by(all_events.c.connection_id)
+    with engine.connect() as connection:
+        counts = dict(connection.execute(events).tuples().all())
+        connections = [
+            {**row._mapping, "events": counts.get(row.connection_id, 0)}
+            for row in connection.execute(per_connection)
+        ]
+        runs = connection.execute(
+            sa.select(sa.func.count(), sa.func.max(RUNS.c.started_at))
+        ).one()
+    return {"connections": connections, "runs": runs[0], "last_run_started_at": runs[1]}
