@@ -313,14 +313,26 @@ class SqliteLedger(Ledger):
         uri = path.startswith("file:")
         if read_only and not uri and not os.path.exists(path):
             return None
-        if not read_only and not uri:  # a plain path: make its folder
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         engine = None
-        if _PLAIN_SQLITE_URL.fullmatch(url) and not uri:
-            connect: Callable[[], Any] = lambda: _connect(path, read_only=read_only)  # noqa: E731
-        else:  # a driver, a query or a `file:` URI: as SQLAlchemy reads the URL
-            engine = sqlite_engine(url, read_only=read_only)
-            connect = engine.raw_connection
+        try:
+            if not read_only and not uri:  # a plain path: make its folder
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            if _PLAIN_SQLITE_URL.fullmatch(url) and not uri:
+                connect: Callable[[], Any] = lambda: _connect(path, read_only=read_only)  # noqa: E731
+            else:  # a driver, a query or a `file:` URI: as SQLAlchemy reads the URL
+                engine = sqlite_engine(url, read_only=read_only)
+                connect = engine.raw_connection
+        except Exception as exc:  # a folder under a file; a driver not installed
+            if isinstance(exc, OSError):
+                why_not = f"its folder cannot be made ({exc.strerror})"
+            elif isinstance(exc, ImportError) or _database_error(exc):
+                why_not = f"its driver is not installed ({type(exc).__name__})"
+            else:
+                raise
+            raise LedgerError(
+                f"ledger_url: cannot use {description}: {why_not}; point ledger_url "
+                "elsewhere, or set it to none to run without a ledger"
+            ) from None
         ledger = cls(url, connect, description, run_id=run_id, resend=resend,
                      read_only=read_only, engine=engine)
         try:
@@ -431,13 +443,23 @@ class SqliteLedger(Ledger):
 
 
 def sqlite_engine(url: str, *, read_only: bool, pool_size: int = 4) -> sa.engine.Engine:
-    """A SQLAlchemy engine on a SQLite ledger: for the ledger command's queries (read only),
-    and for a run whose SQLite URL names a driver, a query or a `file:` URI."""
+    """A SQLAlchemy engine on a SQLite ledger: for the ledger command's queries, and for a run
+    whose SQLite URL names a driver, a query or a `file:` URI. A plain path (and any path read
+    only) is opened by `_connect`, so every form of a URL opens the same file (`%20` and `#`
+    are part of a file's name, as SQLAlchemy reads a URL)."""
     import sqlalchemy as sa
 
     path = sqlite_path(url)
-    if read_only and path is not None and not path.startswith("file:"):
-        url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    if path is not None and not path.startswith("file:") and (
+        read_only or _PLAIN_SQLITE_URL.fullmatch(url)
+    ):
+        return sa.create_engine(
+            "sqlite://",
+            creator=lambda: _connect(path, read_only=read_only),
+            poolclass=sa.pool.QueuePool,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
     engine = sa.create_engine(
         url,
         pool_size=pool_size,
@@ -449,11 +471,21 @@ def sqlite_engine(url: str, *, read_only: bool, pool_size: int = 4) -> sa.engine
 
 
 def _connect(path: str, *, read_only: bool) -> sqlite3.Connection:
-    """A connection to a plain SQLite file; a reader's opens it read-only (it creates
-    nothing). Threads share none: each request thread has its own (`check_same_thread` off
-    only so that the main thread can close them all)."""
-    target = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro" if read_only else path
-    raw = sqlite3.connect(target, timeout=30, check_same_thread=False, uri=read_only)
+    """A connection to a plain SQLite file. Threads share none: each request thread has its
+    own (`check_same_thread` off only so that the main thread can close them all).
+
+    A reader's (a dry run, the ledger command) opens it read-only, and, when no run left an
+    unmerged write-ahead log beside it (a run that closed removes it), as immutable: SQLite
+    then creates no `-wal` and `-shm` files, and reads a ledger in a directory it may not
+    write to."""
+    if not read_only:
+        raw = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    else:
+        wal = f"{path}-wal"
+        settled = not os.path.exists(wal) or os.path.getsize(wal) == 0
+        mode = "mode=ro&immutable=1" if settled else "mode=ro"
+        target = f"file:{urllib.parse.quote(os.path.abspath(path))}?{mode}"
+        raw = sqlite3.connect(target, timeout=30, check_same_thread=False, uri=True)
     sqlite_pragmas(raw, read_only=read_only)
     return raw
 

@@ -105,8 +105,16 @@ class ServerLedger(Ledger):
         pool_size: int,
     ) -> ServerLedger:
         try:
-            if sa.engine.make_url(url).get_backend_name() == "sqlite":
-                raise sa.exc.ArgumentError("an in-memory SQLite ledger remembers nothing")
+            in_memory = sa.engine.make_url(url).get_backend_name() == "sqlite"
+        except sa.exc.ArgumentError:
+            in_memory = False
+        if in_memory:
+            raise LedgerError(
+                "ledger_url: an in-memory SQLite ledger remembers nothing from one run to the "
+                "next; give a file (sqlite:///spotify-conversions-ledger.sqlite), or none to "
+                "run without a ledger"
+            )
+        try:
             engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
             raise LedgerError(

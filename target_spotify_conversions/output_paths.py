@@ -28,7 +28,11 @@ def sqlite_database(url: str | None) -> str | None:
     another database, an in-memory one or none. Without loading SQLAlchemy: a run without a
     ledger never does."""
     found = _SQLITE_URL.fullmatch(url) if url else None
-    return found[1] if found and found[1] not in (None, "", ":memory:") else None
+    if not found or found[1] in (None, "", ":memory:"):
+        return None
+    if found[1].startswith("file::memory:") or "mode=memory" in (url or ""):  # in memory
+        return None
+    return found[1]
 
 
 class OutputPathError(ValueError):

@@ -263,7 +263,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "ledger_retention_days",
-        th.IntegerType(minimum=0),
+        th.IntegerType(minimum=0, maximum=36_500),  # a century: beyond, dates overflow
         default=DEFAULT_LEDGER_RETENTION_DAYS,
         description="Ledger rows older than this many days are deleted at the start of a run "
         "(0 keeps them forever); an event delivered longer ago would be sent again.",
@@ -317,6 +317,13 @@ SECRET_SETTINGS = tuple(
 _DEFAULTS = {
     name: spec["default"] for name, spec in CONFIG_SCHEMA["properties"].items() if "default" in spec
 }
+
+
+def without_sdk_nulls(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config without its nulls for the SDK's own settings: a null means unset here, but
+    the SDK takes it as a value (`stream_maps: null` ends in its traceback)."""
+    ours = CONFIG_SCHEMA["properties"]
+    return {name: value for name, value in config.items() if value is not None or name in ours}
 
 
 def unknown_settings(config: Mapping[str, Any], known: Iterable[str]) -> list[str]:
@@ -423,14 +430,23 @@ def _string_list(spec: Mapping[str, Any]) -> bool:
 
 
 def without_secrets(message: str, config: Mapping[str, Any]) -> str:
-    """A config error message with every secret setting's value cut out, whatever its type."""
+    """A config error message with every secret setting's value cut out, whatever its type,
+    and any other setting's text longer than 40 characters described instead (a token pasted
+    into the wrong setting is one: the schema's messages quote the value they refuse)."""
     for name in SECRET_SETTINGS:
         value = config.get(name)
         if value is None:
             continue
         for form in sorted(_forms(value), key=len, reverse=True):
             message = message.replace(form, "<secret not shown>")
+    for value in config.values():
+        if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+            for form in (repr(value), json.dumps(value), value):
+                message = message.replace(form, f"({described(value)}, not shown)")
     return message
+
+
+_SHOWN_CHARS = 40  # privacy.shown_setting's limit
 
 
 def _forms(value: object) -> set[str]:

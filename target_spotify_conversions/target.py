@@ -43,6 +43,7 @@ from .settings import (
     read_environment,
     start_refusal,
     unknown_settings,
+    without_sdk_nulls,
     without_secrets,
 )
 from .sinks import SpotifyConversionsSink
@@ -86,6 +87,8 @@ class TargetSpotifyConversions(Target):
         if kwargs.get("parse_env_config"):  # `--config ENV`: read here, not by the SDK
             kwargs = {**kwargs, "parse_env_config": False,
                       "config": {**(kwargs.get("config") or {}), **self._environment()}}
+        if isinstance(kwargs.get("config"), dict):
+            kwargs = {**kwargs, "config": without_sdk_nulls(kwargs["config"])}
         try:
             super().__init__(**kwargs)
         except ConfigValidationError as exc:  # the SDK's messages quote values, secrets too

@@ -253,3 +253,64 @@ def test_a_run_on_a_sqlite_ledger_never_loads_sqlalchemy(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["pct%20x.sqlite", "ha#sh.sqlite", "sp ace.sqlite"])
+def test_every_form_of_a_url_opens_the_same_file(tmp_path, name):
+    """A plain URL, one with a query (SQLAlchemy opens it) and the ledger command's read-only
+    engine all name one file: `%20` and `#` are part of its name."""
+    plain = f"sqlite:///{tmp_path / name}"
+    ledger = open_url(plain, run_id="run-1")
+    with ledger.claim(CONNECTION_ID, events("a")) as claim:
+        claim.record(events("a"), 200, "SUCCESS")
+    ledger.close()
+    assert [path.name for path in tmp_path.iterdir()] == [name]
+    with_query = open_url(plain + "?timeout=5", run_id="run-2")
+    with with_query.claim(CONNECTION_ID, events("a", "b")) as claim:
+        assert claim.skip == {"a"}
+    with_query.close()
+    reader = open_url(plain, run_id="run-3", read_only=True)
+    assert len(lookup(reader.engine, "a")) == 1
+    assert stats(reader.engine)["runs"] == 2
+    reader.close()
+    assert [path.name for path in tmp_path.iterdir()] == [name]
+
+
+def test_a_dry_run_reads_a_closed_ledger_without_writing_beside_it(tmp_path):
+    """No -wal or -shm file appears, and a directory it may not write to is no obstacle."""
+    import os
+    import stat
+
+    ledger = open_ledger(tmp_path)
+    with ledger.claim(CONNECTION_ID, events("a")) as claim:
+        claim.record(events("a"), 200, "SUCCESS")
+    ledger.close()
+    before = sorted(path.name for path in tmp_path.iterdir())
+    os.chmod(tmp_path, stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        reader = open_ledger(tmp_path, "run-2", read_only=True)
+        with reader.claim(CONNECTION_ID, events("a", "b")) as claim:
+            assert claim.skip == {"a"}
+        reader.close()
+    finally:
+        os.chmod(tmp_path, stat.S_IRWXU)
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("url", [
+    "sqlite:///file::memory:?uri=true",
+    "sqlite:///file:x.sqlite?mode=memory&uri=true",
+    "sqlite://",
+    "sqlite:///:memory:",
+])
+def test_an_in_memory_ledger_is_refused_at_open(url):
+    with pytest.raises(LedgerError, match="in-memory SQLite ledger remembers nothing"):
+        open_url(url, run_id="r")
+
+
+def test_a_ledger_that_cannot_be_placed_or_driven_is_refused_naming_ledger_url(tmp_path):
+    (tmp_path / "plain").write_text("a file, not a folder")
+    with pytest.raises(LedgerError, match=r"ledger_url: cannot use .*its folder cannot be made"):
+        open_url(f"sqlite:///{tmp_path / 'plain' / 'x.sqlite'}", run_id="r")
+    with pytest.raises(LedgerError, match=r"ledger_url: cannot use .*driver is not installed"):
+        open_url(f"sqlite+nosuchdriver:///{tmp_path / 'x.sqlite'}", run_id="r")

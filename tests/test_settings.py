@@ -619,3 +619,35 @@ def test_a_secret_pasted_into_another_setting_is_not_shown(fake, tmp_path, setti
 def test_a_load_method_that_is_no_method_is_named_as_such(method):
     with pytest.raises(SettingsError, match="is not a load method: the only one here is"):
         Settings.from_config({**GOOD, "load_method": method})
+
+
+def test_a_long_value_in_a_setting_of_few_choices_is_not_quoted(fake, tmp_path):
+    """The schema's message quotes the value it refuses: a token pasted there would show."""
+    token = "BQDx9" + "k" * 50
+    for settings in ({"on_invalid": token}, {"input_format": token},
+                     {"default_action_source": token}):
+        config = target_config(fake.url, **settings)
+        run = run_target(tmp_path / f"run-{len(settings)}-{next(iter(settings))}", config,
+                         singer_lines([purchase(1)]))
+        assert run.returncode == 1
+        assert token not in run.stderr
+        assert token[:20] not in run.stderr
+        assert "Traceback" not in run.stderr
+
+
+def test_null_for_an_sdk_setting_means_unset(fake, tmp_path):
+    """`stream_maps: null` ended in the SDK's traceback."""
+    config = target_config(fake.url, stream_maps=None, stream_map_config=None,
+                           flattening_enabled=None)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.count("events delivered") == 1
+
+
+def test_a_retention_beyond_a_century_is_refused_at_start(fake, tmp_path):
+    config = target_config(fake.url, ledger_retention_days=99_999_999_999_999_999_999)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert "ledger_retention_days" in run.stderr
+    assert "Internal error" not in run.stderr
+    assert fake.requests == []
