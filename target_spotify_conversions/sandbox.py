@@ -671,6 +671,13 @@ class FakeSpotify:
             return self._accepted_count
 
     @property
+    def arrived(self) -> int:
+        """Requests that arrived, answered or not (`requests` holds the answered ones): with
+        a latency, the ones in flight are the difference."""
+        with self._lock:
+            return self._seq
+
+    @property
     def unique_count(self) -> int:
         with self._lock:
             return len(self._ids)

@@ -73,7 +73,10 @@ def test_a_run_killed_mid_request_leaves_no_claim_behind(fake, tmp_path, postgre
     config = target_config(fake.url, ledger_url=ledger_url(postgres), events_per_request=100)
     lines = singer_lines([purchase(i) for i in range(total)], state_every=100)
     killed = start_target(tmp_path / "killed", config, lines)
-    wait_until(lambda: len(fake.requests) >= 1, "a request in flight", 120)
+    # arrived, not answered: `requests` lists a request as its answer goes out, and a kill
+    # then may come after the target recorded it
+    wait_until(lambda: fake.arrived >= 1, "a request in flight", 120)
+    assert fake.requests == [], "killed while the first request is still unanswered"
     killed.kill()
     killed.communicate(timeout=60)  # killed before any answer reached it: nothing recorded
     fake.configure(latency=0.0)

@@ -450,6 +450,10 @@ DROPPED = [
     ("session_id", "650.253.0000", "invalid_session_id", ("user_data", "session_id")),
     ("$user_agent", "415.555.0123", "invalid_user_agent", ("user_data", "user_agent")),
     ("$spclid", "(415) 555-0123", "invalid_spclid", ("user_data", "clickID")),
+    ("content_name", "call +44 20 7946 0958", "invalid_content_name",
+     ("event_details", "content_name")),
+    ("$user_agent", "Mozilla/5.0 (tel +1 415-555-0123)", "invalid_user_agent",
+     ("user_data", "user_agent")),
 ]
 
 

@@ -130,6 +130,12 @@ def test_plainly_personal_is_what_a_free_text_field_never_sends(text, personal):
     ("2026-12-07", None, False), ("203.0.113.7", None, False), ("25-34", None, False),
     ("1699999999.123", None, False), ("15.01.2024", "DE", False), ("1981-1996", None, False),
     ("Mozilla/5.0 (X11; Linux x86_64)", None, False), ("order@123", None, False),
+    # within words: a note typed into a free-text column
+    ("call +44 20 7946 0958", None, True), ("call (415) 555-0123 after 5", None, True),
+    ("call 415-555-0123 after 5", None, False),  # national within words: not looked for
+    ("mail alice.wrong@example.com now", None, True), ("order 100-200-3000 shipped", None, False),
+    ("Mozilla/5.0 (Linux; Android 14) Chrome/131.0.6778.81 Mobile Safari/537.36", None, False),
+    ("Dress, size 38-40, 2024-06-01 edition", None, False),
 ])
 def test_a_free_text_field_also_refuses_valid_phone_numbers_written_with_separators(
     text, country, personal
@@ -207,6 +213,12 @@ def test_a_plain_url_is_sent_as_urllib_would_put_it_back_together(scheme, host, 
         return
     assert urllib.parse.urlunsplit(parts) == url
     assert page_url(url) == url
+
+
+def test_the_rejects_file_hashes_a_text_that_holds_a_phone_number_within_words():
+    note = "call +44 20 7946 0958 after 5"
+    kept = redacted({"content_name": note, "ua": "Chrome/131.0.6778.81"}, None)
+    assert kept == {"content_name": sha(note), "ua": "Chrome/131.0.6778.81"}
 
 
 def test_the_rejects_file_redacts_keys_as_well_as_values():
