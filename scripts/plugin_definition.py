@@ -36,8 +36,7 @@ HEADER = """\
 #
 # Add the target to your own Meltano project:
 #
-#   meltano add --plugin-type loader target-spotify-conversions \
-#     --from-ref <path or raw URL of this file>
+#   meltano add --plugin-type loader target-spotify-conversions --from-ref <this file>
 #
 # (--plugin-type: Meltano 4 reads `meltano add loader NAME` as two plugins, and adds a copy of
 # the target as a utility too.)

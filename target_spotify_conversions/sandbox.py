@@ -1237,8 +1237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--count-only",
         action="store_true",
-        help="keep event ids only, not each accepted event (over a kilobyte each): for rehearsals "
-        "of millions of events",
+        help="keep event ids only, not each accepted event (over a kilobyte each), and check "
+        "each request's envelope and ids only, not each event: for rehearsals of millions of "
+        "events whose contract a smaller rehearsal checked",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
