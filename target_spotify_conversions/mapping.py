@@ -90,8 +90,8 @@ class MappingOptions:
     connection_property: str | None = None
     stream_connections: Mapping[str, str] = field(default_factory=dict)
     connection_names: Sequence[str] = ()
-    # SHA-256 digests of the connections' tokens (routing.digest): a routing value equal to a
-    # token is never quoted. Digests only: the workers never hold a token.
+    # SHA-256 digests of the connections' tokens (privacy.hidden_digests): a routing value
+    # equal to a token is never quoted or kept. Digests only: the workers never hold a token.
     hidden_digests: frozenset[str] = frozenset()
     # The separator of the SDK's record flattening when `flattening_enabled` is on, else None.
     flattened_by: str | None = None
@@ -381,7 +381,7 @@ class EventMapper:
         self._kept_settings_properties = tuple(
             name for name in (options.connection_property, options.consent_property) if name
         )
-        self._hidden = frozenset(options.hidden_digests)  # routing.is_hidden: the tokens
+        self._hidden = frozenset(options.hidden_digests)  # privacy.is_hidden: the tokens
         self._default_source = options.default_action_source  # checked (settings.py)
         self._now: dt.datetime | None = None
         self._now_texts = ("", "")

@@ -14,7 +14,6 @@ Pure functions, no I/O: the mapping workers and the reading process both use the
 from __future__ import annotations
 
 import decimal
-import hashlib
 import math
 import re
 import urllib.parse
@@ -68,14 +67,10 @@ def plainly_personal(text: str) -> bool:
     return text[:1] in ("+", "(") and looks_like_phone(text)
 
 
-def digest(text: str) -> str:
-    """How `hidden` holds a secret: its SHA-256, so the mapping workers never hold a token."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def hidden_digests(secrets: Collection[str]) -> frozenset[str]:
-    """The digests of secrets as written and lower-cased: a copy in other case is a copy."""
-    return frozenset(digest(form) for secret in secrets for form in (secret, secret.lower()))
+    """How `is_hidden` knows secrets: their SHA-256 as written and lower-cased (a copy in other
+    case is a copy), so the mapping workers never hold a token."""
+    return frozenset(sha256_hex(form) for secret in secrets for form in (secret, secret.lower()))
 
 
 def is_hidden(value: object, hidden: Collection[str]) -> bool:
@@ -83,7 +78,10 @@ def is_hidden(value: object, hidden: Collection[str]) -> bool:
     if not hidden or not isinstance(value, (str, int)) or isinstance(value, bool):
         return False
     text = value.strip() if isinstance(value, str) else str(value)
-    return digest(text) in hidden or digest(text.lower()) in hidden
+    try:
+        return sha256_hex(text) in hidden or sha256_hex(text.lower()) in hidden
+    except UnicodeEncodeError:  # a lone surrogate: no token, which is printable ASCII, has one
+        return False
 
 
 # Where a national number is checked when phone_default_country is not set.
@@ -168,7 +166,12 @@ def quoted(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def shown_setting(value: object, limit: int = 40) -> str:
+# Characters of a setting's text a start-up message may quote; a longer one (a token pasted
+# into the wrong setting) is only described.
+SHOWN_SETTING_CHARS = 40
+
+
+def shown_setting(value: object, limit: int = SHOWN_SETTING_CHARS) -> str:
     """A setting's value as a start-up error may show it: `quoted` when it fits in `limit`
     (every event name and country code does), else only `described` (a token pasted in the
     wrong place does not, and not a prefix of it either)."""

@@ -25,7 +25,13 @@ from .event_names import EventNameError, checked_name, checked_name_map
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
 from .output_paths import OutputPathError, check_distinct, check_output_path, sqlite_database
-from .privacy import described, hidden_digests, looks_personal, shown_setting
+from .privacy import (
+    SHOWN_SETTING_CHARS,
+    described,
+    hidden_digests,
+    looks_personal,
+    shown_setting,
+)
 from .retries import DEFAULT_MAX_RETRIES, guaranteed_wait
 from .routing import DEFAULT_CONNECTION, NAME_PATTERN
 from .unreadable import MAX_LINE_BYTES
@@ -440,13 +446,10 @@ def without_secrets(message: str, config: Mapping[str, Any]) -> str:
         for form in sorted(_forms(value), key=len, reverse=True):
             message = message.replace(form, "<secret not shown>")
     for value in config.values():
-        if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        if isinstance(value, str) and len(value) > SHOWN_SETTING_CHARS:
             for form in (repr(value), json.dumps(value), value):
-                message = message.replace(form, f"({described(value)}, not shown)")
+                message = message.replace(form, shown_setting(value))
     return message
-
-
-_SHOWN_CHARS = 40  # privacy.shown_setting's limit
 
 
 def _forms(value: object) -> set[str]:
