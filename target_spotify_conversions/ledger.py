@@ -24,7 +24,6 @@ Nothing personal is stored: ids, times, statuses and the API's words.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sqlite3
@@ -70,6 +69,13 @@ _SQLITE_TABLES = (
 _SQLITE_DELIVERED = (
     "SELECT event_id FROM ledger_events WHERE connection_id = ? "
     "AND event_id IN (SELECT value FROM json_each(?))"
+)
+# Whether the file holds any event of a connection: asked once per connection and run, so
+# that a first run to a connection (a backfill) looks nothing up.
+_SQLITE_HOLDS = "SELECT 1 FROM ledger_events WHERE connection_id = ? LIMIT 1"
+_SQLITE_HOLDS_READ_ONLY = (
+    "SELECT 1 FROM ledger_events WHERE connection_id = ? "
+    "UNION ALL SELECT 1 FROM ledger_pending WHERE connection_id = ? LIMIT 1"
 )
 # A dry run cannot merge what a killed run left appended: it looks there too (a scan, and
 # the table is empty unless a run died).
@@ -118,6 +124,12 @@ class _EventTime(msgspec.Struct):
 
 
 _event_time = msgspec.json.Decoder(_EventTime).decode
+_json_encoder = msgspec.json.Encoder()
+
+
+def _encode_json(value: object) -> str:
+    """JSON text for json_each: as text, since SQLite 3.45 reads a bound blob as JSONB."""
+    return _json_encoder.encode(value).decode("utf-8")
 
 
 _TIME_KEY = b'"event_time":"'
@@ -297,6 +309,11 @@ class SqliteLedger(Ledger):
         self._local = threading.local()  # each request thread's own connection
         self._raws: list[Any] = []
         self._raws_lock = threading.Lock()
+        # Per connection: whether the file held any of its events when this run first sent to
+        # it. One that held none is not looked up again: this run's own rows are only merged
+        # when it ends, and another run's may be missed as two runs sharing a file may miss
+        # each other's anyway (see the module's words).
+        self._holds: dict[str, bool] = {}
 
     @classmethod
     def open_file(
@@ -370,9 +387,9 @@ class SqliteLedger(Ledger):
             )
 
     def delivered(self, connection_id: str, event_ids: Sequence[str]) -> frozenset[str]:
-        if not event_ids:
+        if not event_ids or not self._held(connection_id):
             return frozenset()
-        found = json.dumps(sorted(set(event_ids)))  # one JSON parameter, not 500 bound ones
+        found = _encode_json(sorted(set(event_ids)))  # one JSON parameter, not 500 bound ones
         try:
             rows = (
                 self._raw().execute(
@@ -387,12 +404,30 @@ class SqliteLedger(Ledger):
                 raise
             raise LedgerError(self.unreadable(exc)) from None
 
+    def _held(self, connection_id: str) -> bool:
+        """Whether the file held any event of the connection when this run first asked."""
+        held = self._holds.get(connection_id)
+        if held is None:
+            try:
+                rows = (
+                    self._raw().execute(_SQLITE_HOLDS_READ_ONLY, (connection_id, connection_id))
+                    if self.read_only
+                    else self._raw().execute(_SQLITE_HOLDS, (connection_id,))
+                )
+                held = rows.fetchone() is not None
+            except Exception as exc:
+                if not _database_error(exc):
+                    raise
+                raise LedgerError(self.unreadable(exc)) from None
+            self._holds[connection_id] = held
+        return held
+
     def record(
         self, connection_id: str, events: Sequence[Event], status: int, answer: str
     ) -> None:
         if self.read_only or not events:
             return
-        rows = json.dumps([(event_id, event_time(body)) for event_id, body in events])
+        rows = _encode_json([(event_id, event_time(body)) for event_id, body in events])
         raw = self._raw()
         with self._write_lock, self._writing(), _transaction(raw):
             cursor = raw.execute(

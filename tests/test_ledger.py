@@ -64,6 +64,28 @@ def test_what_a_run_that_died_acknowledged_is_left_out_by_the_next(tmp_path):
     later.close()
 
 
+
+def test_a_connection_the_file_held_nothing_of_is_not_looked_up_again_in_that_run(tmp_path):
+    """A first run to a connection (a backfill) looks nothing up. What another run sharing
+    the file merges meanwhile is then not seen, as two such runs miss each other's appended
+    rows anyway; the next run sees it."""
+    first = open_ledger(tmp_path, "run-1")
+    with first.claim(CONNECTION_ID, events("a")) as claim:
+        assert claim.skip == frozenset()
+    other = open_ledger(tmp_path, "run-2")
+    with other.claim(CONNECTION_ID, events("a")) as claim:
+        claim.record(events("a"), 200, "SUCCESS")
+    other.close()  # merged: the file now holds "a"
+    with first.claim(CONNECTION_ID, events("a")) as claim:
+        assert claim.skip == frozenset(), "not looked up again within run-1"
+    first.close()
+    later = open_ledger(tmp_path, "run-3")
+    with later.claim(CONNECTION_ID, events("a", "b")) as claim:
+        assert claim.skip == {"a"}
+    with later.claim(OTHER_CONNECTION, events("a")) as claim:
+        assert claim.skip == frozenset()
+    later.close()
+
 def test_a_record_keeps_the_event_time_the_request_and_the_answer_but_nothing_personal(tmp_path):
     ledger = open_ledger(tmp_path)
     with ledger.claim(CONNECTION_ID, events("ord-1")) as claim:
