@@ -25,10 +25,15 @@ from .hashing import hash_email, is_valid_phone, redact_emails, redact_phone, sh
 # What a phone number looks like when it is written as one: a leading `+`, or digit groups
 # split by the punctuation people type between them. Bare digits are no phone here: ids and
 # amounts are digits too (a bare national number is hashed where the mapping reads a phone).
-_PHONE_SHAPE = re.compile(r"\+?[0-9 ().\-]+")
+# Digits of any script (full-width ones too) and the separators phonenumbers reads: spaces
+# (also no-break and ideographic), brackets, dots, slashes (`030/1234567`) and every dash
+# (U+2010 to U+2015, the minus sign), as text copied from documents writes them.
+_SEPARATORS = r" ().\-/\u00a0\u2007\u202f\u3000\u2010-\u2015\u2212\uff0d"
+_PHONE_SHAPE = re.compile(rf"[+\uff0b]?[{_SEPARATORS}\d]+")
 _PHONE_DIGITS = (7, 15)  # E.164 numbers have at most 15 digits; none has fewer than 7
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_SLASHED_DATE = re.compile(r"[0-9]{1,4}/[0-9]{1,2}/[0-9]{1,4}")  # 12/05/2026, 2026/11/12
 _IPV4 = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}")
 
 
@@ -42,11 +47,11 @@ def looks_like_phone(text: str) -> bool:
     text = text.strip()
     if not _PHONE_SHAPE.fullmatch(text) or _PLAIN_NUMBER.fullmatch(text):
         return False
-    if _ISO_DATE.match(text) or _IPV4.fullmatch(text):
+    if _ISO_DATE.match(text) or _SLASHED_DATE.fullmatch(text) or _IPV4.fullmatch(text):
         return False
     digits = sum(char.isdigit() for char in text)
     low, high = _PHONE_DIGITS
-    return low <= digits <= high and (text.startswith("+") or not text.isdigit())
+    return low <= digits <= high and (text.startswith(("+", "\uff0b")) or not text.isdigit())
 
 
 def looks_personal(value: object) -> bool:
@@ -64,7 +69,7 @@ def plainly_personal(text: str) -> bool:
     cheap tests first, as it runs on every free-text value."""
     if "@" in text:
         return _EMAIL.search(text) is not None
-    return text[:1] in ("+", "(") and looks_like_phone(text)
+    return text[:1] in ("+", "(", "\uff0b", "\uff08") and looks_like_phone(text)
 
 
 def hidden_digests(secrets: Collection[str]) -> frozenset[str]:
@@ -116,8 +121,8 @@ def personal_in_free_text(text: str, country: str | None = None) -> bool:
 # An international or bracketed number, alone or within words; a national one counts alone
 # only (phonenumbers takes 30 us, too much for each version number of a user agent). Both are
 # C scans that most values end at once.
-_MARKED_RUN = re.compile(r"[+(][0-9][0-9 ().\-]{5,}[0-9]")
-_NUMBER_ALONE = re.compile(r"\s*[0-9][0-9 ().\-]{5,}[0-9]\s*")
+_MARKED_RUN = re.compile(rf"[+(\uff0b\uff08]\d[{_SEPARATORS}\d]{{5,}}\d")
+_NUMBER_ALONE = re.compile(rf"\s*\d[{_SEPARATORS}\d]{{5,}}\d\s*")
 
 
 def described(value: object) -> str:

@@ -33,6 +33,11 @@ def sha(text: str) -> str:
     "alice.smith@example.com", " Bob@Example.org ", "https://shop.example/?e=carol@example.net",
     "+1 415 555 0123", "+442079460958", "(415) 555-0123", "415-555-0123", "415.555.0123",
     "030 1234 5678",
+    # written as documents and other countries write them: slashes, typographic dashes,
+    # no-break spaces, full-width digits
+    "030/1234567", "415/555-0123", "415\u2013555\u20130123", "415\u00a0555\u00a00123",
+    "\uff14\uff11\uff15-\uff15\uff15\uff15-\uff10\uff11\uff12\uff13",
+    "\uff0b\uff11 \uff14\uff11\uff15 \uff15\uff15\uff15 \uff10\uff11\uff12\uff13",
 ])
 def test_emails_and_phone_numbers_look_personal_wherever_they_are(value):
     assert looks_personal(value)
@@ -41,6 +46,7 @@ def test_emails_and_phone_numbers_look_personal_wherever_they_are(value):
 @pytest.mark.parametrize("value", [
     "USD", "PURCHASE", "Order Completed", "12.50", "1500000", "4155550123", "ord-1001",
     "2026-11-01T10:00:00Z", "2026-11-01", "203.0.113.7", "2001:db8::1", "@", "user@", "",
+    "12/05/2026", "2026/11/12", "Chrome/131.0.0.0 Safari/537.36",
     "https://shop.example/p/1", 4155550123, None, ["+1 415 555 0123"],
 ])
 def test_ids_amounts_times_addresses_and_codes_do_not(value):
@@ -136,6 +142,14 @@ def test_plainly_personal_is_what_a_free_text_field_never_sends(text, personal):
     ("mail alice.wrong@example.com now", None, True), ("order 100-200-3000 shipped", None, False),
     ("Mozilla/5.0 (Linux; Android 14) Chrome/131.0.6778.81 Mobile Safari/537.36", None, False),
     ("Dress, size 38-40, 2024-06-01 edition", None, False),
+    # other ways of writing the separators and the digits
+    ("030/1234567", "DE", True), ("415/555-0123", None, True),
+    ("415\u2013555\u20130123", None, True),
+    ("415\u2011555\u20110123", None, True), ("415\u00a0555\u00a00123", None, True),
+    ("\uff14\uff11\uff15-\uff15\uff15\uff15-\uff10\uff11\uff12\uff13", None, True),
+    ("call \uff0b44 20 7946 0958", None, True), ("+1/415/555/0123", None, True),
+    ("12/05/2026", None, False), ("2026/11/12", "DE", False), ("1920/1080", None, False),
+    ("1981\u20131996", None, False),
 ])
 def test_a_free_text_field_also_refuses_valid_phone_numbers_written_with_separators(
     text, country, personal
