@@ -40,6 +40,7 @@ from .privacy import (
     is_hidden,
     page_url,
     personal_in_free_text,
+    personal_in_words,
     plainly_personal,
     quoted,
     redacted,
@@ -151,6 +152,15 @@ def _text(value: object, options: MappingOptions) -> str:
     if isinstance(value, decimal.Decimal) and value.is_finite():
         return str(value)
     raise Invalid(f"expected a string, got {type(value).__name__}")
+
+
+def _words(value: object, options: MappingOptions) -> str:
+    """Text people type words into: a national phone number within them is looked for too."""
+    if isinstance(value, str):
+        if personal_in_words(value, options.phone_default_country):
+            raise Invalid("an email or a phone number, which is only ever sent hashed")
+        return value
+    return _text(value, options)
 
 
 def _action_source(value: object, _: MappingOptions) -> str:
@@ -333,7 +343,7 @@ PROPERTIES: tuple[Rule, ...] = (
     Rule("event_source_url", "event_source_url", "event", _url, "reject"),
     Rule("amount", "amount", "event_details", _amount, "reject"),
     Rule("currency", "currency", "event_details", _currency, "reject"),
-    Rule("content_name", "content_name", "event_details", _text, "drop"),
+    Rule("content_name", "content_name", "event_details", _words, "drop"),
     Rule("content_category", "content_category", "event_details", _content_category, "drop"),
     _user("email", "hashed_emails", _emails),
     _user("phone", "hashed_phone_number", _phone),

@@ -97,11 +97,12 @@ def personal_in_free_text(text: str, country: str | None = None) -> bool:
     """Whether a free-text field's value (`content_name`, `$device_id`, `session_id`, ...) must
     not be sent: it holds an email or an international or bracketed phone number, alone or
     within words (`call +44 20 7946 0958`), or it is a phone number written with separators
-    (`415-555-0123`) that is a valid number of `country` (phone_default_country; the US when it
-    is not set). Valid, not just phone-shaped: dates, versions, ranges and order numbers with
-    dashes (`100-200-3000`) are what free-text fields hold, and bare digits are ids.
-    (`$event_id` keeps the stricter `plainly_personal`.) Two regex scans in C first: most
-    values hold no run of seven digits and separators, and end there."""
+    (`415-555-0123`, `030/1234567`) that is a valid number of `country`
+    (phone_default_country; the US when it is not set). Valid, not just phone-shaped: dates,
+    versions, ranges and order numbers with dashes (`100-200-3000`) are what free-text fields
+    hold, and bare digits are ids. (`$event_id` keeps the stricter `plainly_personal`.) Two
+    regex scans in C first: most values hold no run of seven digits and separators, and end
+    there."""
     if "@" in text and _EMAIL.search(text) is not None:
         return True
     if _MARKED_RUN.search(text) is not None and any(  # `+44 ...`, `(415) ...`
@@ -118,11 +119,29 @@ def personal_in_free_text(text: str, country: str | None = None) -> bool:
     )
 
 
-# An international or bracketed number, alone or within words; a national one counts alone
-# only (phonenumbers takes 30 us, too much for each version number of a user agent). Both are
-# C scans that most values end at once.
+def personal_in_words(text: str, country: str | None = None) -> bool:
+    """`personal_in_free_text`, and for a field people type words into (`content_name`) or a
+    file that must hold no phone number (the rejects file) also a national number within
+    words when written in three groups (`call 415-555-0123 after 5`, `020 7946 0958`) and
+    valid for `country`. Not asked of ids and user agents: their digits would cost this scan
+    on every event, and nobody types a phone number into them."""
+    if personal_in_free_text(text, country):
+        return True
+    return _GROUPED_RUN.search(text) is not None and any(
+        is_valid_phone(run, country or FREE_TEXT_REGION) for run in _GROUPED_RUN.findall(text)
+    )
+
+
+# An international or bracketed number, alone or within words; a national one alone, or within
+# words in three groups of digits, as most countries write theirs in full (the groups of a
+# version number or a build id are too short or too many; phonenumbers takes 30 us for each
+# run that is checked). C scans that most values end at once.
 _MARKED_RUN = re.compile(rf"[+(\uff0b\uff08]\d[{_SEPARATORS}\d]{{5,}}\d")
 _NUMBER_ALONE = re.compile(rf"\s*\d[{_SEPARATORS}\d]{{5,}}\d\s*")
+_GROUPED_RUN = re.compile(
+    rf"(?<![\d.\-/])\d{{2,5}}[{_SEPARATORS}]{{1,2}}\d{{3,4}}[{_SEPARATORS}]{{1,2}}\d{{3,5}}"
+    rf"(?![\d.\-/]?\d)"
+)
 
 
 def described(value: object) -> str:
@@ -210,7 +229,7 @@ def redacted(value: object, phone_country: str | None) -> object:
             return redact_emails(value)
         if looks_like_phone(value):
             return redact_phone(value, phone_country)
-        if personal_in_free_text(value, phone_country):  # one within words: `call +44 20 ...`
+        if personal_in_words(value, phone_country):  # one within words: `call +44 20 ...`
             return sha256_hex(value)
         return value
     if isinstance(value, list):

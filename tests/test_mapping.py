@@ -454,6 +454,17 @@ DROPPED = [
      ("event_details", "content_name")),
     ("$user_agent", "Mozilla/5.0 (tel +1 415-555-0123)", "invalid_user_agent",
      ("user_data", "user_agent")),
+    # words around a national number, in the field people type words into
+    ("content_name", "call 415-555-0123 after 5", "invalid_content_name",
+     ("event_details", "content_name")),
+    ("content_name", "Gift for Ann (ring 415.555.0123)", "invalid_content_name",
+     ("event_details", "content_name")),
+    # separators and digits as documents and other countries write them
+    ("content_name", "415\u2013555\u20130123", "invalid_content_name",
+     ("event_details", "content_name")),
+    ("$device_id", "415/555-0123", "invalid_device_id", ("user_data", "device_id")),
+    ("session_id", "\uff14\uff11\uff15-\uff15\uff15\uff15-\uff10\uff11\uff12\uff13",
+     "invalid_session_id", ("user_data", "session_id")),
 ]
 
 
@@ -461,7 +472,8 @@ DROPPED = [
     "00447700900123", "1699999999123", "25-34", "4G", "6D92078A-8246-4BA4-AE5B-76104861E7DC",
     "203.0.113.7", "15.01.2024", "01-15-2024", "20240115-103000", "120.0.6099.109",
     "10.0.19045.1234", "1981-1996", "1.234.567", "10 000 000", "978-0-306-40615-7",
-    "100-200-3000", "123-456-789", "12345-6789", "123456789.1234567890",
+    "100-200-3000", "123-456-789", "12345-6789", "123456789.1234567890", "12/05/2026",
+    "2026/11/12", "1920/1080",
 ])
 def test_ids_dates_versions_and_ranges_pass_free_text(value):
     """Free-text fields hold these: only a valid phone number is taken for one."""
@@ -1051,3 +1063,13 @@ def test_a_phone_number_in_amount_is_not_sent_as_an_amount():
     result = rejected({**BASE, "amount": "+14155550004"})
     assert "invalid_amount" in {problem.code for problem in result.reasons}
     assert "4155550004" not in str(result.reasons)
+
+
+@pytest.mark.parametrize("name", [
+    "Order 100-200-3000 shipped", "Dress, size 38-40, 2024-06-01 edition",
+    "Pack of 3 (500 ml)", "Ticket 2024 1234 5678", "ISBN 978-3-16-148410-0",
+])
+def test_words_around_numbers_that_are_no_phone_number_reach_spotify(name):
+    result = mapped({**BASE, "content_name": name})
+    assert result.event["event_details"]["content_name"] == name
+

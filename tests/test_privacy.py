@@ -16,6 +16,7 @@ from target_spotify_conversions.privacy import (
     looks_personal,
     page_url,
     personal_in_free_text,
+    personal_in_words,
     plainly_personal,
     quoted,
     redacted,
@@ -138,7 +139,7 @@ def test_plainly_personal_is_what_a_free_text_field_never_sends(text, personal):
     ("Mozilla/5.0 (X11; Linux x86_64)", None, False), ("order@123", None, False),
     # within words: a note typed into a free-text column
     ("call +44 20 7946 0958", None, True), ("call (415) 555-0123 after 5", None, True),
-    ("call 415-555-0123 after 5", None, False),  # national within words: not looked for
+    ("call 415-555-0123 after 5", None, False),  # national within words: see personal_in_words
     ("mail alice.wrong@example.com now", None, True), ("order 100-200-3000 shipped", None, False),
     ("Mozilla/5.0 (Linux; Android 14) Chrome/131.0.6778.81 Mobile Safari/537.36", None, False),
     ("Dress, size 38-40, 2024-06-01 edition", None, False),
@@ -233,6 +234,21 @@ def test_the_rejects_file_hashes_a_text_that_holds_a_phone_number_within_words()
     note = "call +44 20 7946 0958 after 5"
     kept = redacted({"content_name": note, "ua": "Chrome/131.0.6778.81"}, None)
     assert kept == {"content_name": sha(note), "ua": "Chrome/131.0.6778.81"}
+    national = "call 415-555-0123 after 5"
+    assert redacted({"content_name": national}, None) == {"content_name": sha(national)}
+
+
+@pytest.mark.parametrize(("text", "country", "personal"), [
+    ("call 415-555-0123 after 5", None, True), ("ring 020 7946 0958 today", "GB", True),
+    ("ring 020 7946 0958 today", None, False), ("tel. 415.555.0123.", None, True),
+    ("(Ann) 415 555 0199, evenings", "US", True), ("alice@example.com", None, True),
+    ("order 100-200-3000 shipped", None, False), ("range 415-555-0123-4567", None, False),
+    ("see 10.0.19045.3570", None, False), ("ISBN 978-3-16-148410-0", None, False),
+    ("Mozilla/5.0 (Linux; Android 14; SM-G991B Build/UP1A.231005.007) "
+     "Chrome/131.0.6778.81 Mobile Safari/537.36", None, False),
+])
+def test_words_people_type_are_also_searched_for_a_national_number(text, country, personal):
+    assert personal_in_words(text, country) is personal
 
 
 def test_the_rejects_file_redacts_keys_as_well_as_values():
