@@ -22,6 +22,8 @@ def event_id_text(value: object) -> str:
     if isinstance(value, str):
         if not value.isascii() and json_safe(value) is not value:
             raise ValueError("$event_id holds a character JSON cannot carry (a lone surrogate)")
+        if "\x00" in value:  # SQLite (the ledger) cuts text at it: never found, sent each run
+            raise ValueError("$event_id holds a NUL character (\\u0000)")
         if plainly_personal(value):  # a column shifted into $event_id: never sent raw
             raise ValueError("$event_id is an email or a phone number, not an id")
         return value.strip()

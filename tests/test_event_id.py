@@ -45,7 +45,8 @@ def test_event_id_text(value, expected):
 
 @pytest.mark.parametrize(
     "value",
-    [True, False, None, [1], {"id": 1}, decimal.Decimal("NaN"), decimal.Decimal("Infinity")],
+    [True, False, None, [1], {"id": 1}, decimal.Decimal("NaN"), decimal.Decimal("Infinity"),
+     "ord-\x00-4"],
 )
 def test_event_id_text_rejects_other_types(value):
     with pytest.raises(ValueError):  # noqa: PT011 - the type is the contract
