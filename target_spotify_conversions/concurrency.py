@@ -9,8 +9,12 @@ congestion window and the AIMD and gradient limits of concurrency-limit librarie
   latency rising, grows by one per answer (doubling each round trip) until the first sign of
   trouble, then by one per ROUND_TRIPS_PER_STEP round trips;
 - it shrinks at once, by half, on a 429, a 5xx, a timeout or a refused connection, and by a
-  quarter when the answer latency rises well above the lowest seen lately; the answers of
-  requests sent before the last cut count as the same trouble and do not cut again;
+  quarter when the answer latency rises well above the lowest seen lately (over the last 100
+  to 200 answers, at most 10 s); the answers of requests sent before the last cut count as
+  the same trouble and do not cut again;
+- when the lowest latency itself stays well above the one before for a whole window (the
+  API got slower for good, however few requests were in flight), it doubles each round trip
+  again from where it was cut to;
 - it only grows when the requests in flight come near it (a limit nobody uses says nothing),
   and only on answers to requests sent since the last cut.
 
@@ -50,9 +54,13 @@ CUT_ON_LATENCY = 0.75
 LATENCY_TOLERANCE = 2.0
 LATENCY_MARGIN_S = 0.1
 # Smoothing of the recent latency (the weight of each new answer) and the answers per window
-# of the lowest-latency filter (the lowest of the current and previous window is kept).
+# of the lowest-latency filter (the lowest of the current and previous window is kept). A
+# window also closes after BASELINE_SECONDS: when the API gets slower for good (a longer
+# route, a slower region), the new latency becomes the baseline within two windows, instead
+# of 200 answers that a limit cut to 1 took two minutes to collect at 600 ms.
 RECENT_WEIGHT = 0.2
 BASELINE_WINDOW = 100
+BASELINE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,14 @@ class Slot:
 class ConcurrencyLimit:
     """A thread-safe limit on requests in flight; `acquire` before sending, `release` after."""
 
-    def __init__(self, cap: int, *, adaptive: bool = True, start: int = START) -> None:
+    def __init__(
+        self,
+        cap: int,
+        *,
+        adaptive: bool = True,
+        start: int = START,
+        baseline_seconds: float = BASELINE_SECONDS,
+    ) -> None:
         if cap < 1:
             raise ValueError("the cap on requests in flight must be at least 1")
         self.cap = cap
@@ -81,6 +96,8 @@ class ConcurrencyLimit:
         self._recent: float | None = None  # smoothed latency of recent answers
         self._windows: deque[float] = deque([float("inf")], maxlen=2)  # lowest per window
         self._in_window = 0
+        self._window_started = time.monotonic()
+        self._baseline_seconds = baseline_seconds
 
     @property
     def limit(self) -> int:
@@ -134,10 +151,24 @@ class ConcurrencyLimit:
         self._recent = None  # judge the new limit by the answers it gets
 
     def _baseline(self, seconds: float) -> float:
-        """The lowest latency of the current and the previous window of answers."""
+        """The lowest latency of the current and the previous window of answers.
+
+        When a window closes with its lowest latency well above the one before, the API got
+        slower whatever the load (the limit was cut meanwhile, and still no answer came
+        fast): the limit doubles each round trip again, as at the start, until the next
+        sign of trouble."""
         self._windows[-1] = min(self._windows[-1], seconds)
         self._in_window += 1
-        if self._in_window >= BASELINE_WINDOW:
+        now = time.monotonic()
+        if (
+            self._in_window >= BASELINE_WINDOW
+            or now - self._window_started >= self._baseline_seconds
+        ):
+            before = min(self._windows)
             self._windows.append(float("inf"))
             self._in_window = 0
+            self._window_started = now
+            if min(self._windows) > LATENCY_TOLERANCE * before + LATENCY_MARGIN_S:
+                self._slow_start = True
+                self._recent = None
         return min(self._windows)
