@@ -296,7 +296,9 @@ class CapiClient:
         return answer
 
     def _answered(self, slot: Slot, status: int | None, *, ok: bool | None) -> None:
-        seconds = self.limit.release(slot, ok=None if self._stop.is_set() else ok)
+        seconds = self.limit.release(
+            slot, ok=None if self._stop.is_set() else ok, rate_limited=status == 429
+        )
         self.counts.answered(seconds, status)
 
     def _post_once(self, body: bytes) -> Answer:

@@ -8,6 +8,10 @@ congestion window and the AIMD and gradient limits of concurrency-limit librarie
 - it starts at `START` (the old fixed default) and, while answers come back 2xx without the
   latency rising, grows by one per answer (doubling each round trip) until the first sign of
   trouble, then by one per ROUND_TRIPS_PER_STEP round trips;
+- after an outage that cut it several times in a row (5xx, timeouts or refused connections
+  until the API is back), it doubles each round trip back to where the first of those cuts
+  left it, then grows slowly again, as TCP's slow start does up to its threshold (not after
+  429s: there the API says how much it takes);
 - it shrinks at once, by half, on a 429, a 5xx, a timeout or a refused connection, and by a
   quarter when the answer latency rises well above the lowest seen lately (over the last 100
   to 200 answers, at most 10 s); the answers of requests sent before the last cut count as
@@ -90,6 +94,11 @@ class ConcurrencyLimit:
         self.adaptive = adaptive
         self._limit = float(min(start, cap) if adaptive else cap)
         self._slow_start = True  # doubling each round trip until the first cut
+        # Where the first cut of the latest trouble left the limit, and whether that trouble
+        # goes on (no answer to a request sent since the last cut has come back good yet):
+        # after an outage has cut the limit to 1, it doubles each round trip back to there.
+        self._recover_to = 0.0
+        self._in_trouble = False
         self._in_flight = 0
         self._generation = 0  # bumped on each cut
         self._changed = threading.Condition()
@@ -114,21 +123,22 @@ class ConcurrencyLimit:
             self._in_flight += 1
             return Slot(time.monotonic(), self._generation, self._in_flight, self.limit)
 
-    def release(self, slot: Slot, *, ok: bool | None) -> float:
+    def release(self, slot: Slot, *, ok: bool | None, rate_limited: bool = False) -> float:
         """The request is over: `ok` True for a 2xx (or any final answer that is no sign of
         load), False for a sign of overload, None when it says nothing (the run is stopping).
+        `rate_limited`: the failure was a 429, after which the limit only ever grows slowly.
         Returns the request's latency in seconds."""
         seconds = time.monotonic() - slot.started
         with self._changed:
             self._in_flight -= 1
             if self.adaptive and ok is not None:
-                self._learn(slot, ok, seconds)
+                self._learn(slot, ok, seconds, rate_limited)
             self._changed.notify_all()
         return seconds
 
-    def _learn(self, slot: Slot, ok: bool, seconds: float) -> None:
+    def _learn(self, slot: Slot, ok: bool, seconds: float, rate_limited: bool = False) -> None:
         if not ok:
-            self._cut(slot, CUT_ON_FAILURE)
+            self._cut(slot, CUT_ON_FAILURE, outage=not rate_limited)
             return
         baseline = self._baseline(seconds)
         if slot.generation != self._generation:
@@ -137,17 +147,27 @@ class ConcurrencyLimit:
         self._recent = recent + RECENT_WEIGHT * (seconds - recent)
         if self._recent > LATENCY_TOLERANCE * baseline + LATENCY_MARGIN_S:
             self._cut(slot, CUT_ON_LATENCY)
-        elif 2 * (self._in_flight + 1) >= self.limit:  # the limit is what holds requests back
-            step = 1.0 if self._slow_start else 1.0 / (self._limit * ROUND_TRIPS_PER_STEP)
+            return
+        self._in_trouble = False
+        if 2 * (self._in_flight + 1) >= self.limit:  # the limit is what holds requests back
+            doubling = self._slow_start or self._limit < self._recover_to
+            step = 1.0 if doubling else 1.0 / (self._limit * ROUND_TRIPS_PER_STEP)
             self._limit = min(float(self.cap), self._limit + step)
 
-    def _cut(self, slot: Slot, factor: float) -> None:
-        """Shrink once per episode: a request sent before the last cut saw the old limit."""
+    def _cut(self, slot: Slot, factor: float, *, outage: bool = False) -> None:
+        """Shrink once per episode: a request sent before the last cut saw the old limit.
+        `outage`: a 5xx, a timeout or a refused connection; the first such cut of a trouble
+        sets the level the limit doubles back to once the API answers again. Not a 429 (the
+        API says how much it takes: regrowing fast there only brings more 429s) nor rising
+        latency."""
         if slot.generation != self._generation:
             return
         self._generation += 1
         self._slow_start = False
         self._limit = max(1.0, self._limit * factor)
+        if not self._in_trouble:  # the first cut of this trouble
+            self._recover_to = self._limit if outage else 0.0
+            self._in_trouble = True
         self._recent = None  # judge the new limit by the answers it gets
 
     def _baseline(self, seconds: float) -> float:

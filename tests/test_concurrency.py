@@ -23,11 +23,15 @@ class Traffic:
         self.limit = limit
         self.flying: deque[Slot] = deque()
 
-    def answers(self, n: int, *, ok: bool = True, seconds: float = 0.01) -> None:
+    def answers(
+        self, n: int, *, ok: bool = True, seconds: float = 0.01, rate_limited: bool = False
+    ) -> None:
         for _ in range(n):
             self._fill()
             slot = self.flying.popleft()
-            self.limit.release(replace(slot, started=time.monotonic() - seconds), ok=ok)
+            self.limit.release(
+                replace(slot, started=time.monotonic() - seconds), ok=ok, rate_limited=rate_limited
+            )
         self._fill()
 
     def _fill(self) -> None:
@@ -95,6 +99,40 @@ def test_when_the_api_gets_slower_for_good_the_limit_grows_back_within_seconds()
         time.sleep(0.06)
         traffic.answers(limit.limit, seconds=0.6)
     assert limit.limit >= 16
+
+
+def test_after_an_outage_it_doubles_back_to_where_the_first_cut_left_it():
+    """Every answer failed round trip after round trip (refused, 503) and cut it to 1. Once
+    the API answers again it doubles each round trip up to the first cut's level (32 -> 16),
+    as TCP's slow start does, instead of growing by one per six round trips from 1 (90 round
+    trips to get back to 16)."""
+    limit = ConcurrencyLimit(32)
+    traffic = Traffic(limit)
+    traffic.answers(28)
+    assert limit.limit == 32
+    for _ in range(8):
+        traffic.answers(2 * max(limit.limit, 2), ok=False)
+    assert limit.limit == 1
+    rounds = 0
+    while limit.limit < 16:
+        traffic.answers(limit.limit)  # a round trip
+        rounds += 1
+    assert rounds == 4, "1, 2, 4, 8, 16"
+    traffic.answers(16)
+    assert limit.limit == 16, "then slowly, as after any cut"
+
+
+def test_after_429s_in_a_row_it_grows_back_slowly():
+    """A rate limit says how much the API takes: regrowing fast would only bring more 429s."""
+    limit = ConcurrencyLimit(32)
+    traffic = Traffic(limit)
+    traffic.answers(28)
+    for _ in range(8):
+        traffic.answers(2 * max(limit.limit, 2), ok=False, rate_limited=True)
+    assert limit.limit == 1
+    for _ in range(4):
+        traffic.answers(limit.limit)
+    assert limit.limit == 1, "one per six round trips"
 
 
 def test_a_fixed_limit_never_moves():
