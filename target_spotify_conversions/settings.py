@@ -166,7 +166,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.IntegerType(minimum=1),
         default=DEFAULT_MAX_IN_FLIGHT,
         description="The most POSTs in flight at once. With adaptive_concurrency the number "
-        "starts at 4 and follows the API's answers up to this cap; otherwise exactly this many.",
+        "starts at 8 and follows the API's answers up to this cap; otherwise exactly this many.",
     ),
     th.Property(
         "adaptive_concurrency",

@@ -279,7 +279,7 @@ def _most_at_once(fake: FakeSpotify) -> int:
 
 def test_requests_in_flight_grow_past_four_when_answers_are_slow(fake):
     fake.configure(latency=0.2)
-    capi = client(fake, limit=ConcurrencyLimit(32))
+    capi = client(fake, limit=ConcurrencyLimit(32, start=4))
     done = threading.Event()
     threads = _busy(capi, 32, done)
     wait_until(lambda: capi.limit.limit >= 16, "the limit to grow", timeout=20)
@@ -299,7 +299,7 @@ def test_requests_in_flight_grow_past_four_when_answers_are_slow(fake):
 
 def test_requests_in_flight_shrink_at_once_after_a_429(fake):
     fake.configure(latency=0.1)
-    capi = client(fake, limit=ConcurrencyLimit(32))
+    capi = client(fake, limit=ConcurrencyLimit(32, start=4))
     done = threading.Event()
     threads = _busy(capi, 32, done)
     wait_until(lambda: capi.limit.limit == 32, "the limit to reach its cap", timeout=20)

@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import replace
 
 from target_spotify_conversions.concurrency import (
+    DEFAULT_MAX_IN_FLIGHT,
     ROUND_TRIPS_PER_STEP,
     START,
     ConcurrencyLimit,
@@ -41,18 +42,18 @@ class Traffic:
             self.flying.append(slot)
 
 
-def test_it_starts_at_four_and_grows_by_one_per_good_answer_up_to_the_cap():
-    limit = ConcurrencyLimit(32)
-    assert limit.limit == START == 4
+def test_it_starts_at_eight_and_grows_by_one_per_good_answer_up_to_the_cap():
+    limit = ConcurrencyLimit(DEFAULT_MAX_IN_FLIGHT)
+    assert (limit.limit, limit.cap) == (START, DEFAULT_MAX_IN_FLIGHT) == (8, 48)
     traffic = Traffic(limit)
-    traffic.answers(12)
+    traffic.answers(8)
     assert limit.limit == 16, "doubling each round trip"
     traffic.answers(100)
-    assert limit.limit == 32, "never past the cap"
+    assert limit.limit == 48, "never past the cap"
 
 
 def test_a_failure_halves_it_once_for_all_the_requests_that_saw_the_old_limit():
-    limit = ConcurrencyLimit(32)
+    limit = ConcurrencyLimit(32, start=4)
     traffic = Traffic(limit)
     traffic.answers(12)
     assert limit.limit == 16
@@ -64,7 +65,7 @@ def test_a_failure_halves_it_once_for_all_the_requests_that_saw_the_old_limit():
 
 def test_after_a_cut_it_grows_by_about_one_per_six_round_trips():
     """Near a rate limit a request is a large step: growing slowly keeps 429s rare."""
-    limit = ConcurrencyLimit(32)
+    limit = ConcurrencyLimit(32, start=4)
     traffic = Traffic(limit)
     traffic.answers(12)
     traffic.answers(16, ok=False)
@@ -76,7 +77,7 @@ def test_after_a_cut_it_grows_by_about_one_per_six_round_trips():
 
 
 def test_rising_latency_shrinks_it():
-    limit = ConcurrencyLimit(32)
+    limit = ConcurrencyLimit(32, start=4)
     traffic = Traffic(limit)
     traffic.answers(12, seconds=0.05)
     assert limit.limit == 16
@@ -89,7 +90,7 @@ def test_when_the_api_gets_slower_for_good_the_limit_grows_back_within_seconds()
     are in flight. The limit is cut at once, and once a window of answers (5 s by default;
     0.3 s here) held none as fast as before, it doubles each round trip again, instead of
     staying at 1 until 200 slow answers had come in (two minutes at 600 ms)."""
-    limit = ConcurrencyLimit(32, baseline_seconds=0.3)
+    limit = ConcurrencyLimit(32, start=4, baseline_seconds=0.3)
     traffic = Traffic(limit)
     traffic.answers(12, seconds=0.05)
     assert limit.limit == 16
@@ -106,7 +107,7 @@ def test_after_an_outage_it_doubles_back_to_where_the_first_cut_left_it():
     the API answers again it doubles each round trip up to the first cut's level (32 -> 16),
     as TCP's slow start does, instead of growing by one per six round trips from 1 (90 round
     trips to get back to 16)."""
-    limit = ConcurrencyLimit(32)
+    limit = ConcurrencyLimit(32, start=4)
     traffic = Traffic(limit)
     traffic.answers(28)
     assert limit.limit == 32
@@ -124,7 +125,7 @@ def test_after_an_outage_it_doubles_back_to_where_the_first_cut_left_it():
 
 def test_after_429s_in_a_row_it_grows_back_slowly():
     """A rate limit says how much the API takes: regrowing fast would only bring more 429s."""
-    limit = ConcurrencyLimit(32)
+    limit = ConcurrencyLimit(32, start=4)
     traffic = Traffic(limit)
     traffic.answers(28)
     for _ in range(8):
@@ -144,7 +145,7 @@ def test_a_fixed_limit_never_moves():
 
 
 def test_a_limit_nobody_uses_does_not_grow():
-    limit = ConcurrencyLimit(32)
+    limit = ConcurrencyLimit(32, start=4)
     for _ in range(50):  # one request at a time: the limit of 4 holds nothing back
         slot = limit.acquire()
         assert slot is not None

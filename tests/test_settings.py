@@ -28,7 +28,7 @@ def test_minimal_config_and_defaults():
     assert settings.rejects_file == "spotify-conversions-rejects.jsonl"
     assert settings.fail_on_invalid is False
     assert settings.events_per_request == 500
-    assert settings.max_concurrent_requests == 32
+    assert settings.max_concurrent_requests == 48
     assert settings.adaptive_concurrency is True
     assert settings.request_timeout == 30
     assert settings.max_retries == 10
