@@ -87,6 +87,12 @@ def _e164(phone: str, default_country: str | None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=256)
+def dials_one(region: str) -> bool:
+    """Whether a region's numbers are North American (calling code 1: `415-555-0123`)."""
+    return bool(phonenumbers.country_code_for_region(region) == 1)
+
+
 @lru_cache(maxsize=CACHE_ENTRIES)
 def is_valid_phone(text: str, region: str) -> bool:
     """Whether a text is a *valid* number of the region (or an international one): stricter

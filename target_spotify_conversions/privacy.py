@@ -20,15 +20,27 @@ import urllib.parse
 from collections.abc import Collection
 
 from .escaping import printable
-from .hashing import hash_email, is_valid_phone, redact_emails, redact_phone, sha256_hex
+from .hashing import (
+    dials_one,
+    hash_email,
+    is_valid_phone,
+    redact_emails,
+    redact_phone,
+    sha256_hex,
+)
 
 # What a phone number looks like when it is written as one: a leading `+`, or digit groups
 # split by the punctuation people type between them. Bare digits are no phone here: ids and
 # amounts are digits too (a bare national number is hashed where the mapping reads a phone).
-# Digits of any script (full-width ones too) and the separators phonenumbers reads: spaces
-# (also no-break and ideographic), brackets, dots, slashes (`030/1234567`) and every dash
-# (U+2010 to U+2015, the minus sign), as text copied from documents writes them.
-_SEPARATORS = r" ().\-/\u00a0\u2007\u202f\u3000\u2010-\u2015\u2212\uff0d"
+# Digits of any script (full-width ones too) and the separators phonenumbers reads: spaces of
+# every width (no-break, thin, ideographic, zero-width, the word joiner, the soft hyphen),
+# brackets, dots, slashes (`030/1234567`), tildes and every dash (U+2010 to U+2015, the minus
+# sign, the small and full-width forms, the wave dash and the katakana long mark), as text
+# copied from documents and typed on other keyboards writes them.
+_SEPARATORS = (
+    r" ().\-/~\u00a0\u00ad\u2000-\u200b\u2010-\u2015\u202f\u2053\u205f\u2060\u2212"
+    r"\u3000\u301c\u30fc\ufe58\ufe63\ufeff\uff08\uff09\uff0d\uff0e\uff0f\uff5e"
+)
 _PHONE_SHAPE = re.compile(rf"[+\uff0b]?[{_SEPARATORS}\d]+")
 _PHONE_DIGITS = (7, 15)  # E.164 numbers have at most 15 digits; none has fewer than 7
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -59,7 +71,12 @@ def looks_personal(value: object) -> bool:
     return isinstance(value, str) and (looks_like_email(value) or looks_like_phone(value))
 
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+# An email: an `@` (or a full-width one) with a character that is no space before it, and a
+# domain with a dot and a top-level name of two letters (of any script: `пример.рф`) after
+# it. Found at each `@`, the domain bounded at 253 characters (DNS's limit), so the scan is
+# linear: `[^@\s]+@[^@\s]+\.[A-Za-z]{2,}` took the square of the text's length when no
+# dot followed the `@` (70,000 characters on each side: over 20 s).
+_EMAIL = re.compile(r"(?<=[^@\uff20\s])[@\uff20](?=[^@\uff20\s]{1,253}?\.[^\W\d_]{2,})")
 
 
 def plainly_personal(text: str) -> bool:
@@ -67,7 +84,7 @@ def plainly_personal(text: str) -> bool:
     phone number (`+44 20 7946 0958`, `(415) 555-0123`): what a free-text field must never
     send raw. Stricter than `looks_personal`, so that no id or user agent is mistaken; two
     cheap tests first, as it runs on every free-text value."""
-    if "@" in text:
+    if "@" in text or "\uff20" in text:
         return _EMAIL.search(text) is not None
     return text[:1] in ("+", "(", "\uff0b", "\uff08") and looks_like_phone(text)
 
@@ -97,13 +114,13 @@ def personal_in_free_text(text: str, country: str | None = None) -> bool:
     """Whether a free-text field's value (`content_name`, `$device_id`, `session_id`, ...) must
     not be sent: it holds an email or an international or bracketed phone number, alone or
     within words (`call +44 20 7946 0958`), or it is a phone number written with separators
-    (`415-555-0123`, `030/1234567`) that is a valid number of `country`
+    (`415-555-0123`, `030/1234567`, `0044 20 7946 0958`) that is a valid number of `country`
     (phone_default_country; the US when it is not set). Valid, not just phone-shaped: dates,
     versions, ranges and order numbers with dashes (`100-200-3000`) are what free-text fields
     hold, and bare digits are ids. (`$event_id` keeps the stricter `plainly_personal`.) Two
     regex scans in C first: most values hold no run of seven digits and separators, and end
     there."""
-    if "@" in text and _EMAIL.search(text) is not None:
+    if ("@" in text or "\uff20" in text) and _EMAIL.search(text) is not None:
         return True
     if _MARKED_RUN.search(text) is not None and any(  # `+44 ...`, `(415) ...`
         looks_like_phone(run) for run in _MARKED_RUN.findall(text)
@@ -115,33 +132,59 @@ def personal_in_free_text(text: str, country: str | None = None) -> bool:
     return (
         looks_like_phone(number)
         and not number.isdigit()
-        and is_valid_phone(number, country or FREE_TEXT_REGION)
+        and _valid_phone(number, country or FREE_TEXT_REGION)
     )
+
+
+def _valid_phone(number: str, region: str) -> bool:
+    """A valid number of the region, or an international one written with the `00` or `011`
+    that dials out (`0044 20 7946 0958`), which phonenumbers reads only in its own region.
+    The dashes phonenumbers does not read (`415~555~0123`) are read as hyphens."""
+    number = number.translate(_ODD_DASHES)
+    if is_valid_phone(number, region):
+        return True
+    for exit_code in _EXIT_CODES:
+        if number.startswith(exit_code):
+            return is_valid_phone("+" + number[len(exit_code) :].lstrip(), region)
+    return False
+
+
+_EXIT_CODES = ("00", "011")
+_ODD_DASHES = str.maketrans(dict.fromkeys("~\u301c\ufe58\ufe63\uff5e", "-"))
+# More runs of a national number's shape than are worth parsing one by one (30 us each):
+# such a text is not sent (a long list of numbers in a product name is no product name).
+MAX_RUNS_CHECKED = 8
 
 
 def personal_in_words(text: str, country: str | None = None) -> bool:
     """`personal_in_free_text`, and for a field people type words into (`content_name`) or a
     file that must hold no phone number (the rejects file) also a national number within
-    words when written in three groups (`call 415-555-0123 after 5`, `020 7946 0958`) and
-    valid for `country`. Not asked of ids and user agents: their digits would cost this scan
-    on every event, and nobody types a phone number into them."""
+    words, as a country writes its own in full: North American ones in three groups
+    (`call 1-415-555-0123 after 5`), elsewhere with the leading trunk 0 (`020 7946 0958`,
+    `06 12 34 56 78`, `030/1234567`), each checked with phonenumbers for `country`. Product
+    specs (`3840 2160 144Hz`, `Box 300 400 500 mm`) have neither shape. Not asked of ids and
+    user agents: their digits would cost this scan on every event, and nobody types a phone
+    number into them."""
     if personal_in_free_text(text, country):
         return True
-    return _GROUPED_RUN.search(text) is not None and any(
-        is_valid_phone(run, country or FREE_TEXT_REGION) for run in _GROUPED_RUN.findall(text)
-    )
+    region = country or FREE_TEXT_REGION
+    pattern = _NANP_RUN if dials_one(region) else _TRUNK_RUN
+    if pattern.search(text) is None:
+        return False
+    runs = pattern.findall(text)
+    return len(runs) > MAX_RUNS_CHECKED or any(_valid_phone(run, region) for run in runs)
 
 
-# An international or bracketed number, alone or within words; a national one alone, or within
-# words in three groups of digits, as most countries write theirs in full (the groups of a
-# version number or a build id are too short or too many; phonenumbers takes 30 us for each
-# run that is checked). C scans that most values end at once.
-_MARKED_RUN = re.compile(rf"[+(\uff0b\uff08]\d[{_SEPARATORS}\d]{{5,}}\d")
+# An international or bracketed number, alone or within words (a space may follow the `+`);
+# a national one alone, or within words in its country's shape (personal_in_words). C scans
+# that most values end at once; the runs they find are then checked with phonenumbers.
+_MARKED_RUN = re.compile(rf"[+(\uff0b\uff08][ \u00a0]?\d[{_SEPARATORS}\d]{{5,}}\d")
 _NUMBER_ALONE = re.compile(rf"\s*\d[{_SEPARATORS}\d]{{5,}}\d\s*")
-_GROUPED_RUN = re.compile(
-    rf"(?<![\d.\-/])\d{{2,5}}[{_SEPARATORS}]{{1,2}}\d{{3,4}}[{_SEPARATORS}]{{1,2}}\d{{3,5}}"
-    rf"(?![\d.\-/]?\d)"
+_RUN_ENDS = r"(?![\d.\-/]?\d)"  # no more digits follow: not the head of a longer number
+_NANP_RUN = re.compile(
+    rf"(?<!\d)[2-9]\d\d[{_SEPARATORS}]{{1,2}}\d{{3}}[{_SEPARATORS}]{{1,2}}\d{{4}}{_RUN_ENDS}"
 )
+_TRUNK_RUN = re.compile(rf"(?<!\d)0\d{{1,4}}(?:[{_SEPARATORS}]{{1,2}}\d{{2,8}}){{1,4}}{_RUN_ENDS}")
 
 
 def described(value: object) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import urllib.parse
 
 import pytest
@@ -256,3 +257,49 @@ def test_the_rejects_file_redacts_keys_as_well_as_values():
     text = json.dumps(kept)
     assert "key.leak@example.com" not in text
     assert "7700 900202" not in text
+
+
+@pytest.mark.parametrize(("text", "country"), [
+    # a trunk 1 or punctuation before a North American number within words
+    ("Call 1-415-555-0123 after 5", None), ("call 1.415.555.0123 now", None),
+    ("Tel.415-555-0123", None), ("ref-415-555-0123", None),
+    # full-width brackets, slashes and dots; spaces of every width; dashes of other keyboards
+    ("+1\uff08415\uff09555-0123", None), ("\uff08415\uff09555-0123", None),
+    ("030\uff0f1234567", "DE"), ("415\uff0e555\uff0e0123", None),
+    ("+44\u200b20\u200b7946\u200b0958", None), ("+1\u2060415\u2060555\u20600123", None),
+    ("415\u00ad555\u00ad0123", None), ("+44\u200920\u20097946\u20090958", None),
+    ("415\ufe63555\ufe630123", None), ("415\u301c555\u301c0123", None), ("415~555~0123", None),
+    # a space after the plus, or the 00 / 011 that dials out
+    ("+ 1 415 555 0123", None), ("0044 20 7946 0958", None), ("011 44 20 7946 0958", "GB"),
+    # emails with a top-level name in another script, or a full-width at sign
+    ("contact ivan@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444", None),
+    ("john\uff20example.com", None),
+    # national numbers within words, written as their countries write them
+    ("appelez le 06 12 34 56 78", "FR"), ("Tel. 030 12345678", "DE"),
+])
+def test_phone_numbers_and_emails_as_people_write_them_are_found(text, country):
+    assert personal_in_words(text, country)
+    assert redacted(text, country) != text, "the rejects file never keeps it raw"
+
+
+@pytest.mark.parametrize(("text", "country"), [
+    ("Monitor 3840 2160 144Hz", "DE"), ("Box 300 400 500 mm", "DE"),
+    ("Speaker 20 2000 20000 Hz", "DE"), ("Episode 202 312 4567", "DE"),
+    ("Set 100 250 500 ml", "FR"), ("Cable 10 100 1000 Mbps", "FR"), ("Order 12 345 678", "AT"),
+    ("SKU 123-456-7890", "GB"), ("Range 200-300-4000", "GB"), ("Released 01.02.2024", "DE"),
+])
+def test_product_specs_with_numbers_are_no_phone_numbers(text, country):
+    assert not personal_in_words(text, country)
+
+
+@pytest.mark.parametrize("text", [
+    "x" * 200_000 + "@" + "y" * 200_000,  # no dot after the @: was quadratic
+    "a@" * 200_000, "@" * 400_000, "212-555-0100 " * 30_000, "+1 " * 200_000, "(" * 200_000 + "1",
+])
+def test_huge_values_are_judged_in_bounded_time(text):
+    """Each of these took from seconds to minutes when a pattern backtracked over the text;
+    a mapping worker that takes that long is killed and the run fails."""
+    started = time.process_time()
+    personal_in_words(text)
+    redacted(text, None)
+    assert time.process_time() - started < 5
