@@ -5,7 +5,7 @@ publish its rate limit, so a fixed number of requests in flight is either too fe
 waits on the network) or too many (a rate limit answers 429). The limit works as TCP's
 congestion window and the AIMD and gradient limits of concurrency-limit libraries do:
 
-- it starts at `START` (the old fixed default) and, while answers come back 2xx without the
+- it starts at `START` (twice the old fixed default) and, while answers come back 2xx without the
   latency rising, grows by one per answer (doubling each round trip) until the first sign of
   trouble, then by one per ROUND_TRIPS_PER_STEP round trips;
 - after an outage that cut it several times in a row (5xx, timeouts or refused connections
