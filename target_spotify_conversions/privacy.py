@@ -79,12 +79,17 @@ def looks_personal(value: object) -> bool:
 _EMAIL = re.compile(r"(?<=[^@\uff20\s])[@\uff20](?=[^@\uff20\s]{1,253}?\.[^\W\d_]{2,})")
 
 
+def _has_at_sign(text: str) -> bool:
+    """The test in C before `_EMAIL`'s scan: most values hold no `@` of either width."""
+    return "@" in text or "\uff20" in text
+
+
 def plainly_personal(text: str) -> bool:
     """Whether a text is plainly an email (`name@domain.tld`) or an international or bracketed
     phone number (`+44 20 7946 0958`, `(415) 555-0123`): what a free-text field must never
     send raw. Stricter than `looks_personal`, so that no id or user agent is mistaken; two
     cheap tests first, as it runs on every free-text value."""
-    if "@" in text or "\uff20" in text:
+    if _has_at_sign(text):
         return _EMAIL.search(text) is not None
     return text[:1] in ("+", "(", "\uff0b", "\uff08") and looks_like_phone(text)
 
@@ -120,7 +125,7 @@ def personal_in_free_text(text: str, country: str | None = None) -> bool:
     hold, and bare digits are ids. (`$event_id` keeps the stricter `plainly_personal`.) Two
     regex scans in C first: most values hold no run of seven digits and separators, and end
     there."""
-    if ("@" in text or "\uff20" in text) and _EMAIL.search(text) is not None:
+    if _has_at_sign(text) and _EMAIL.search(text) is not None:
         return True
     if _MARKED_RUN.search(text) is not None and any(  # `+44 ...`, `(415) ...`
         looks_like_phone(run) for run in _MARKED_RUN.findall(text)
