@@ -365,6 +365,20 @@ PROPERTIES: tuple[Rule, ...] = (
 
 RULES_BY_SOURCE: Mapping[str, Rule] = {rule.source: rule for rule in PROPERTIES}
 
+# What a rule made of a value: (the value to send, None), or (None, (code, message)) when it
+# is invalid.
+_Converted = tuple[Any, tuple[str, str] | None]
+# Text values whose conversion an EventMapper keeps (all properties together): a few MB.
+MEMO_ENTRIES = 20_000
+
+
+def _converted(rule: Rule, value: object, options: MappingOptions) -> _Converted:
+    try:
+        return rule.convert(value, options), None
+    except Invalid as exc:
+        return None, (exc.code or "invalid_" + rule.source.lstrip("$"), str(exc))
+
+
 # Every property the mapping reads: what a rejects-file record keeps.
 INPUT_PROPERTIES: tuple[str, ...] = (
     "spotify_event_name",
@@ -395,6 +409,12 @@ class EventMapper:
         self._default_source = options.default_action_source  # checked (settings.py)
         self._now: dt.datetime | None = None
         self._now_texts = ("", "")
+        # Each property's rule, and what it made of each text value (_convert_text): bounded,
+        # held by the mapping process only, never written anywhere.
+        self._rules: dict[str, tuple[Rule, dict[str, _Converted]]] = {
+            source: (rule, {}) for source, rule in RULES_BY_SOURCE.items()
+        }
+        self._memo_entries = 0
 
     def map(
         self, record: Mapping[str, Any], stream: str, now: dt.datetime | None = None
@@ -549,25 +569,44 @@ class EventMapper:
         problems: list[Problem],
         warnings: list[str],
     ) -> None:
-        options = self.options
-        rules = RULES_BY_SOURCE
+        rules = self._rules
         for key, value in record.items():
-            rule = rules.get(key)
-            if rule is None or value is None:
+            found_rule = rules.get(key)
+            if found_rule is None or value is None:
                 continue
+            rule, memo = found_rule
             if type(value) is str:  # most values: is_absent without the call
-                if not value or value.isspace():
-                    continue
+                found = memo.get(value)
+                if found is None:
+                    if not value or value.isspace():
+                        continue
+                    found = self._convert_text(rule, memo, value)
             elif is_absent(value):
                 continue
-            try:
-                sections[rule.section][rule.target] = rule.convert(value, options)
-            except Invalid as exc:
-                code = exc.code or "invalid_" + rule.source.lstrip("$")
-                if rule.on_invalid == "reject":
-                    problems.append(Problem(code, str(exc)))
-                else:
-                    warnings.append(code)
+            else:
+                found = _converted(rule, value, self.options)
+            result, invalid = found
+            if invalid is None:
+                # a list (the emails) is the event's own: _check_and_finish may cut it
+                target = sections[rule.section]
+                target[rule.target] = list(result) if type(result) is list else result
+            elif rule.on_invalid == "reject":
+                problems.append(Problem(*invalid))
+            else:
+                warnings.append(invalid[0])
+
+    def _convert_text(self, rule: Rule, memo: dict[str, _Converted], value: str) -> _Converted:
+        """A text value converted, and kept for the next record that carries it: a person's
+        email, phone, address and device, a product's name and category repeat across a
+        run's events, and checking and hashing them again was a third of the mapping."""
+        found = _converted(rule, value, self.options)
+        self._memo_entries += 1
+        if self._memo_entries > MEMO_ENTRIES:
+            for kept in self._rules.values():
+                kept[1].clear()
+            self._memo_entries = 1
+        memo[value] = found
+        return found
 
     def _check_and_finish(
         self,

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from target_spotify_conversions.mapping import (
     INPUT_PROPERTIES,
+    MEMO_ENTRIES,
     PROPERTIES,
     EventMapper,
     Mapped,
@@ -1073,3 +1074,40 @@ def test_words_around_numbers_that_are_no_phone_number_reach_spotify(name):
     result = mapped({**BASE, "content_name": name})
     assert result.event["event_details"]["content_name"] == name
 
+
+
+# --- values seen before: converted once per mapper (a person's email, a product's name) ---------
+
+
+def test_a_repeated_value_maps_the_same_in_every_record():
+    m = mapper()
+    record = {**BASE, "email": " Jane.Doe@example.com ", "$ip": "10.0.0.1", "$device_id": "d-1"}
+    first, second = (m.map({**record, "$event_id": f"evt-{n}"}, STREAM, NOW) for n in (1, 2))
+    for result in (first, second):
+        assert isinstance(result, Mapped)
+        assert result.event["user_data"] == {"hashed_emails": [JANE], "device_id": "d-1"}
+        assert result.warnings == ["ip_not_public"]  # a private address, dropped both times
+    # each event holds its own list: cutting one (the email cap) leaves the other whole
+    first.event["user_data"]["hashed_emails"].clear()
+    assert second.event["user_data"]["hashed_emails"] == [JANE]
+
+
+def test_a_repeated_invalid_value_rejects_every_record_that_holds_it():
+    m = mapper()
+    results = [
+        m.map({**BASE, "$event_id": f"evt-{n}", "currency": "usd?"}, STREAM, NOW) for n in (1, 2)
+    ]
+    for result in results:
+        assert isinstance(result, Rejected)
+        assert [problem.code for problem in result.reasons] == ["invalid_currency"]
+    assert results[0].reasons[0].detail == results[1].reasons[0].detail
+
+
+def test_the_values_kept_are_bounded():
+    m = mapper()
+    for n in range(MEMO_ENTRIES + 50):
+        result = m.map({**BASE, "$event_id": f"e{n}", "$device_id": f"device-{n}"}, STREAM, NOW)
+        assert isinstance(result, Mapped)
+        assert result.event["user_data"]["device_id"] == f"device-{n}"
+    kept = sum(len(memo) for _, memo in m._rules.values())
+    assert 0 < kept <= MEMO_ENTRIES
