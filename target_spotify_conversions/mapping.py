@@ -368,8 +368,10 @@ RULES_BY_SOURCE: Mapping[str, Rule] = {rule.source: rule for rule in PROPERTIES}
 # What a rule made of a value: (the value to send, None), or (None, (code, message)) when it
 # is invalid.
 _Converted = tuple[Any, tuple[str, str] | None]
-# Text values whose conversion an EventMapper keeps (all properties together): a few MB.
+# Text values whose conversion an EventMapper keeps (EventMapper._keep), all properties
+# together, and the longest kept (a user agent is about 150 characters): at most about 10 MB.
 MEMO_ENTRIES = 20_000
+MEMO_VALUE_CHARS = 400
 
 
 def _converted(rule: Rule, value: object, options: MappingOptions) -> _Converted:
@@ -409,7 +411,7 @@ class EventMapper:
         self._default_source = options.default_action_source  # checked (settings.py)
         self._now: dt.datetime | None = None
         self._now_texts = ("", "")
-        # Each property's rule, and what it made of each text value (_convert_text): bounded,
+        # Each property's rule, and what it made of each text value (_keep): bounded,
         # held by the mapping process only, never written anywhere.
         self._rules: dict[str, tuple[Rule, dict[str, _Converted]]] = {
             source: (rule, {}) for source, rule in RULES_BY_SOURCE.items()
@@ -580,7 +582,9 @@ class EventMapper:
                 if found is None:
                     if not value or value.isspace():
                         continue
-                    found = self._convert_text(rule, memo, value)
+                    found = _converted(rule, value, self.options)
+                    if len(value) <= MEMO_VALUE_CHARS:
+                        self._keep(memo, value, found)
             elif is_absent(value):
                 continue
             else:
@@ -595,18 +599,17 @@ class EventMapper:
             else:
                 warnings.append(invalid[0])
 
-    def _convert_text(self, rule: Rule, memo: dict[str, _Converted], value: str) -> _Converted:
-        """A text value converted, and kept for the next record that carries it: a person's
-        email, phone, address and device, a product's name and category repeat across a
-        run's events, and checking and hashing them again was a third of the mapping."""
-        found = _converted(rule, value, self.options)
+    def _keep(self, memo: dict[str, _Converted], value: str, found: _Converted) -> None:
+        """Keep what a rule made of a text value for the next record that holds it: a
+        person's email, phone, address and device, a product's name and category repeat
+        across a run's events, and checking and hashing them again was a third of the
+        mapping. Bounded in entries and in the length of a value kept."""
         self._memo_entries += 1
         if self._memo_entries > MEMO_ENTRIES:
-            for kept in self._rules.values():
-                kept[1].clear()
+            for _, kept in self._rules.values():
+                kept.clear()
             self._memo_entries = 1
         memo[value] = found
-        return found
 
     def _check_and_finish(
         self,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from target_spotify_conversions.mapping import (
     INPUT_PROPERTIES,
     MEMO_ENTRIES,
+    MEMO_VALUE_CHARS,
     PROPERTIES,
     EventMapper,
     Mapped,
@@ -1111,3 +1112,14 @@ def test_the_values_kept_are_bounded():
         assert result.event["user_data"]["device_id"] == f"device-{n}"
     kept = sum(len(memo) for _, memo in m._rules.values())
     assert 0 < kept <= MEMO_ENTRIES
+
+
+def test_a_long_value_is_mapped_but_not_kept():
+    m = mapper()
+    agent = "Mozilla/5.0 " + "x" * MEMO_VALUE_CHARS
+    for n in range(3):
+        result = m.map({**BASE, "$event_id": f"e{n}", "$user_agent": agent}, STREAM, NOW)
+        assert isinstance(result, Mapped)
+        assert result.event["user_data"]["user_agent"] == agent
+    assert agent not in m._rules["$user_agent"][1]
+    assert "203.0.113.7" in m._rules["$ip"][1]  # a short one is
