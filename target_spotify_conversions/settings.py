@@ -180,8 +180,9 @@ CONFIG_SCHEMA = th.PropertiesList(
         "mapping_processes",
         th.IntegerType(minimum=0, maximum=MAX_MAPPING_PROCESSES),
         description="Worker processes that map records beside the one reading them. Default: "
-        f"one per usable CPU (none on one CPU), at most {MAX_PROCESSES}. 0 maps in the reading "
-        "process (the only choice on Windows, where worker processes cannot start).",
+        f"one per usable CPU but the first (none on one CPU), at most {MAX_PROCESSES}. 0 maps "
+        "in the reading process (the only choice on Windows, where worker processes cannot "
+        "start).",
     ),
     th.Property(
         "request_timeout",
@@ -908,12 +909,14 @@ VALUE_CHECKS: Mapping[str, Callable[[Any], Any]] = {
 
 
 def default_processes() -> int:
-    """One worker per usable CPU (the reading process is light on the lean path, and on the
-    SDK path an extra worker costs little); none on one CPU or where workers cannot start."""
+    """One worker per usable CPU but the first, which the reading process keeps (it reads,
+    sends and records about a third of the work): a worker on each CPU made three busy
+    processes share two, for 7% more speed at 10% more CPU. None on one CPU or where
+    workers cannot start."""
     if not can_start_workers():
         return 0
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 0 if (usable or 1) < 2 else min(usable or 1, MAX_PROCESSES)
+    return min(max((usable or 1) - 1, 0), MAX_PROCESSES)
 
 
 def can_start_workers() -> bool:

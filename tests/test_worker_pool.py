@@ -214,9 +214,9 @@ def test_a_failure_mapping_in_process_stops_the_run_as_a_worker_failure_would(ca
     assert "jane.doe" not in capfd.readouterr().err
 
 
-def test_the_default_is_one_worker_per_usable_cpu_and_none_on_one():
+def test_the_default_is_one_worker_per_usable_cpu_but_the_first():
     usable = len(os.sched_getaffinity(0))
-    assert default_processes() == (0 if usable == 1 else min(usable, MAX_PROCESSES))
+    assert default_processes() == min(usable - 1, MAX_PROCESSES)
     original = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, {min(original)})  # as `taskset -c 0` would
