@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from target_spotify_conversions.mapping import (
     INPUT_PROPERTIES,
-    MEMO_ENTRIES,
+    MEMO_BYTES,
+    MEMO_ENTRY_BYTES,
     MEMO_VALUE_CHARS,
     PROPERTIES,
     EventMapper,
@@ -1106,12 +1107,14 @@ def test_a_repeated_invalid_value_rejects_every_record_that_holds_it():
 
 def test_the_values_kept_are_bounded():
     m = mapper()
-    for n in range(MEMO_ENTRIES + 50):
-        result = m.map({**BASE, "$event_id": f"e{n}", "$device_id": f"device-{n}"}, STREAM, NOW)
+    entries = MEMO_BYTES // (MEMO_ENTRY_BYTES + 12)  # values of 12 characters
+    for n in range(entries + 50):
+        result = m.map({**BASE, "$event_id": f"e{n}", "$device_id": f"dev-{n:08d}"}, STREAM, NOW)
         assert isinstance(result, Mapped)
-        assert result.event["user_data"]["device_id"] == f"device-{n}"
-    kept = sum(len(memo) for _, memo in m._rules.values())
-    assert 0 < kept <= MEMO_ENTRIES
+        assert result.event["user_data"]["device_id"] == f"dev-{n:08d}"
+    held = sum(len(v) + MEMO_ENTRY_BYTES for _, memo in m._rules.values() for v in memo)
+    assert 0 < held <= MEMO_BYTES
+    assert len(m._rules["$device_id"][1]) < entries  # it started afresh
 
 
 def test_a_long_value_is_mapped_but_not_kept():
