@@ -65,6 +65,28 @@ def test_what_a_run_that_died_acknowledged_is_left_out_by_the_next(tmp_path):
 
 
 
+@pytest.mark.parametrize("connections", [1, 3, 6])  # merged one by one up to 4, then at once
+def test_the_merge_keeps_every_connection_apart_and_the_latest_row_of_an_event(
+    tmp_path, connections
+):
+    ids = [f"0d2c4b6a-1e3f-4a5b-8c7d-9e0f1a2b3c{n:02d}" for n in range(connections)]
+    ledger = open_ledger(tmp_path)
+    for number, connection in enumerate(ids):
+        with ledger.claim(connection, events("a", f"only-{number}")) as claim:
+            claim.record(events("a", f"only-{number}"), 200, "first")
+    with ledger.claim(ids[0], events("a")) as claim:  # "a" again: the later request wins
+        claim.record([("a", body("a", "2026-11-02T10:00:00.000Z"))], 200, "again")
+    ledger.close()
+    later = open_ledger(tmp_path, "run-2")
+    for number, connection in enumerate(ids):
+        with later.claim(connection, events("a", f"only-{number}", "only-x")) as claim:
+            assert claim.skip == {"a", f"only-{number}"}
+    later.close()
+    found = {(row["connection_id"], row["event_time"]) for row in lookup(later.engine, "a")}
+    assert (ids[0], "2026-11-02T10:00:00.000Z") in found
+    assert len(found) == connections
+
+
 def test_a_connection_the_file_held_nothing_of_is_not_looked_up_again_in_that_run(tmp_path):
     """A first run to a connection (a backfill) looks nothing up. What another run sharing
     the file merges meanwhile is then not seen, as two such runs miss each other's appended
