@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 import ipaddress
 import socket
+import sys
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -370,7 +371,9 @@ RULES_BY_SOURCE: Mapping[str, Rule] = {rule.source: rule for rule in PROPERTIES}
 _Converted = tuple[Any, tuple[str, str] | None]
 # What an EventMapper keeps of the text values it converted (EventMapper._keep): the longest
 # value kept (a user agent is about 150 characters), and the memory all may hold, estimated
-# as MEMO_ENTRY_BYTES an entry (its result and the table's share) and a byte a character.
+# as MEMO_ENTRY_BYTES an entry (its result and the table's share) and a byte an ASCII
+# character; other text twice its size (up to 4 bytes a character, and its UTF-8 copy once
+# encoded: 400 emoji were 3.3 kB kept, not 400 bytes).
 # 24 MB holds the emails, phones and devices of about 40,000 people: against 200,000 events
 # of 25,000 people, 91% of the values were found kept (78% with a fifth of that).
 MEMO_VALUE_CHARS = 400
@@ -609,11 +612,12 @@ class EventMapper:
         across a run's events, and were checked and hashed again for each (200,000 events of
         25,000 people: 15.6 µs a record to map, 13.7 with the values kept). Bounded in the
         length of a value kept and in all (MEMO_BYTES)."""
-        self._memo_bytes += len(value) + MEMO_ENTRY_BYTES
+        size = MEMO_ENTRY_BYTES + (len(value) if value.isascii() else 2 * sys.getsizeof(value))
+        self._memo_bytes += size
         if self._memo_bytes > MEMO_BYTES:  # everything starts afresh
             for _, kept in self._rules.values():
                 kept.clear()
-            self._memo_bytes = len(value) + MEMO_ENTRY_BYTES
+            self._memo_bytes = size
         memo[value] = found
 
     def _check_and_finish(

@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import hashlib
 import json
+import tracemalloc
 
 import pytest
 from hypothesis import given
@@ -1115,6 +1116,22 @@ def test_the_values_kept_are_bounded():
     held = sum(len(v) + MEMO_ENTRY_BYTES for _, memo in m._rules.values() for v in memo)
     assert 0 < held <= MEMO_BYTES
     assert len(m._rules["$device_id"][1]) < entries  # it started afresh
+
+
+def test_the_values_kept_are_bounded_in_memory_whatever_their_characters():
+    m = mapper()
+    emoji = "\U0001f600" * (MEMO_VALUE_CHARS - 9)  # 4 bytes a character, and a UTF-8 copy
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20_000):  # 40,000 values of 1.7 kB (more once encoded): 68 MB and up
+            record = {**BASE, "$event_id": f"e{n}", "$device_id": f"d{n:08d}" + emoji,
+                      "session_id": f"s{n:08d}" + emoji}
+            assert isinstance(m.map(record, STREAM, NOW), Mapped)
+        held = tracemalloc.get_traced_memory()[1] - before  # the peak
+    finally:
+        tracemalloc.stop()
+    assert held < 1.5 * MEMO_BYTES
 
 
 def test_a_long_value_is_mapped_but_not_kept():
