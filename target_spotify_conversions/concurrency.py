@@ -119,6 +119,12 @@ class ConcurrencyLimit:
         """Requests allowed in flight now (a whole number, at least 1)."""
         return max(1, int(self._limit))
 
+    @property
+    def untroubled(self) -> bool:
+        """Whether the limit is still growing from its start, never cut: no answer has yet
+        been a sign of trouble."""
+        return self.adaptive and self._generation == 0
+
     def acquire(self, stop: threading.Event | None = None) -> Slot | None:
         """Wait for a place in flight; None when `stop` was set meanwhile."""
         with self._changed:

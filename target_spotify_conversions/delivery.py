@@ -156,14 +156,19 @@ class Delivery:
             self._in_flight.clear()
 
     def _max_in_flight(self) -> int:
-        """Requests sent or waiting to be: twice the limit, and never fewer than twice what
-        the limit reaches in two round trips from its start. The next request is ready the
-        moment one may start, and neither a limit cut low nor one still growing stalls the
-        reading: starting at twice the start, reading stopped for half of each of the first
-        round trips against an API answering in 250 ms (46,000 and 45,200 events/s, then
-        47,300 and 46,200: two sittings of 3 alternated runs). No more events wait in memory
-        than the API takes in two rounds at the cap."""
-        return 2 * max(self._limit.limit, min(4 * START, self._limit.cap))
+        """Requests sent or waiting to be: twice the limit, and never fewer than twice the
+        starting limit. The next request is ready the moment one may start, a limit cut low
+        does not stall the reading, and no more events wait in memory than the API takes in
+        two rounds.
+
+        Until the first sign of trouble, never fewer than twice what the limit reaches in two
+        round trips from its start: reading stopped for half of each of the first round
+        trips against an API answering in 250 ms (46,000 and 45,200 events/s, then 47,300 and
+        46,200: two sittings of 3 alternated runs). Not after: through an outage the queued
+        requests each retry on their own, and held 50 MB more of raw records per connection."""
+        limit = self._limit
+        floor = 4 * START if limit.untroubled else START
+        return 2 * max(limit.limit, min(floor, limit.cap))
 
     def _collect(self, return_when: str | None) -> None:
         if return_when is None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 from target_spotify_conversions.client import CapiClient
+from target_spotify_conversions.concurrency import START, ConcurrencyLimit
 from target_spotify_conversions.delivery import Delivery, Outcome, Pending
 from target_spotify_conversions.transport import DryRunFile
 from tests.harness import CONNECTION_ID, TOKEN
@@ -94,3 +97,41 @@ def test_dry_run_writes_each_body_as_one_line(tmp_path):
     bodies = [json.loads(line) for line in path.read_text().splitlines()]
     assert sorted(len(b["conversion_events"]["events"]) for b in bodies) == [2, 4]
     assert bodies[0]["conversion_events"]["capi_connection_id"] == CONNECTION_ID
+
+
+def queued_while_the_api_is_slow(fake, limit) -> int:
+    """How many one-event requests reading may queue (sent or waiting) while a slow API has
+    answered none of them."""
+    fake.configure(latency=3.0)
+    client = CapiClient(fake.url, TOKEN, limit=limit)
+    sender = Delivery(client, CONNECTION_ID, events_per_request=1, max_concurrent_requests=48,
+                      on_outcome=lambda _: None, limit=limit)
+    added = []
+
+    def read() -> None:
+        for i in range(100):
+            sender.add(i, pending(i))
+            added.append(i)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(1.5)  # no answer yet: reading has stopped where the queue is full
+    queued = len(added)
+    fake.configure()
+    reader.join(timeout=30)
+    sender.drain()
+    sender.close()
+    client.close()
+    assert len(fake.accepted_ids()) == 100
+    return queued
+
+
+def test_reading_runs_ahead_while_the_limit_grows_from_its_start(fake):
+    limit = ConcurrencyLimit(48)  # starts at 8
+    assert queued_while_the_api_is_slow(fake, limit) == 2 * 4 * START
+
+
+def test_after_a_sign_of_trouble_reading_queues_twice_the_limit_only(fake):
+    limit = ConcurrencyLimit(48)
+    limit.release(limit.acquire(), ok=False)  # a 5xx: cut to 4, and the API is in trouble
+    assert queued_while_the_api_is_slow(fake, limit) == 2 * START
