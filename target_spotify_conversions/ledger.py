@@ -347,7 +347,7 @@ class SqliteLedger(Ledger):
             if _PLAIN_SQLITE_URL.fullmatch(url) and not uri:
                 connect: Callable[[], Any] = lambda: _connect(path, read_only=read_only)  # noqa: E731
             else:  # a driver, a query or a `file:` URI: as SQLAlchemy reads the URL
-                engine = sqlite_engine(url, read_only=read_only)
+                engine = sqlite_engine(url, read_only=read_only, pool_size=None)
                 connect = engine.raw_connection
         except Exception as exc:  # a folder under a file; a driver not installed
             if isinstance(exc, OSError):
@@ -487,29 +487,33 @@ class SqliteLedger(Ledger):
             raise LedgerError(self.unwritable(exc)) from None
 
 
-def sqlite_engine(url: str, *, read_only: bool, pool_size: int = 4) -> sa.engine.Engine:
+def sqlite_engine(
+    url: str, *, read_only: bool, pool_size: int | None = 4
+) -> sa.engine.Engine:
     """A SQLAlchemy engine on a SQLite ledger: for the ledger command's queries, and for a run
     whose SQLite URL names a driver, a query or a `file:` URI. A plain path (and any path read
     only) is opened by `_connect`, so every form of a URL opens the same file (`%20` and `#`
-    are part of a file's name, as SQLAlchemy reads a URL)."""
+    are part of a file's name, as SQLAlchemy reads a URL).
+
+    `pool_size` None: no pool, a connection each time one is asked for. A run's request
+    threads each keep one for the whole run, as many as requests may be in flight: a pool of
+    4 (and 4 more) held the ninth thread 30 s and failed the run with TimeoutError."""
     import sqlalchemy as sa
 
+    pooling: dict[str, Any] = (
+        {"poolclass": sa.pool.NullPool}
+        if pool_size is None
+        else {"poolclass": sa.pool.QueuePool, "pool_size": pool_size, "max_overflow": pool_size}
+    )
     path = sqlite_path(url)
     if path is not None and not path.startswith("file:") and (
         read_only or _PLAIN_SQLITE_URL.fullmatch(url)
     ):
         return sa.create_engine(
-            "sqlite://",
-            creator=lambda: _connect(path, read_only=read_only),
-            poolclass=sa.pool.QueuePool,
-            pool_size=pool_size,
-            max_overflow=pool_size,
+            "sqlite://", creator=lambda: _connect(path, read_only=read_only), **pooling
         )
     engine = sa.create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        connect_args={"timeout": 30, "check_same_thread": False},
+        url, connect_args={"timeout": 30, "check_same_thread": False}, **pooling
     )
     sa.event.listen(engine, "connect", lambda raw, _: sqlite_pragmas(raw, read_only=read_only))
     return engine

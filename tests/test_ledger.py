@@ -87,6 +87,35 @@ def test_the_merge_keeps_every_connection_apart_and_the_latest_row_of_an_event(
     assert len(found) == connections
 
 
+@pytest.mark.parametrize("query", ["?timeout=5", "?mode=rwc&uri=true"])
+def test_a_url_with_a_query_gives_every_request_thread_its_own_connection(tmp_path, query):
+    """Each request thread keeps a connection for the run: more threads than a pool holds
+    must not wait for one (a pool of 4 and 4 more held the ninth 30 s, then failed)."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}{query}"
+    if "uri=true" in query:
+        url = f"sqlite:///file:{tmp_path / 'ledger.sqlite'}{query}"
+    ledger = open_url(url, run_id="run-1")
+    assert isinstance(ledger, Ledger)
+    started = time.monotonic()
+    for number in range(12):  # one after another, each on its own thread and connection
+        ids = (f"t{number}-a", f"t{number}-b")
+
+        def deliver(ids: tuple[str, ...] = ids) -> None:
+            with ledger.claim(CONNECTION_ID, events(*ids)) as claim:
+                claim.record(events(*ids), 200, "SUCCESS")
+
+        thread = threading.Thread(target=deliver)
+        thread.start()
+        thread.join(timeout=20)
+        assert not thread.is_alive(), f"thread {number} waited for a connection"
+    assert time.monotonic() - started < 10
+    ledger.close()
+    later = open_url(url, run_id="run-2")
+    with later.claim(CONNECTION_ID, events("t0-a", "t11-b", "new")) as claim:
+        assert claim.skip == {"t0-a", "t11-b"}
+    later.close()
+
+
 def test_a_connection_the_file_held_nothing_of_is_not_looked_up_again_in_that_run(tmp_path):
     """A first run to a connection (a backfill) looks nothing up. What another run sharing
     the file merges meanwhile is then not seen, as two such runs miss each other's appended
