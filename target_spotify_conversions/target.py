@@ -73,6 +73,9 @@ RUN_ERRORS = (
 
 # Streams whose lean path is logged by name; a run with thousands of streams logs the first few.
 LEAN_STREAMS_LOGGED = 20
+# Who checks a lean stream's records, by mapping_processes (more than one: "the mapping
+# processes").
+_CHECKERS = {0: "the reading process (mapping_processes 0)", 1: "the mapping process"}
 
 
 class TargetSpotifyConversions(Target):
@@ -202,10 +205,13 @@ class TargetSpotifyConversions(Target):
             return
         self.pipeline.add_raw_stream(checks)
         if stream not in reader.raw_streams and len(reader.raw_streams) < LEAN_STREAMS_LOGGED:
+            workers = self.pipeline.settings.mapping_processes
+            checker = _CHECKERS.get(workers, "the mapping processes")
             self.logger.info(
                 "Stream %s: records skip the SDK's per-record path (no stream map, flattening "
-                "or metadata to apply); the mapping workers check them",
+                "or metadata to apply); %s checks them",
                 stream,
+                checker,
             )
             if len(reader.raw_streams) == LEAN_STREAMS_LOGGED - 1:
                 self.logger.info("Further streams taking that path are not named one by one")
