@@ -366,9 +366,9 @@ PROPERTIES: tuple[Rule, ...] = (
 
 RULES_BY_SOURCE: Mapping[str, Rule] = {rule.source: rule for rule in PROPERTIES}
 
-# What a rule made of a value: (the value to send, None), or (None, (code, message)) when it
-# is invalid.
-_Converted = tuple[Any, tuple[str, str] | None]
+# What a rule made of a value: (the value to send, None), or (None, why) when it is invalid
+# (a Problem: frozen, so the records that hold the same value share it).
+_Converted = tuple[Any, Problem | None]
 # What an EventMapper keeps of the text values it converted (EventMapper._keep): the longest
 # value kept (a user agent is about 150 characters), and the memory all may hold, estimated
 # as MEMO_ENTRY_BYTES an entry (its result and the table's share) and a byte an ASCII
@@ -385,7 +385,7 @@ def _converted(rule: Rule, value: object, options: MappingOptions) -> _Converted
     try:
         return rule.convert(value, options), None
     except Invalid as exc:
-        return None, (exc.code or "invalid_" + rule.source.lstrip("$"), str(exc))
+        return None, Problem(exc.code or "invalid_" + rule.source.lstrip("$"), str(exc))
 
 
 # Every property the mapping reads: what a rejects-file record keeps.
@@ -602,9 +602,9 @@ class EventMapper:
                 target = sections[rule.section]
                 target[rule.target] = list(result) if type(result) is list else result
             elif rule.on_invalid == "reject":
-                problems.append(Problem(*invalid))
+                problems.append(invalid)
             else:
-                warnings.append(invalid[0])
+                warnings.append(invalid.code)
 
     def _keep(self, memo: dict[str, _Converted], value: str, found: _Converted) -> None:
         """Keep what a rule made of a text value for the next record that holds it: a

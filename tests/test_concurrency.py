@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import replace
 
 from target_spotify_conversions.concurrency import (
+    BASELINE_SECONDS,
     DEFAULT_MAX_IN_FLIGHT,
     ROUND_TRIPS_PER_STEP,
     START,
@@ -42,6 +43,17 @@ class Traffic:
             self.flying.append(slot)
 
 
+def grown(
+    answers: int, *, seconds: float = 0.01, baseline_seconds: float = BASELINE_SECONDS
+) -> tuple[ConcurrencyLimit, Traffic]:
+    """A limit of cap 32 started at 4 (the arithmetic is easy to follow), kept full through
+    `answers` good answers of `seconds` each."""
+    limit = ConcurrencyLimit(32, start=4, baseline_seconds=baseline_seconds)
+    traffic = Traffic(limit)
+    traffic.answers(answers, seconds=seconds)
+    return limit, traffic
+
+
 def test_it_starts_at_eight_and_grows_by_one_per_good_answer_up_to_the_cap():
     limit = ConcurrencyLimit(DEFAULT_MAX_IN_FLIGHT)
     assert (limit.limit, limit.cap) == (START, DEFAULT_MAX_IN_FLIGHT) == (8, 48)
@@ -53,9 +65,7 @@ def test_it_starts_at_eight_and_grows_by_one_per_good_answer_up_to_the_cap():
 
 
 def test_a_failure_halves_it_once_for_all_the_requests_that_saw_the_old_limit():
-    limit = ConcurrencyLimit(32, start=4)
-    traffic = Traffic(limit)
-    traffic.answers(12)
+    limit, traffic = grown(12)
     assert limit.limit == 16
     traffic.answers(16, ok=False)  # sixteen 429s of one overload, all sent before the cut
     assert limit.limit == 8, "one cut per episode, not one per answer"
@@ -65,9 +75,7 @@ def test_a_failure_halves_it_once_for_all_the_requests_that_saw_the_old_limit():
 
 def test_after_a_cut_it_grows_by_about_one_per_six_round_trips():
     """Near a rate limit a request is a large step: growing slowly keeps 429s rare."""
-    limit = ConcurrencyLimit(32, start=4)
-    traffic = Traffic(limit)
-    traffic.answers(12)
+    limit, traffic = grown(12)
     traffic.answers(16, ok=False)
     assert limit.limit == 8
     traffic.answers(8 * ROUND_TRIPS_PER_STEP)  # that many round trips, less the rounding
@@ -77,9 +85,7 @@ def test_after_a_cut_it_grows_by_about_one_per_six_round_trips():
 
 
 def test_rising_latency_shrinks_it():
-    limit = ConcurrencyLimit(32, start=4)
-    traffic = Traffic(limit)
-    traffic.answers(12, seconds=0.05)
+    limit, traffic = grown(12, seconds=0.05)
     assert limit.limit == 16
     traffic.answers(16, seconds=0.5)  # ten times slower: the API is queueing
     assert limit.limit < 16
@@ -90,9 +96,7 @@ def test_when_the_api_gets_slower_for_good_the_limit_grows_back_within_seconds()
     are in flight. The limit is cut at once, and once a window of answers (5 s by default;
     0.3 s here) held none as fast as before, it doubles each round trip again, instead of
     staying at 1 until 200 slow answers had come in (two minutes at 600 ms)."""
-    limit = ConcurrencyLimit(32, start=4, baseline_seconds=0.3)
-    traffic = Traffic(limit)
-    traffic.answers(12, seconds=0.05)
+    limit, traffic = grown(12, seconds=0.05, baseline_seconds=0.3)
     assert limit.limit == 16
     traffic.answers(40, seconds=0.6)
     assert limit.limit < 16, "cut at once"
@@ -107,9 +111,7 @@ def test_after_an_outage_it_doubles_back_to_where_the_first_cut_left_it():
     the API answers again it doubles each round trip up to the first cut's level (32 -> 16),
     as TCP's slow start does, instead of growing by one per six round trips from 1 (90 round
     trips to get back to 16)."""
-    limit = ConcurrencyLimit(32, start=4)
-    traffic = Traffic(limit)
-    traffic.answers(28)
+    limit, traffic = grown(28)
     assert limit.limit == 32
     for _ in range(8):
         traffic.answers(2 * max(limit.limit, 2), ok=False)
@@ -125,9 +127,7 @@ def test_after_an_outage_it_doubles_back_to_where_the_first_cut_left_it():
 
 def test_after_429s_in_a_row_it_grows_back_slowly():
     """A rate limit says how much the API takes: regrowing fast would only bring more 429s."""
-    limit = ConcurrencyLimit(32, start=4)
-    traffic = Traffic(limit)
-    traffic.answers(28)
+    limit, traffic = grown(28)
     for _ in range(8):
         traffic.answers(2 * max(limit.limit, 2), ok=False, rate_limited=True)
     assert limit.limit == 1
