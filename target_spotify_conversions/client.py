@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import requests
 import urllib3
+import urllib3.util.response
 from requests.adapters import HTTPAdapter
 
 from .concurrency import ConcurrencyLimit, Slot
@@ -345,13 +346,15 @@ class CapiClient:
 
     def _classify(self, response: requests.Response, text: str) -> Answer:
         status = response.status_code
-        if self._token:  # a server that echoes the request's headers must not make us print it
-            text = text.replace(self._token, "[auth_token]")
+        if 200 <= status < 300 and _cut_in_headers(response):
+            raise _Transient(f"HTTP {status} cut short in its headers", None, status)
+        # A server that echoes the request's headers must not make us print the token: as
+        # sent, and once its JSON is read (an escaped letter would hide it from the first).
+        message = self._hidden(api_message(self._hidden(text)))
         if 200 <= status < 300 or status in (400, 413):
-            return Answer(status, api_message(text))
+            return Answer(status, message)
         if status in TRANSIENT_STATUSES or status >= 500:
             raise _Transient(f"HTTP {status}", retry_after(response), status)
-        message = api_message(text)
         if status == 401:
             raise AuthError(
                 f"HTTP 401 from the Conversions API: the auth_token is wrong, expired or revoked "
@@ -369,6 +372,9 @@ class CapiClient:
         raise DeliveryError(
             f"HTTP {status} from {self.api_url}: {message} (usually a wrong api_url)"
         )
+
+    def _hidden(self, text: str) -> str:
+        return text.replace(self._token, "[auth_token]") if self._token else text
 
     def _session(self) -> tuple[requests.Session, requests.PreparedRequest]:
         """This thread's session, and the request every POST copies: prepared once (URL,
@@ -429,6 +435,21 @@ def retry_after(response: requests.Response) -> float | None:
     if seconds > MAX_RETRY_AFTER:
         logger.warning("Retry-After of %.0f s capped to %.0f s", seconds, MAX_RETRY_AFTER)
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _cut_in_headers(response: requests.Response) -> bool:
+    """Whether the answer ended inside its headers (`HTTP/1.1 200 OK` and half a header, then
+    the connection closed): urllib3 only logs that, and the 200 would count the events as
+    delivered when the server may never have taken them. urllib3's own test, on the headers as
+    http.client read them (what requests reads cookies from too)."""
+    headers = getattr(getattr(response.raw, "_original_response", None), "msg", None)
+    if headers is None:
+        return False
+    try:
+        urllib3.util.response.assert_header_parsing(headers)
+    except urllib3.exceptions.HeaderParsingError:
+        return True
+    return False
 
 
 def _read_prefix(response: requests.Response) -> str:

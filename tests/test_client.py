@@ -221,15 +221,19 @@ def test_a_netrc_entry_does_not_replace_the_bearer_token(fake, monkeypatch, tmp_
     assert fake.accepted_ids() == {"e-1"}
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404])
-def test_an_answer_that_echoes_the_token_never_shows_it(status):
+@pytest.mark.parametrize("escaped", [False, True])  # JSON may write a letter as \u0074
+@pytest.mark.parametrize("status", [200, 400, 401, 403, 404])
+def test_an_answer_that_echoes_the_token_never_shows_it(status, escaped):
     """A proxy or a wrong endpoint may echo the request's headers in its error page."""
     import http.server
 
     class Echo(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"message": f"you sent {self.headers['Authorization']}"}).encode()
+            sent = self.headers["Authorization"]
+            body = json.dumps({"message": f"you sent {sent}"}).encode()
+            if escaped:  # the token's first letter as a JSON escape
+                body = body.replace(TOKEN.encode(), b"\\u%04x" % ord(TOKEN[0]) + TOKEN[1:].encode())
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -341,3 +345,27 @@ def test_every_attempt_is_counted_once_across_threads(fake):
     answered_5xx = sum(1 for r in fake.requests if r.status and r.status >= 500)
     assert capi.counts.requests == len(fake.requests)
     assert capi.counts.retries == answered_5xx
+
+
+def test_an_answer_cut_short_in_its_headers_is_not_taken_for_delivery():
+    """`HTTP/1.1 200 OK` and half a header, then the connection closed: urllib3 only logs it,
+    and the server may never have taken the events. Retried, then given up."""
+    import socketserver
+
+    class Cut(socketserver.StreamRequestHandler):
+        def handle(self):
+            self.rfile.readline()
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nSer")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Cut)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = CapiClient(f"http://127.0.0.1:{server.server_address[1]}/", TOKEN, max_retries=1,
+                        backoff_factor=0.01)
+    try:
+        with pytest.raises(DeliveryError, match="cut short in its headers"):
+            client.post(body_of(CONNECTION_ID, [EVENT]), 1)
+        assert client.counts.retries == 1
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
