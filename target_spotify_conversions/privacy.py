@@ -239,15 +239,32 @@ def quoted(value: object, limit: int = 40) -> str:
 
 
 # Characters of a setting's text a start-up message may quote; a longer one (a token pasted
-# into the wrong setting) is only described.
+# into the wrong setting) is only described, and so is one of SECRET_LIKE_CHARS or more that
+# mixes SECRET_LIKE_MIX digits and letters at least: a short token is random letters and
+# digits, a setting's word is not (an event name, a country, a load method: `PURCHSE` and
+# `CUSTOM_EVENT_6` help to see, `9f3kQ...` must not be seen).
 SHOWN_SETTING_CHARS = 40
+SECRET_LIKE_CHARS = 12
+SECRET_LIKE_MIX = 3
+
+
+def showable_setting(value: object, limit: int = SHOWN_SETTING_CHARS) -> bool:
+    """Whether a setting's value may be quoted in a start-up message (see shown_setting)."""
+    if not isinstance(value, str):
+        return True
+    if len(value) > limit:
+        return False
+    if len(value) < SECRET_LIKE_CHARS:
+        return True
+    digits = sum(char.isdigit() for char in value)
+    return digits < SECRET_LIKE_MIX or sum(char.isalpha() for char in value) < SECRET_LIKE_MIX
 
 
 def shown_setting(value: object, limit: int = SHOWN_SETTING_CHARS) -> str:
     """A setting's value as a start-up error may show it: `quoted` when it fits in `limit`
-    (every event name and country code does), else only `described` (a token pasted in the
-    wrong place does not, and not a prefix of it either)."""
-    if isinstance(value, str) and len(value) > limit:
+    and does not look like a token, else only `described` (a token pasted in the wrong place,
+    and not a prefix of it either)."""
+    if not showable_setting(value, limit):
         return f"{described(value)} (not shown)"
     return quoted(value, limit)
 

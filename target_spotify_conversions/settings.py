@@ -11,7 +11,7 @@ import os
 import sys
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,10 @@ from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_p
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
 from .output_paths import OutputPathError, check_distinct, check_output_path, sqlite_database
 from .privacy import (
-    SHOWN_SETTING_CHARS,
     described,
     hidden_digests,
     looks_personal,
+    showable_setting,
     shown_setting,
 )
 from .retries import DEFAULT_MAX_RETRIES, guaranteed_wait
@@ -438,19 +438,32 @@ def _string_list(spec: Mapping[str, Any]) -> bool:
 
 def without_secrets(message: str, config: Mapping[str, Any]) -> str:
     """A config error message with every secret setting's value cut out, whatever its type,
-    and any other setting's text longer than 40 characters described instead (a token pasted
-    into the wrong setting is one: the schema's messages quote the value they refuse)."""
+    and any other setting's text that may not be shown (privacy.showable_setting: a token
+    pasted into the wrong setting; the schema's messages quote the value they refuse)
+    described instead."""
     for name in SECRET_SETTINGS:
         value = config.get(name)
         if value is None:
             continue
         for form in sorted(_forms(value), key=len, reverse=True):
             message = message.replace(form, "<secret not shown>")
-    for value in config.values():
-        if isinstance(value, str) and len(value) > SHOWN_SETTING_CHARS:
+    for value in _texts(list(config.values())):
+        if not showable_setting(value):
             for form in (repr(value), json.dumps(value), value):
                 message = message.replace(form, shown_setting(value))
     return message
+
+
+def _texts(value: object) -> Iterator[str]:
+    """Every text in a setting's value, within lists and objects too."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _texts(item)
 
 
 def _forms(value: object) -> set[str]:

@@ -303,3 +303,19 @@ def test_huge_values_are_judged_in_bounded_time(text):
     personal_in_words(text)
     redacted(text, None)
     assert time.process_time() - started < 5
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("ture", True),
+    ("PURCHSE", True),
+    ("CUSTOM_EVENT_6", True),
+    ("2026-12-07", True),
+    ("append-only", True),
+    ("k7Qz9xW2pL4vN8", False),  # a short token: letters and digits mixed
+    ("3f1c9a9e2b7d4c1e", False),
+    ("x" * 41, False),
+    (5, True),
+])
+def test_a_setting_is_quoted_only_when_it_reads_as_a_word(value, shown):
+    assert privacy.showable_setting(value) is shown
+    assert ("not shown" not in privacy.shown_setting(value)) is shown

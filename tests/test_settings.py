@@ -615,6 +615,43 @@ def test_a_secret_pasted_into_another_setting_is_not_shown(fake, tmp_path, setti
     assert fake.requests == []
 
 
+PASTED = "k7Qz9xW2pL4vN8"  # a short token, pasted where no secret setting holds it
+
+
+@pytest.mark.parametrize("settings", [
+    {"mapping_processes": PASTED},
+    {"dry_run": PASTED},
+    {"load_method": PASTED},
+    {"request_timeout": PASTED},
+    {"event_name_map": {"signup": PASTED}},
+], ids=["mapping_processes", "dry_run", "load_method", "request_timeout", "event_name_map"])
+def test_a_token_in_a_setting_of_the_wrong_type_is_not_shown(fake, tmp_path, settings):
+    """Found by an attack: a token pasted into `dry_run` or `mapping_processes` was quoted by
+    the schema's message unless it equalled a configured secret or passed 40 characters."""
+    config = target_config(fake.url, **settings)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert PASTED not in run.stderr
+    assert PASTED[:8] not in run.stderr
+    assert f"a string of {len(PASTED)} characters (not shown)" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert fake.requests == []
+
+
+def test_a_mistyped_word_in_a_setting_is_still_shown(fake, tmp_path):
+    """What helps to fix a typo stays: words, event names, a number written as text."""
+    for settings, shown in (({"dry_run": "ture"}, "'ture'"),
+                            ({"event_name_map": {"signup": "SING_UP_COMPLETE"}},
+                             "'SING_UP_COMPLETE'"),
+                            ({"event_name_map": {"signup": "CUSTOM_EVENT_6"}},
+                             "'CUSTOM_EVENT_6'"),
+                            ({"mapping_processes": "2"}, "'2'")):
+        config = target_config(fake.url, **settings)
+        run = run_target(tmp_path / f"run-{len(shown)}", config, singer_lines([purchase(1)]))
+        assert run.returncode == 1
+        assert shown in run.stderr, run.stderr[-1500:]
+
+
 @pytest.mark.parametrize("method", ["Append-Only", "append_only", 5, ["append-only"]])
 def test_a_load_method_that_is_no_method_is_named_as_such(method):
     with pytest.raises(SettingsError, match="is not a load method: the only one here is"):
