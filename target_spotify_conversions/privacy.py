@@ -71,17 +71,20 @@ def looks_personal(value: object) -> bool:
     return isinstance(value, str) and (looks_like_email(value) or looks_like_phone(value))
 
 
-# An email: an `@` (or a full-width one) with a character that is no space before it, and a
-# domain with a dot and a top-level name of two letters (of any script: `пример.рф`) after
-# it. Found at each `@`, the domain bounded at 253 characters (DNS's limit), so the scan is
-# linear: `[^@\s]+@[^@\s]+\.[A-Za-z]{2,}` took the square of the text's length when no
-# dot followed the `@` (70,000 characters on each side: over 20 s).
-_EMAIL = re.compile(r"(?<=[^@\uff20\s])[@\uff20](?=[^@\uff20\s]{1,253}?\.[^\W\d_]{2,})")
+# An email: an `@` (a full-width one, or `%40` as a URL writes it: `jane%40example.com`) with
+# a character that is no space before it, and a domain with a dot and a top-level name of two
+# letters (of any script: `пример.рф`) after it. Found at each `@`, the domain bounded at 253
+# characters (DNS's limit), so the scan is linear: `[^@\s]+@[^@\s]+\.[A-Za-z]{2,}` took the
+# square of the text's length when no dot followed the `@` (70,000 characters on each side:
+# over 20 s).
+_EMAIL = re.compile(
+    r"(?<=[^@\uff20\s])(?:[@\uff20]|%40)(?=[^@\uff20\s]{1,253}?\.[^\W\d_]{2,})"
+)
 
 
 def _has_at_sign(text: str) -> bool:
-    """The test in C before `_EMAIL`'s scan: most values hold no `@` of either width."""
-    return "@" in text or "\uff20" in text
+    """The test in C before `_EMAIL`'s scan: most values hold no `@` in any of its forms."""
+    return "@" in text or "\uff20" in text or "%40" in text
 
 
 def plainly_personal(text: str) -> bool:
