@@ -99,7 +99,13 @@ class ChunkMapper:
             body = _JSON_ENCODER.encode(result.event)
             mask = identifier_mask(result.event["user_data"])
             return MappedRecord(
-                result.event_id, body, tuple(result.warnings), (), mask, connection=connection
+                result.event_id,
+                body,
+                tuple(result.warnings),
+                (),
+                mask,
+                connection=connection,
+                event_time=result.event["event_time"],
             )
         if isinstance(result, Skipped):
             return MappedRecord(result.event_id, None, (), (), skipped=True)

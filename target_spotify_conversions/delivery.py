@@ -48,6 +48,7 @@ class Pending(msgspec.Struct, gc=False):
     body: bytes
     record: Mapping[str, Any] | msgspec.Raw  # raw: decoded only if the API refuses it
     identifiers: int = 0  # which identifiers the event carries, as mapping.IDENTIFIER_BITS
+    event_time: str = ""  # as in the body: what the ledger records
 
 
 @dataclass
@@ -216,8 +217,9 @@ class Delivery:
             self._send(items[middle:], outcome, claim)
 
 
-def _events(items: list[Pending]) -> list[tuple[str, bytes]]:
-    return [(item.event_id, item.body) for item in items]
+def _events(items: list[Pending]) -> list[tuple[str, str]]:
+    """The ledger's view of a request: ids and times, never the bodies."""
+    return [(item.event_id, item.event_time) for item in items]
 
 
 class WholesaleRefusal(DeliveryError):

@@ -119,41 +119,20 @@ _SQLITE_PRUNE = (
 # A SQLite URL the standard library opens itself: the default driver, a plain path, no query.
 _PLAIN_SQLITE_URL = re.compile(r"sqlite(?:\+pysqlite)?:///[^?]+")
 
-# (event_id, encoded event) as delivery holds them; the event's time is read from the body.
-Event = tuple[str, bytes]
+# (event_id, event_time) of an event in a request, as the mapping wrote them into its body.
+Event = tuple[str, str]
 
 
 class LedgerError(DeliveryError):
     """The ledger cannot be opened, read or written: the run stops, no STATE past it."""
 
 
-class _EventTime(msgspec.Struct):
-    event_time: str = ""
-
-
-_event_time = msgspec.json.Decoder(_EventTime).decode
 _json_encoder = msgspec.json.Encoder()
 
 
 def _encode_json(value: object) -> str:
     """JSON text for json_each: as text, since SQLite 3.45 reads a bound blob as JSONB."""
     return _json_encoder.encode(value).decode("utf-8")
-
-
-_TIME_KEY = b'"event_time":"'
-
-
-def event_time(body: bytes) -> str:
-    """The `event_time` of an encoded event (the mapping always sets it). Found as bytes in
-    the compact JSON the mapping writes (a quote inside a string value is escaped, so the key
-    cannot be forged there); decoded only if it is not found so."""
-    start = body.find(_TIME_KEY)
-    if start >= 0:
-        start += len(_TIME_KEY)
-        end = body.find(b'"', start)
-        if end > start:
-            return body[start:end].decode("utf-8", "replace")
-    return _event_time(body).event_time
 
 
 def describe(url: str) -> str:
@@ -435,7 +414,7 @@ class SqliteLedger(Ledger):
     ) -> None:
         if self.read_only or not events:
             return
-        rows = _encode_json([(event_id, event_time(body)) for event_id, body in events])
+        rows = _encode_json(events)
         raw = self._raw()
         with self._write_lock, self._writing(), _transaction(raw):
             cursor = raw.execute(

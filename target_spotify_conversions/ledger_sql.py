@@ -32,7 +32,6 @@ from .ledger import (
     Event,
     Ledger,
     LedgerError,
-    event_time,
 )
 
 METADATA = sa.MetaData()
@@ -334,10 +333,10 @@ def _write_events(
         event_id: {
             "connection_id": connection_id,
             "event_id": event_id,
-            "event_time": event_time(body),
+            "event_time": event_time,
             "request_id": request_id,
         }
-        for event_id, body in events
+        for event_id, event_time in events
     }
     values = [rows[event_id] for event_id in sorted(rows)]
     if not values:

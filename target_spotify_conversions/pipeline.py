@@ -286,7 +286,9 @@ class Pipeline:
                 stream, mapped.event_id, mapped.reasons, decoded, kept=kept, connection=connection
             )
             return
-        item = Pending(stream, mapped.event_id, mapped.body, record, mapped.identifiers)
+        item = Pending(
+            stream, mapped.event_id, mapped.body, record, mapped.identifiers, mapped.event_time
+        )
         if not self.delivery.fits(mapped.connection, item):
             too_big = Problem("event_too_large", "the event alone exceeds the 1 MB request limit")
             self.rejects.reject(

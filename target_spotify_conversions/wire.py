@@ -41,6 +41,9 @@ class MappedRecord(msgspec.Struct, array_like=True, gc=False):
     kept: bytes | None = None
     # The connection the record is routed to (routing.py); "" when it routes nowhere.
     connection: str = ""
+    # The event's `event_time` as its body holds it: the delivery ledger records it, without
+    # reading it back out of the body.
+    event_time: str = ""
 
 
 class StreamChecks(msgspec.Struct, array_like=True):

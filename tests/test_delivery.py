@@ -19,7 +19,8 @@ def pending(i: int, padding: int = 0) -> Pending:
         "user_data": {"ip_address": "203.0.113.1", "device_id": "d" * (1 + padding)},
         "opt_out_targeting": True,
     }
-    return Pending("s", f"e-{i}", json.dumps(event).encode(), {"$event_id": f"e-{i}"})
+    return Pending("s", f"e-{i}", json.dumps(event).encode(), {"$event_id": f"e-{i}"},
+                   event_time=event["event_time"])
 
 
 def delivery(transport, outcomes: list[Outcome], per_request: int = 10) -> Delivery:

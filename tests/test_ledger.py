@@ -19,13 +19,12 @@ from tests.harness import CONNECTION_ID
 OTHER_CONNECTION = "0d2c4b6a-1e3f-4a5b-8c7d-9e0f1a2b3c4d"
 
 
-def body(event_id: str, when: str = "2026-11-01T10:00:00.000Z") -> bytes:
-    return (f'{{"event_id":"{event_id}","event_name":"PURCHASE","event_time":"{when}",'
-            '"user_data":{"ip_address":"203.0.113.7"}}').encode()
+WHEN = "2026-11-01T10:00:00.000Z"
 
 
-def events(*ids: str) -> list[tuple[str, bytes]]:
-    return [(event_id, body(event_id)) for event_id in ids]
+def events(*ids: str) -> list[tuple[str, str]]:
+    """(event_id, event_time) of each event, as delivery hands a request's events over."""
+    return [(event_id, WHEN) for event_id in ids]
 
 
 def open_ledger(tmp_path, run_id: str = "run-1", **options) -> Ledger:
@@ -75,7 +74,7 @@ def test_the_merge_keeps_every_connection_apart_and_the_latest_row_of_an_event(
         with ledger.claim(connection, events("a", f"only-{number}")) as claim:
             claim.record(events("a", f"only-{number}"), 200, "first")
     with ledger.claim(ids[0], events("a")) as claim:  # "a" again: the later request wins
-        claim.record([("a", body("a", "2026-11-02T10:00:00.000Z"))], 200, "again")
+        claim.record([("a", "2026-11-02T10:00:00.000Z")], 200, "again")
     ledger.close()
     later = open_ledger(tmp_path, "run-2")
     for number, connection in enumerate(ids):
@@ -140,7 +139,7 @@ def test_a_connection_the_file_held_nothing_of_is_not_looked_up_again_in_that_ru
 def test_a_record_keeps_the_event_time_the_request_and_the_answer_but_nothing_personal(tmp_path):
     ledger = open_ledger(tmp_path)
     with ledger.claim(CONNECTION_ID, events("ord-1")) as claim:
-        claim.record([("ord-1", body("ord-1", "2026-10-31T23:59:59.123Z"))], 200,
+        claim.record([("ord-1", "2026-10-31T23:59:59.123Z")], 200,
                      "SUCCESS (sp_trace_id abc123)")
     before = int(time.time())
     [row] = lookup(ledger.engine, "ord-1")
@@ -318,8 +317,8 @@ def test_a_run_on_a_sqlite_ledger_never_loads_sqlalchemy(tmp_path):
         "import sys\n"
         "from target_spotify_conversions.ledger_open import open_ledger\n"
         f"ledger = open_ledger('sqlite:///{tmp_path / 'l.sqlite'}', run_id='r')\n"
-        "with ledger.claim('c', [('a', b'{\"event_time\":\"t\"}')]) as claim:\n"
-        "    claim.record([('a', b'{\"event_time\":\"t\"}')], 200, 'OK')\n"
+        "with ledger.claim('c', [('a', 't')]) as claim:\n"
+        "    claim.record([('a', 't')], 200, 'OK')\n"
         "ledger.close()\n"
         "print('sqlalchemy' in sys.modules)\n"
     )

@@ -89,6 +89,22 @@ def test_the_worker_maps_as_the_process_itself_would():
     assert in_worker(chunk) == expected
 
 
+@pytest.mark.parametrize("processes", [0, 1])
+def test_each_mapped_event_carries_the_time_its_body_holds(processes):
+    """The delivery ledger records it from here, without reading it back out of the body."""
+    workers = start_workers(OPTIONS, processes)
+    try:
+        workers.submit([("orders", record) for record in records()])
+        mapped = workers.take()
+    finally:
+        workers.close()
+    sent = [m for m in mapped if m.body is not None]
+    assert len(sent) == 7
+    for m in sent:
+        assert m.event_time == msgspec.json.decode(m.body)["event_time"]
+    assert {m.event_time for m in mapped if m.body is None} == {""}
+
+
 def test_a_value_json_cannot_carry_still_maps():
     # A stream map can make any Python value; such a chunk is pickled instead of encoded.
     chunk = [("orders", {**records()[0], "extra": {1, 2}}), ("orders", records()[3])]
