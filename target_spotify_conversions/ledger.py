@@ -137,7 +137,8 @@ def _encode_json(value: object) -> str:
 
 def describe(url: str) -> str:
     """Where the ledger is, for a message: the file of a SQLite URL, else the URL without its
-    password."""
+    password and without the values of its query (`?password=...` is a form drivers read
+    too)."""
     path = sqlite_path(url)
     if path is not None:
         return f"SQLite file {path}"
@@ -145,11 +146,12 @@ def describe(url: str) -> str:
 
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
         return "ledger_url (not shown)"
     if parsed.get_backend_name() == "sqlite":
         return f"SQLite file {parsed.database or ':memory:'}"
-    return parsed.render_as_string(hide_password=True)
+    hidden = parsed.set(query=dict.fromkeys(parsed.query, "***"))
+    return hidden.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
 def why(exc: BaseException) -> str:

@@ -243,12 +243,15 @@ def quoted(value: object, limit: int = 40) -> str:
 
 # Characters of a setting's text a start-up message may quote; a longer one (a token pasted
 # into the wrong setting) is only described, and so is one of SECRET_LIKE_CHARS or more that
-# mixes SECRET_LIKE_MIX digits and letters at least: a short token is random letters and
-# digits, a setting's word is not (an event name, a country, a load method: `PURCHSE` and
-# `CUSTOM_EVENT_6` help to see, `9f3kQ...` must not be seen).
+# reads as random: letters and digits mixed, a run of digits, or letters of both cases mixed
+# as no word mixes them. A setting's word is quoted (`PURCHSE`, `CUSTOM_EVENT_6`, `ture`,
+# `checkoutCompleted`: they help to fix a typo), a token is not (`9f3kQ...`, `QwErTy...`).
 SHOWN_SETTING_CHARS = 40
 SECRET_LIKE_CHARS = 12
-SECRET_LIKE_MIX = 3
+SECRET_LIKE_MIX = 3  # digits and letters, each at least: `k7Qz9xW2pL4vN8`
+SECRET_LIKE_DIGITS = 12  # a number this long is an id or a key, not a typo
+SECRET_LIKE_CASES = 16  # letters of both cases, a quarter capitals, and no separator
+_WORD_SEPARATORS = frozenset(" _-./:,;@")
 
 
 def showable_setting(value: object, limit: int = SHOWN_SETTING_CHARS) -> bool:
@@ -260,7 +263,19 @@ def showable_setting(value: object, limit: int = SHOWN_SETTING_CHARS) -> bool:
     if len(value) < SECRET_LIKE_CHARS:
         return True
     digits = sum(char.isdigit() for char in value)
-    return digits < SECRET_LIKE_MIX or sum(char.isalpha() for char in value) < SECRET_LIKE_MIX
+    letters = sum(char.isalpha() for char in value)
+    if (digits >= SECRET_LIKE_MIX and letters >= SECRET_LIKE_MIX) or digits >= SECRET_LIKE_DIGITS:
+        return False
+    return not _mixed_cases(value)
+
+
+def _mixed_cases(text: str) -> bool:
+    """Capitals and small letters mixed as in a random token, not as in camelCase."""
+    if len(text) < SECRET_LIKE_CASES or _WORD_SEPARATORS.intersection(text):
+        return False
+    capitals = sum(char.isupper() for char in text)
+    small = sum(char.islower() for char in text)
+    return capitals >= 4 and small >= 4 and capitals * 4 >= len(text)
 
 
 def shown_setting(value: object, limit: int = SHOWN_SETTING_CHARS) -> str:

@@ -8,6 +8,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import sys
 import urllib.parse
 import uuid
@@ -447,7 +448,7 @@ def without_secrets(message: str, config: Mapping[str, Any]) -> str:
             continue
         for form in sorted(_forms(value), key=len, reverse=True):
             message = message.replace(form, "<secret not shown>")
-    for value in _texts(list(config.values())):
+    for value in _texts(config):
         if not showable_setting(value):
             for form in (repr(value), json.dumps(value), value):
                 message = message.replace(form, shown_setting(value))
@@ -455,15 +456,21 @@ def without_secrets(message: str, config: Mapping[str, Any]) -> str:
 
 
 def _texts(value: object) -> Iterator[str]:
-    """Every text in a setting's value, within lists and objects too."""
+    """Every text in a value, within lists and objects too, and objects' keys (a setting's
+    name pasted wrong, an event_name_map key)."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
-        for item in value.values():
+        for key, item in value.items():
+            yield from _texts(key)
             yield from _texts(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _texts(item)
+
+
+# A URL's query parameters that carry a secret (`?password=`, `sslpassword`, `api_key`, ...).
+_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|key|auth|cred", re.IGNORECASE)
 
 
 def _forms(value: object) -> set[str]:
@@ -472,9 +479,14 @@ def _forms(value: object) -> set[str]:
     forms = {str(value), repr(value)}
     if isinstance(value, str) and "://" in value:
         with contextlib.suppress(ValueError):
-            password = urllib.parse.urlsplit(value).password
-            if password:
-                forms |= {password, urllib.parse.unquote(password)}
+            parts = urllib.parse.urlsplit(value)
+            secrets = [parts.password or ""] + [
+                text
+                for key, text in urllib.parse.parse_qsl(parts.query)
+                if _SECRET_QUERY_KEY.search(key)
+            ]
+            forms |= {form for secret in secrets for form in (secret, urllib.parse.quote(secret))}
+            forms |= {urllib.parse.unquote(secret) for secret in secrets}
     with contextlib.suppress(TypeError, ValueError):
         forms.add(json.dumps(value))
     if isinstance(value, Mapping):
@@ -668,6 +680,17 @@ def _ledger_url(value: object) -> str | None:
             "sqlite:///spotify-conversions-ledger.sqlite or postgresql+psycopg://user@host/db, "
             "or none"
         )
+    if sqlite_database(text) is None:  # a server's: read as SQLAlchemy will read it
+        import sqlalchemy as sa
+
+        try:
+            sa.engine.make_url(text)
+        except (sa.exc.ArgumentError, ValueError):
+            raise SettingsError(
+                "ledger_url cannot be read as an SQLAlchemy URL (is its port a number? a "
+                "password with `@`, `:` or `/` in it must be percent-encoded); its value is "
+                "not shown"
+            ) from None
     return text
 
 

@@ -378,7 +378,8 @@ class TargetSpotifyConversions(Target):
             return 128 + self.stopped_by
         if isinstance(exc, RUN_ERRORS):
             self.fail_run(f"failed: {type(exc).__name__}")
-            self.logger.error("Run failed: %s", exc)
+            # The SDK's stream map errors quote the expression: scrubbed as config messages are.
+            self.logger.error("Run failed: %s", without_secrets(str(exc), self.config))
         elif isinstance(exc, OSError):  # a full disk, a file removed or made read-only mid-run
             with contextlib.suppress(OSError):  # closing the same file may fail again
                 self.fail_run(f"failed: {exc.strerror or type(exc).__name__}")

@@ -230,6 +230,18 @@ def test_a_url_with_a_password_is_never_repeated(tmp_path):
     )
 
 
+def test_a_password_in_the_query_of_a_url_is_never_repeated():
+    """Found by an attack: `?password=` (a form libpq and SQLAlchemy read) was shown whole."""
+    secret = "4f3c2a9b8d7e6f5a"
+    url = f"postgresql+psycopg://app@db.example:5432/ledger?password={secret}&sslmode=require"
+    assert ledger_module.describe(url) == (
+        "postgresql+psycopg://app@db.example:5432/ledger?password=***&sslmode=***"
+    )
+    with pytest.raises(LedgerError) as failure:
+        open_url(url.replace("postgresql+psycopg", "nosuchdb"), run_id="r")
+    assert secret not in str(failure.value)
+
+
 def test_a_write_that_fails_midway_is_a_ledger_error_not_a_crash(tmp_path):
     ledger = open_ledger(tmp_path)
     with sqlite3.connect(tmp_path / "ledger.sqlite") as raw:

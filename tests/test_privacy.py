@@ -315,8 +315,14 @@ def test_huge_values_are_judged_in_bounded_time(text):
     ("CUSTOM_EVENT_6", True),
     ("2026-12-07", True),
     ("append-only", True),
+    ("checkoutCompleted", True),  # camelCase: a word
+    ("OrderCompletedEventName", True),
+    ("ADD_PAYMENT_INFO_STEP", True),
     ("k7Qz9xW2pL4vN8", False),  # a short token: letters and digits mixed
     ("3f1c9a9e2b7d4c1e", False),
+    ("8392017465839201", False),  # digits only
+    ("QwErTyUiOpAsDfGhJkLz", False),  # letters only, both cases mixed at random
+    ("sPotiFyCapiToKen42x", False),
     ("x" * 41, False),
     (5, True),
 ])

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from target_spotify_conversions.mapping import EventMapper, Mapped
-from target_spotify_conversions.settings import Settings, SettingsError
+from target_spotify_conversions.settings import Settings, SettingsError, without_secrets
 
 CONNECTION_ID = "3f1c9a9e-2b7d-4c1e-9f0a-5d6b7c8e9f01"
 TOKEN = "test-token-7c1d2a90f5e04b6b"
@@ -638,6 +638,22 @@ def test_a_token_in_a_setting_of_the_wrong_type_is_not_shown(fake, tmp_path, set
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("settings", [
+    {f"TARGET_SPOTIFY_CONVERSIONS_AUTH_TOKEN={PASTED}": ""},  # an env line pasted as a key
+    {"event_name_map": {PASTED: "PURCHSE"}},
+    {"property_paths": {PASTED: ["x"]}},
+    {"dry_run": "QwErTyUiOpAsDfGhJkLz"},
+], ids=["setting name", "event_name_map key", "property_paths key", "letters only"])
+def test_a_token_as_a_key_or_of_letters_only_is_not_shown(fake, tmp_path, settings):
+    config = target_config(fake.url, **settings)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    for token in (PASTED, "QwErTyUiOpAsDfGhJkLz"):
+        assert token[:10] not in run.stderr
+    assert "(not shown)" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
 def test_a_mistyped_word_in_a_setting_is_still_shown(fake, tmp_path):
     """What helps to fix a typo stays: words, event names, a number written as text."""
     for settings, shown in (({"dry_run": "ture"}, "'ture'"),
@@ -650,6 +666,29 @@ def test_a_mistyped_word_in_a_setting_is_still_shown(fake, tmp_path):
         run = run_target(tmp_path / f"run-{len(shown)}", config, singer_lines([purchase(1)]))
         assert run.returncode == 1
         assert shown in run.stderr, run.stderr[-1500:]
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://app@db.example:SOMEPASSWORD/ledger",  # a password typed where the port goes
+    "postgresql://app:pw@db.example:5432x/ledger",
+])
+def test_a_ledger_url_whose_port_is_no_number_is_refused_in_one_line(fake, tmp_path, url):
+    """Found by an attack: this was an internal error with a traceback."""
+    config = target_config(fake.url, ledger_url=url)
+    run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert "ledger_url cannot be read as an SQLAlchemy URL" in run.stderr
+    assert "SOMEPASSWORD" not in run.stderr
+    assert "Traceback" not in run.stderr
+    assert "Internal error" not in run.stderr
+    assert fake.requests == []
+
+
+def test_a_secret_in_the_query_of_ledger_url_is_scrubbed_from_config_messages():
+    url = "postgresql+psycopg://app@db.example/ledger?password=Qz8v2Lw9Xk&sslmode=require"
+    message = without_secrets(f"{url!r} and Qz8v2Lw9Xk alone; sslmode=require", {"ledger_url": url})
+    assert "Qz8v2Lw9Xk" not in message
+    assert "sslmode=require" in message
 
 
 @pytest.mark.parametrize("method", ["Append-Only", "append_only", 5, ["append-only"]])

@@ -177,3 +177,21 @@ def test_a_value_json_cannot_carry_rejects_only_its_record(fake, tmp_path, kind,
         else "a value of type complex"}[prop]]
     assert run.count("rejected value_not_json") == 1
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["records_rejected"] == 1
+
+
+@pytest.mark.parametrize("expression", ["4f3c2a9b8d7e6f5a1b2c3d4e", "QwErTyUiOpAsDfGhJkLz"])
+def test_a_token_pasted_as_a_stream_map_expression_is_not_shown(fake, tmp_path, expression):
+    """Found by an attack: the SDK's parse error and the name an expression lacks quoted it,
+    in the log and in the rejects file."""
+    lines = [json.dumps({"type": "SCHEMA", "stream": "public-orders", "schema": LOOSE_SCHEMA,
+                         "key_properties": []}),
+             record_message(_order(1), "public-orders")]
+    config = target_config(fake.url, stream_maps={"public-orders": {"email": expression}})
+    run = run_target(tmp_path / "run", config, lines)
+
+    assert run.returncode == 1
+    everything = run.stdout + run.stderr + json.dumps(run.rejects())
+    assert expression[:10] not in everything
+    assert "(not shown)" in everything
+    assert "Traceback" not in run.stderr
+    assert fake.accepted == {}
