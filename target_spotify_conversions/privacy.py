@@ -120,8 +120,38 @@ FREE_TEXT_REGION = "US"
 
 def personal_in_free_text(text: str, country: str | None = None) -> bool:
     """Whether a free-text field's value (`content_name`, `$device_id`, `session_id`, ...) must
-    not be sent: it holds an email or an international or bracketed phone number, alone or
-    within words (`call +44 20 7946 0958`), or it is a phone number written with separators
+    not be sent (`_free_text_as_written`), as written or as a link or a form would decode it
+    (`_decoded_forms`)."""
+    if _free_text_as_written(text, country):
+        return True
+    return _encoded(text) and any(
+        _free_text_as_written(form, country) for form in _decoded_forms(text)
+    )
+
+
+def _encoded(text: str) -> bool:
+    """Whether a link or a form may have encoded the text: two scans in C, false for most."""
+    return "%" in text or text.find("+", 1) >= 0
+
+
+def _decoded_forms(text: str) -> set[str]:
+    """The text as a URL decodes it, once and twice (`%2540` is `%40` encoded again), as a
+    form decodes it (`+` a space), and with `+` read as a space after the first character:
+    values copied from links and exports (`%2B44%2020%207946%200958`, `+44+20+7946+0958`)."""
+    forms: set[str] = set()
+    if "%" in text:
+        once = urllib.parse.unquote(text)
+        forms |= {once, urllib.parse.unquote(once), urllib.parse.unquote_plus(text)}
+    if text.find("+", 1) >= 0:
+        forms.add(text[:1] + text[1:].replace("+", " "))
+    forms.discard(text)
+    return forms
+
+
+def _free_text_as_written(text: str, country: str | None) -> bool:
+    """Whether a free-text value as written must not be sent: it holds an email or an
+    international or bracketed phone number, alone or within words (`call +44 20 7946
+    0958`), or it is a phone number written with separators
     (`415-555-0123`, `030/1234567`, `0044 20 7946 0958`) that is a valid number of `country`
     (phone_default_country; the US when it is not set). Valid, not just phone-shaped: dates,
     versions, ranges and order numbers with dashes (`100-200-3000`) are what free-text fields
@@ -172,8 +202,16 @@ def personal_in_words(text: str, country: str | None = None) -> bool:
     `06 12 34 56 78`, `030/1234567`), each checked with phonenumbers for `country`. Product
     specs (`3840 2160 144Hz`, `Box 300 400 500 mm`) have neither shape. Not asked of ids and
     user agents: their digits would cost this scan on every event, and nobody types a phone
-    number into them."""
-    if personal_in_free_text(text, country):
+    number into them. As written, and as a link or a form would decode it."""
+    if _words_as_written(text, country):
+        return True
+    return _encoded(text) and any(
+        _words_as_written(form, country) for form in _decoded_forms(text)
+    )
+
+
+def _words_as_written(text: str, country: str | None) -> bool:
+    if _free_text_as_written(text, country):
         return True
     region = country or FREE_TEXT_REGION
     pattern = _NANP_RUN if dials_one(region) else _TRUNK_RUN
