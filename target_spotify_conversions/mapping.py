@@ -180,12 +180,13 @@ def _boolean(value: object, _: MappingOptions) -> bool:
     return _BOOLEANS[key]
 
 
-def _url(value: object, _: MappingOptions) -> str:
+def _url(value: object, options: MappingOptions) -> str:
     text = value.strip() if isinstance(value, str) else ""
     scheme, colon, rest = text.partition(":")
     if scheme.lower() not in ("http", "https") or not rest.startswith("//"):
         raise Invalid("must start with http:// or https://")
-    return page_url(scheme.lower() + colon + rest)  # HTTPS://x is sent as https://x
+    # HTTPS://x is sent as https://x
+    return page_url(scheme.lower() + colon + rest, options.phone_default_country)
 
 
 def _amount(value: object, _: MappingOptions) -> int | float:

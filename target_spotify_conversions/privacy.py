@@ -401,8 +401,13 @@ def _digits(value: int) -> int:
 
 
 # Nothing in a URL without these can spell an email or a phone number once unquoted (an
-# `@`, or a leading `+` or `(`, plainly_personal) nor hold a user name: most page URLs.
+# `@`, or a `+` or `(`, or an encoded character) nor hold a user name: most page URLs.
 _MAYBE_PERSONAL_URL = re.compile(r"[@%+(]")
+# Nor in a query (or fragment) without three groups of digits split by dashes, dots or
+# tildes, as national numbers are written: `?phone=415-555-0123`. (A date, `2026-12-07`, has
+# that shape too: such a URL is taken apart, and kept.) Looked for after the `?` only: the
+# pattern costs 2 us on a whole URL, and a thank-you page's number is in its query.
+_NATIONAL_IN_QUERY = re.compile(r"(?<!\d)\d{2,4}[-.~]\d{2,4}[-.~]?\d{2,5}(?!\d)")
 # A URL urllib takes apart and puts together unchanged, with none of those characters: a
 # lower-case scheme, a plain host and port, and a query or fragment that is not empty. Most
 # page URLs are sent as they are, at a tenth of the cost of the round trip through urllib
@@ -413,32 +418,50 @@ _PLAIN_URL = re.compile(
 )
 
 
-def page_url(url: str) -> str:
+def page_url(url: str, country: str | None = None) -> str:
     """A page's URL as it may reach Spotify: without a user name or password, and without a
     path, query or fragment that holds an email or a phone number (a thank-you page often
     carries the buyer's email in its query). What is left still names the site and page.
+    A part is personal as a free-text field's value is (`personal_in_free_text`, national
+    numbers of `country`).
 
     A URL with none of the characters a personal part needs skips taking its parts apart,
     which cost a tenth of the mapping's time on a web export; what urllib would normalise
     (a trailing `?`) is normalised the same way either path."""
-    if _PLAIN_URL.fullmatch(url) is not None:
+    maybe_personal = _may_hold_personal(url)
+    if not maybe_personal and _PLAIN_URL.fullmatch(url) is not None:
         return url
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
         return url  # not a URL urllib can take apart: the mapping's own check judged it
-    if _MAYBE_PERSONAL_URL.search(url) is None:
+    if not maybe_personal:
         return urllib.parse.urlunsplit(parts)
-    return _without_personal_parts(parts)
+    return _without_personal_parts(parts, country)
 
 
-def _without_personal_parts(parts: urllib.parse.SplitResult) -> str:
+def _may_hold_personal(url: str) -> bool:
+    if _MAYBE_PERSONAL_URL.search(url) is not None:
+        return True
+    start = url.find("?")
+    if start < 0:
+        start = url.find("#")
+    if start < 0:
+        return False
+    query = url[start:]  # scans in C first: most queries hold no dash, dot or tilde
+    if "-" not in query and "." not in query and "~" not in query:
+        return False
+    return _NATIONAL_IN_QUERY.search(query) is not None
+
+
+def _without_personal_parts(parts: urllib.parse.SplitResult, country: str | None) -> str:
     netloc = parts.netloc.rpartition("@")[2]  # without a user name and password
     path, query, fragment = parts.path, parts.query, parts.fragment
-    if _holds_personal(path.split("/")):
+    if _holds_personal(path.split("/"), country):
         path = "/"
-    if _holds_personal([*_pair_values(query), query, *_pair_values(fragment), fragment]):
+    pairs = [*_pair_values(query), query, *_pair_values(fragment), fragment]
+    if _holds_personal(pairs, country):
         query = fragment = ""
     return urllib.parse.urlunsplit((parts.scheme, netloc, path, query, fragment))
 
@@ -458,5 +481,7 @@ def _pair_values(text: str) -> list[str]:
     return values
 
 
-def _holds_personal(parts: list[str]) -> bool:
-    return any(plainly_personal(urllib.parse.unquote(part)) for part in parts if part)
+def _holds_personal(parts: list[str], country: str | None) -> bool:
+    return any(
+        personal_in_free_text(urllib.parse.unquote(part), country) for part in parts if part
+    )
