@@ -9,13 +9,13 @@ error, never the value, which may be personal data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import simpleeval
 from singer_sdk.mapper import CustomStreamMap, StreamMap
 
-from .privacy import showable_setting, shown_setting
+from .privacy import described, showable_setting, shown_setting
 from .problems import Problem
 
 # What receives a record a map failed on: the pipeline's `process(record, stream, problems)`.
@@ -30,6 +30,30 @@ class StreamMapFailed(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.detail)
         self.problem = problem
+
+
+# What `__else__` may be, for all streams or for one stream's other properties: drop them.
+_ELSE_VALUES = (None, "__NULL__")
+
+
+def else_refusal(stream_maps: object) -> str | None:
+    """Why an `__else__` of the stream maps cannot be, or None. The SDK's own check of it
+    ends in a traceback (its schema's `"__NULL__"` constant is no schema to jsonschema)."""
+    if not isinstance(stream_maps, Mapping):
+        return None
+    places = [("stream_maps", stream_maps)] + [
+        (f"stream_maps[{shown_setting(name)}]", stream_map)
+        for name, stream_map in stream_maps.items()
+        if isinstance(stream_map, Mapping)
+    ]
+    for where, stream_map in places:
+        if "__else__" in stream_map and stream_map["__else__"] not in _ELSE_VALUES:
+            return (
+                f"{where}: __else__ may only be null (or \"__NULL__\"), which leaves out every "
+                f"{'stream' if where == 'stream_maps' else 'property'} not named; it is "
+                f"{described(stream_map['__else__'])}"
+            )
+    return None
 
 
 def guard_stream_maps(stream_maps: Sequence[StreamMap], on_failure: OnFailure) -> None:

@@ -47,7 +47,7 @@ from .settings import (
     without_secrets,
 )
 from .sinks import SpotifyConversionsSink
-from .stream_maps import guard_stream_maps
+from .stream_maps import else_refusal, guard_stream_maps
 from .transport import DeliveryError
 from .unreadable import not_json
 from .worker_pool import MappingProcessError
@@ -103,6 +103,11 @@ class TargetSpotifyConversions(Target):
                 refused = without_secrets(refused, config)
                 raise ConfigValidationError(refused, errors=[refused]) from None
             raise _without_secrets(exc, config) from None
+        except AttributeError:  # the SDK's check of a wrong `__else__` fails in jsonschema
+            refused = else_refusal(_parsed_config(self).get("stream_maps"))
+            if refused is None:
+                raise
+            raise ConfigValidationError(refused, errors=[refused]) from None
         typos = [
             without_secrets(typo, self.config)
             for typo in unknown_settings(self.config, self.config_jsonschema["properties"])

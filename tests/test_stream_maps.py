@@ -195,3 +195,21 @@ def test_a_token_pasted_as_a_stream_map_expression_is_not_shown(fake, tmp_path, 
     assert "(not shown)" in everything
     assert "Traceback" not in run.stderr
     assert fake.accepted == {}
+
+
+@pytest.mark.parametrize(("stream_maps", "where"), [
+    ({"public-orders": {"__else__": "abc"}}, "stream_maps['public-orders']"),
+    ({"public-orders": {"__else__": 5, "email": "customer_email"}}, "stream_maps['public-orders']"),
+    ({"__else__": "abc", "public-orders": {"email": "customer_email"}}, "stream_maps"),
+])
+def test_an_else_that_is_not_null_is_refused_in_one_line(fake, tmp_path, stream_maps, where):
+    """Found by an attack: the SDK's own check of it ended in a traceback."""
+    lines = [json.dumps({"type": "SCHEMA", "stream": "public-orders", "schema": LOOSE_SCHEMA,
+                         "key_properties": []}),
+             record_message(_order(1), "public-orders")]
+    run = run_target(tmp_path / "run", target_config(fake.url, stream_maps=stream_maps), lines)
+
+    assert run.returncode == 1
+    assert f"{where}: __else__ may only be null" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert fake.accepted == {}
