@@ -12,6 +12,7 @@ comes after it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -130,8 +131,12 @@ class Pipeline:
         connections = settings.all_connections()
         try:
             self.ledger = _ledger(settings, run_id, logger, len(connections))
-        except Exception:
+        except Exception as exc:
             self.workers.close(abandon=True)
+            self.rejects.close()
+            if settings.summary_file:  # replaces the last run's: an alert on it must see this
+                with contextlib.suppress(OSError):
+                    self.report.write_file(settings.summary_file, f"failed: {type(exc).__name__}")
             raise
         self.report.ledger = self.ledger.description if self.ledger else None
         # Each connection has its own limit on requests in flight (one's 429 does not slow the

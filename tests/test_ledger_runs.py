@@ -150,7 +150,8 @@ def test_a_corrupt_ledger_fails_the_run_at_start_and_sends_nothing(fake, tmp_pat
     work = tmp_path / "work"
     work.mkdir()
     (work / LEDGER).write_bytes(b"not a database at all " * 100)
-    run = run_target(work, target_config(fake.url),
+    (work / "summary.json").write_text('{"outcome": "completed"}')  # the last run's
+    run = run_target(work, target_config(fake.url, summary_file="summary.json"),
                      singer_lines([purchase(i) for i in range(5)], state_every=5))
     assert run.returncode == 1
     assert "delivery ledger (SQLite file spotify-conversions-ledger.sqlite) cannot be opened" \
@@ -158,6 +159,10 @@ def test_a_corrupt_ledger_fails_the_run_at_start_and_sends_nothing(fake, tmp_pat
     assert "ledger_url" in run.stderr
     assert fake.requests == []
     assert run.states == []
+    # Found by an attack: the last run's report stayed, and an alert on it saw success.
+    summary = json.loads((work / "summary.json").read_text())
+    assert summary["outcome"] == "failed: LedgerError"
+    assert summary["events_delivered"] == 0
 
 
 def test_a_read_only_ledger_fails_the_run_at_start_and_sends_nothing(fake, tmp_path):
