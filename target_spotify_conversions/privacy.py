@@ -14,6 +14,7 @@ Pure functions, no I/O: the mapping workers and the reading process both use the
 from __future__ import annotations
 
 import decimal
+import html
 import math
 import re
 import urllib.parse
@@ -71,20 +72,23 @@ def looks_personal(value: object) -> bool:
     return isinstance(value, str) and (looks_like_email(value) or looks_like_phone(value))
 
 
-# An email: an `@` (a full-width one, or `%40` as a URL writes it: `jane%40example.com`) with
-# a character that is no space before it, and a domain with a dot and a top-level name of two
-# letters (of any script: `пример.рф`) after it. Found at each `@`, the domain bounded at 253
-# characters (DNS's limit), so the scan is linear: `[^@\s]+@[^@\s]+\.[A-Za-z]{2,}` took the
-# square of the text's length when no dot followed the `@` (70,000 characters on each side:
-# over 20 s).
+# An email: an `@` (a full-width or a small one, or `%40` as a URL writes it:
+# `jane%40example.com`) after a character that is no space (up to two spaces may come between,
+# and after: `jane.doe @ example.com` is typed too), and a domain with a dot and a top-level
+# name of two letters (of any script: `пример.рф`) after it. Found at each `@`, the domain
+# bounded at 253 characters (DNS's limit), so the scan is linear:
+# `[^@\s]+@[^@\s]+\.[A-Za-z]{2,}` took the square of the text's length when no dot followed
+# the `@` (70,000 characters on each side: over 20 s).
+_AT_SIGNS = "@\ufe6b\uff20"
 _EMAIL = re.compile(
-    r"(?<=[^@\uff20\s])(?:[@\uff20]|%40)(?=[^@\uff20\s]{1,253}?\.[^\W\d_]{2,})"
+    rf"[^{_AT_SIGNS}\s][ \t\u00a0]{{0,2}}(?:[{_AT_SIGNS}]|%40)[ \t\u00a0]{{0,2}}"
+    rf"(?=[^{_AT_SIGNS}\s]{{1,253}}?\.[^\W\d_]{{2,}})"
 )
 
 
 def _has_at_sign(text: str) -> bool:
     """The test in C before `_EMAIL`'s scan: most values hold no `@` in any of its forms."""
-    return "@" in text or "\uff20" in text or "%40" in text
+    return "@" in text or "\uff20" in text or "%40" in text or "\ufe6b" in text
 
 
 def plainly_personal(text: str) -> bool:
@@ -124,21 +128,25 @@ def personal_in_free_text(text: str, country: str | None = None) -> bool:
     (`_decoded_forms`)."""
     if _free_text_as_written(text, country):
         return True
-    return _encoded(text) and any(
-        _free_text_as_written(form, country) for form in _decoded_forms(text)
-    )
+    if not _may_be_encoded(text):
+        return False
+    return any(_free_text_as_written(form, country) for form in _decoded_forms(text))
 
 
-def _encoded(text: str) -> bool:
-    """Whether a link or a form may have encoded the text: two scans in C, false for most."""
-    return "%" in text or text.find("+", 1) >= 0
+def _may_be_encoded(text: str) -> bool:
+    """Whether a link, a form or HTML may have encoded the text: scans in C, false for most
+    values (an `&` alone is no entity: `Apparel & Accessories`)."""
+    return "%" in text or text.find("+", 1) >= 0 or "&#" in text or "&commat;" in text
 
 
 def _decoded_forms(text: str) -> set[str]:
     """The text as a URL decodes it, once and twice (`%2540` is `%40` encoded again), as a
     form decodes it (`+` a space), and with `+` read as a space after the first character:
-    values copied from links and exports (`%2B44%2020%207946%200958`, `+44+20+7946+0958`)."""
+    values copied from links and exports (`%2B44%2020%207946%200958`, `+44+20+7946+0958`);
+    and as HTML writes it (`jane&#64;example.com`, a page scraped into an export)."""
     forms: set[str] = set()
+    if "&" in text:
+        forms.add(html.unescape(text))
     if "%" in text:
         once = urllib.parse.unquote(text)
         forms |= {once, urllib.parse.unquote(once), urllib.parse.unquote_plus(text)}
@@ -205,9 +213,9 @@ def personal_in_words(text: str, country: str | None = None) -> bool:
     number into them. As written, and as a link or a form would decode it."""
     if _words_as_written(text, country):
         return True
-    return _encoded(text) and any(
-        _words_as_written(form, country) for form in _decoded_forms(text)
-    )
+    if not _may_be_encoded(text):
+        return False
+    return any(_words_as_written(form, country) for form in _decoded_forms(text))
 
 
 def _words_as_written(text: str, country: str | None) -> bool:
