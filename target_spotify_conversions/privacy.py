@@ -18,7 +18,7 @@ import html
 import math
 import re
 import urllib.parse
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from .escaping import printable
 from .hashing import (
@@ -126,11 +126,15 @@ def personal_in_free_text(text: str, country: str | None = None) -> bool:
     """Whether a free-text field's value (`content_name`, `$device_id`, `session_id`, ...) must
     not be sent (`_free_text_as_written`), as written or as a link or a form would decode it
     (`_decoded_forms`)."""
-    if _free_text_as_written(text, country):
+    return _judged(_free_text_as_written, text, country)
+
+
+def _judged(check: Callable[[str, str | None], bool], text: str, country: str | None) -> bool:
+    """`check` of the text as written, then of each form a link, a form or HTML decodes it
+    to (most values have none)."""
+    if check(text, country):
         return True
-    if not _may_be_encoded(text):
-        return False
-    return any(_free_text_as_written(form, country) for form in _decoded_forms(text))
+    return _may_be_encoded(text) and any(check(form, country) for form in _decoded_forms(text))
 
 
 def _may_be_encoded(text: str) -> bool:
@@ -211,11 +215,7 @@ def personal_in_words(text: str, country: str | None = None) -> bool:
     specs (`3840 2160 144Hz`, `Box 300 400 500 mm`) have neither shape. Not asked of ids and
     user agents: their digits would cost this scan on every event, and nobody types a phone
     number into them. As written, and as a link or a form would decode it."""
-    if _words_as_written(text, country):
-        return True
-    if not _may_be_encoded(text):
-        return False
-    return any(_words_as_written(form, country) for form in _decoded_forms(text))
+    return _judged(_words_as_written, text, country)
 
 
 def _words_as_written(text: str, country: str | None) -> bool:
