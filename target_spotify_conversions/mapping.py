@@ -185,8 +185,10 @@ def _url(value: object, options: MappingOptions) -> str:
     scheme, colon, rest = text.partition(":")
     if scheme.lower() not in ("http", "https") or not rest.startswith("//"):
         raise Invalid("must start with http:// or https://")
-    # HTTPS://x is sent as https://x
-    return page_url(scheme.lower() + colon + rest, options.phone_default_country)
+    try:  # HTTPS://x is sent as https://x
+        return page_url(scheme.lower() + colon + rest, options.phone_default_country)
+    except ValueError as exc:  # urllib cannot take it apart, and it may hold an email
+        raise Invalid(str(exc)) from None
 
 
 def _amount(value: object, _: MappingOptions) -> int | float:

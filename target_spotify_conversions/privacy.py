@@ -47,6 +47,7 @@ _PHONE_DIGITS = (7, 15)  # E.164 numbers have at most 15 digits; none has fewer 
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SLASHED_DATE = re.compile(r"[0-9]{1,4}/[0-9]{1,2}/[0-9]{1,4}")  # 12/05/2026, 2026/11/12
+_DOTTED_DATE = re.compile(r"[0-3]?[0-9]\.[01]?[0-9]\.(?:[0-9]{2}|[0-9]{4})")  # 07.12.2026
 _IPV4 = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}")
 
 
@@ -61,6 +62,8 @@ def looks_like_phone(text: str) -> bool:
     if not _PHONE_SHAPE.fullmatch(text) or _PLAIN_NUMBER.fullmatch(text):
         return False
     if _ISO_DATE.match(text) or _SLASHED_DATE.fullmatch(text) or _IPV4.fullmatch(text):
+        return False
+    if _DOTTED_DATE.fullmatch(text):  # a date as Germany and Italy write it
         return False
     digits = sum(char.isdigit() for char in text)
     low, high = _PHONE_DIGITS
@@ -165,7 +168,9 @@ def _free_text_as_written(text: str, country: str | None) -> bool:
     international or bracketed phone number, alone or within words (`call +44 20 7946
     0958`), or it is a phone number written with separators
     (`415-555-0123`, `030/1234567`, `0044 20 7946 0958`) that is a valid number of `country`
-    (phone_default_country; the US when it is not set). Valid, not just phone-shaped: dates,
+    (phone_default_country; the US when it is not set) written as that country writes its own
+    (outside North America with the trunk 0: `300-400-500` is a size in Germany). Valid, not
+    just phone-shaped: dates,
     versions, ranges and order numbers with dashes (`100-200-3000`) are what free-text fields
     hold, and bare digits are ids. (`$event_id` keeps the stricter `plainly_personal`.) Two
     regex scans in C first: most values hold no run of seven digits and separators, and end
@@ -179,10 +184,12 @@ def _free_text_as_written(text: str, country: str | None) -> bool:
     if _NUMBER_ALONE.fullmatch(text) is None:  # a letter: no national number alone
         return False
     number = text.strip()
+    region = country or FREE_TEXT_REGION
     return (
         looks_like_phone(number)
         and not number.isdigit()
-        and _valid_phone(number, country or FREE_TEXT_REGION)
+        and (dials_one(region) or number.startswith("0"))  # see personal_in_words
+        and _valid_phone(number, region)
     )
 
 
@@ -225,7 +232,7 @@ def _words_as_written(text: str, country: str | None) -> bool:
     pattern = _NANP_RUN if dials_one(region) else _TRUNK_RUN
     if pattern.search(text) is None:
         return False
-    runs = pattern.findall(text)
+    runs = [run for run in pattern.findall(text) if _DOTTED_DATE.fullmatch(run) is None]
     return len(runs) > MAX_RUNS_CHECKED or any(_valid_phone(run, region) for run in runs)
 
 
@@ -360,6 +367,8 @@ def redacted(value: object, phone_country: str | None) -> object:
             return redact_phone(value, phone_country)
         if personal_in_words(value, phone_country):  # one within words: `call +44 20 ...`
             return sha256_hex(value)
+        if _url_holds_personal(value, phone_country):  # `?phone=+44+20+7946+0958`
+            return sha256_hex(value)
         return value
     if isinstance(value, list):
         return [redacted(item, phone_country) for item in value]
@@ -369,6 +378,16 @@ def redacted(value: object, phone_country: str | None) -> object:
             for key, item in value.items()
         }
     return value
+
+
+def _url_holds_personal(text: str, country: str | None) -> bool:
+    """A page URL that page_url would cut (or refuse): its query read as a form reads it."""
+    if not text[:8].lower().startswith(("http://", "https://")):
+        return False
+    try:
+        return page_url(text, country) != text
+    except ValueError:
+        return True
 
 
 # Query parameters whose value is a credential: presigned URLs (S3, GCS, Azure SAS) carry one.
@@ -409,13 +428,15 @@ def _digits(value: int) -> int:
 
 
 # Nothing in a URL without these can spell an email or a phone number once unquoted (an
-# `@`, or a `+` or `(`, or an encoded character) nor hold a user name: most page URLs.
-_MAYBE_PERSONAL_URL = re.compile(r"[@%+(]")
-# Nor in a query (or fragment) without three groups of digits split by dashes, dots or
-# tildes, as national numbers are written: `?phone=415-555-0123`. (A date, `2026-12-07`, has
-# that shape too: such a URL is taken apart, and kept.) Looked for after the `?` only: the
-# pattern costs 2 us on a whole URL, and a thank-you page's number is in its query.
-_NATIONAL_IN_QUERY = re.compile(r"(?<!\d)\d{2,4}[-.~]\d{2,4}[-.~]?\d{2,5}(?!\d)")
+# `@` of any width, or a `+` or `(`, or an encoded character) nor hold a user name: most
+# page URLs.
+_MAYBE_PERSONAL_URL = re.compile(r"[@%+(\uff20\ufe6b]")
+# Nor in a query (or fragment) without three groups of digits split by dashes, dots,
+# slashes or tildes, as national numbers are written: `?phone=415-555-0123`. (A date,
+# `2026-12-07`, has that shape too: such a URL is taken apart, and kept.) Looked for after
+# the `?` only: the pattern costs 2 us on a whole URL, and a thank-you page's number is in
+# its query.
+_NATIONAL_IN_QUERY = re.compile(r"(?<!\d)\d{2,4}[-./~]\d{2,4}[-./~]?\d{2,5}(?!\d)")
 # A URL urllib takes apart and puts together unchanged, with none of those characters: a
 # lower-case scheme, a plain host and port, and a query or fragment that is not empty. Most
 # page URLs are sent as they are, at a tenth of the cost of the round trip through urllib
@@ -435,7 +456,13 @@ def page_url(url: str, country: str | None = None) -> str:
 
     A URL with none of the characters a personal part needs skips taking its parts apart,
     which cost a tenth of the mapping's time on a web export; what urllib would normalise
-    (a trailing `?`) is normalised the same way either path."""
+    (a trailing `?`) is normalised the same way either path. A URL copied out of HTML is read
+    unescaped (`?email=jane&#64;example.com`: its `#` would cut the address in two).
+
+    Raises ValueError for a URL that may hold personal data and that urllib cannot take
+    apart (a port that is no number, a bracket left open): it cannot be sent without it."""
+    if "&#" in url or "&commat;" in url:
+        url = html.unescape(url)
     maybe_personal = _may_hold_personal(url)
     if not maybe_personal and _PLAIN_URL.fullmatch(url) is not None:
         return url
@@ -443,7 +470,7 @@ def page_url(url: str, country: str | None = None) -> str:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
-        return url  # not a URL urllib can take apart: the mapping's own check judged it
+        raise ValueError("its host or port cannot be read") from None
     if not maybe_personal:
         return urllib.parse.urlunsplit(parts)
     return _without_personal_parts(parts, country)
@@ -457,8 +484,8 @@ def _may_hold_personal(url: str) -> bool:
         start = url.find("#")
     if start < 0:
         return False
-    query = url[start:]  # scans in C first: most queries hold no dash, dot or tilde
-    if "-" not in query and "." not in query and "~" not in query:
+    query = url[start:]  # scans in C first: most queries hold no dash, dot, slash or tilde
+    if "-" not in query and "." not in query and "/" not in query and "~" not in query:
         return False
     return _NATIONAL_IN_QUERY.search(query) is not None
 
