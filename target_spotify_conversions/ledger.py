@@ -144,6 +144,8 @@ def describe(url: str) -> str:
         return f"SQLite file {path}"
     import sqlalchemy as sa  # a server's URL: SQLAlchemy reads it
 
+    if url.partition("://")[2].partition("/")[0].count("@") > 1:  # an `@` in the password
+        return "ledger_url (not shown)"
     try:
         parsed = sa.engine.make_url(url)
     except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is no number

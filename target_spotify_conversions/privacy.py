@@ -309,6 +309,8 @@ _WORD_SEPARATORS = frozenset(" _-./:,;@")
 
 def showable_setting(value: object, limit: int = SHOWN_SETTING_CHARS) -> bool:
     """Whether a setting's value may be quoted in a start-up message (see shown_setting)."""
+    if isinstance(value, int) and not isinstance(value, bool):  # a token of digits, unquoted
+        return value == 0 or _digits(value) < SECRET_LIKE_DIGITS
     if not isinstance(value, str):
         return True
     if len(value) > limit:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .mapping import IDENTIFIER_BITS
-from .privacy import shown_id
+from .privacy import showable_setting, shown_id, shown_setting
 
 PROGRESS_EVERY_SECONDS = 10.0
 # Occurrences of one reject reason or warning kind logged one by one; the rest are counted.
@@ -60,8 +60,9 @@ def unmatched_stream_maps(stream_maps: Mapping[str, Any], seen: Iterable[str]) -
         source = spec.get("__source__") if isinstance(spec, Mapping) else None
         if key.startswith("__") or key in seen or source in seen:
             continue
+        shown = json.dumps(key) if showable_setting(key) else shown_setting(key)
         unmatched.append(
-            f"stream_maps key {json.dumps(key)} matched no stream; the streams seen were "
+            f"stream_maps key {shown} matched no stream; the streams seen were "
             + (", ".join(json.dumps(name) for name in seen) or "none")
         )
     return unmatched

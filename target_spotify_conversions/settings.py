@@ -450,15 +450,15 @@ def without_secrets(message: str, config: Mapping[str, Any]) -> str:
             message = message.replace(form, "<secret not shown>")
     for value in _texts(config):
         if not showable_setting(value):
-            for form in (repr(value), json.dumps(value), value):
+            for form in (repr(value), json.dumps(value), str(value)):
                 message = message.replace(form, shown_setting(value))
     return message
 
 
-def _texts(value: object) -> Iterator[str]:
-    """Every text in a value, within lists and objects too, and objects' keys (a setting's
-    name pasted wrong, an event_name_map key)."""
-    if isinstance(value, str):
+def _texts(value: object) -> Iterator[str | int]:
+    """Every text (and whole number: a token of digits) in a value, within lists and objects
+    too, and objects' keys (a setting's name pasted wrong, an event_name_map key)."""
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
         yield value
     elif isinstance(value, Mapping):
         for key, item in value.items():
@@ -681,6 +681,11 @@ def _ledger_url(value: object) -> str | None:
             "or none"
         )
     if sqlite_database(text) is None:  # a server's: read as SQLAlchemy will read it
+        if text.partition("://")[2].partition("/")[0].count("@") > 1:
+            raise SettingsError(
+                "ledger_url holds more than one `@` before its database: an `@` in its "
+                "password must be written %40; its value is not shown"
+            )
         import sqlalchemy as sa
 
         try:

@@ -162,6 +162,15 @@ def test_a_stream_map_key_that_matches_no_stream_is_named(fake, tmp_path):
     assert not any('key "conversions"' in hint for hint in hints)
 
 
+def test_a_token_as_a_stream_map_key_is_not_shown_in_the_hint(fake, tmp_path):
+    maps = {"QwErTyUiOpAsDfGhJkLz": {"amount": "total"}}
+    run = run_target(tmp_path / "run", target_config(fake.url, stream_maps=maps),
+                     singer_lines([purchase(1)]))
+    assert run.returncode == 0, run.stderr
+    assert "QwErTyUiOp" not in run.stderr
+    assert "stream_maps key a string of 20 characters (not shown) matched no stream" in run.stderr
+
+
 def test_a_stream_whose_every_record_was_rejected_for_one_reason_is_called_out(fake, tmp_path):
     lines = [
         schema_message("public-orders"),

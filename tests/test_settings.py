@@ -643,12 +643,13 @@ def test_a_token_in_a_setting_of_the_wrong_type_is_not_shown(fake, tmp_path, set
     {"event_name_map": {PASTED: "PURCHSE"}},
     {"property_paths": {PASTED: ["x"]}},
     {"dry_run": "QwErTyUiOpAsDfGhJkLz"},
-], ids=["setting name", "event_name_map key", "property_paths key", "letters only"])
+    {"events_per_request": 83920174658392017},  # digits as a JSON number
+], ids=["setting name", "event_name_map key", "property_paths key", "letters only", "number"])
 def test_a_token_as_a_key_or_of_letters_only_is_not_shown(fake, tmp_path, settings):
     config = target_config(fake.url, **settings)
     run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
     assert run.returncode == 1
-    for token in (PASTED, "QwErTyUiOpAsDfGhJkLz"):
+    for token in (PASTED, "QwErTyUiOpAsDfGhJkLz", "8392017465"):
         assert token[:10] not in run.stderr
     assert "(not shown)" in run.stderr
     assert "Traceback" not in run.stderr
@@ -671,13 +672,15 @@ def test_a_mistyped_word_in_a_setting_is_still_shown(fake, tmp_path):
 @pytest.mark.parametrize("url", [
     "postgresql://app@db.example:SOMEPASSWORD/ledger",  # a password typed where the port goes
     "postgresql://app:pw@db.example:5432x/ledger",
+    "postgresql://app:p@ssSOMEPASSWORD@db.example:5432/ledger",  # an `@` not written %40
 ])
 def test_a_ledger_url_whose_port_is_no_number_is_refused_in_one_line(fake, tmp_path, url):
     """Found by an attack: this was an internal error with a traceback."""
     config = target_config(fake.url, ledger_url=url)
     run = run_target(tmp_path / "run", config, singer_lines([purchase(1)]))
     assert run.returncode == 1
-    assert "ledger_url cannot be read as an SQLAlchemy URL" in run.stderr
+    assert ("ledger_url cannot be read as an SQLAlchemy URL" in run.stderr
+            or "an `@` in its password must be written %40" in run.stderr)
     assert "SOMEPASSWORD" not in run.stderr
     assert "Traceback" not in run.stderr
     assert "Internal error" not in run.stderr
