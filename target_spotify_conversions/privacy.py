@@ -313,8 +313,8 @@ def showable_setting(value: object, limit: int = SHOWN_SETTING_CHARS) -> bool:
         return value == 0 or _digits(value) < SECRET_LIKE_DIGITS
     if not isinstance(value, str):
         return True
-    if len(value) > limit:
-        return False
+    if len(value) > limit or (_has_at_sign(value) and _EMAIL.search(value) is not None):
+        return False  # too long to be a word, or it names someone (a filter's email)
     if len(value) < SECRET_LIKE_CHARS:
         return True
     digits = sum(char.isdigit() for char in value)

@@ -9,6 +9,7 @@ error, never the value, which may be personal data.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,22 @@ class StreamMapFailed(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.detail)
         self.problem = problem
+
+
+class _FilterRulesUnquoted(logging.Filter):
+    """The SDK logs each stream's `__filter__` expression at INFO, and a filter may name a
+    customer (`email != 'ceo@example.com'`): the line keeps the stream, not the expression."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == _FILTER_RULE_LINE and isinstance(record.args, tuple):
+            stream, *rest = record.args
+            record.args = (stream, *(f"{described(rule)} (not shown)" for rule in rest))
+        return True
+
+
+_FILTER_RULE_LINE = "Found '%s' filter rule: %s"  # singer_sdk.mapper's words
+_SDK_MAPPER_LOG = logging.getLogger("singer_sdk.mapper")
+_SDK_MAPPER_LOG.addFilter(_FilterRulesUnquoted())
 
 
 # What `__else__` may be, for all streams or for one stream's other properties: drop them.

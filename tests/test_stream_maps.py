@@ -213,3 +213,17 @@ def test_an_else_that_is_not_null_is_refused_in_one_line(fake, tmp_path, stream_
     assert f"{where}: __else__ may only be null" in run.stderr
     assert "Traceback" not in run.stderr
     assert fake.accepted == {}
+
+
+@pytest.mark.parametrize("rule", ["customer_email != 'ceo@example.com'",
+                                  "customer_email != 'ceo@example.com' and (("])
+def test_an_email_in_a_filter_rule_is_not_logged(fake, tmp_path, rule):
+    """Found by an attack: the SDK logs every filter expression, and its parse errors quote
+    the expression, email and all."""
+    lines = [json.dumps({"type": "SCHEMA", "stream": "public-orders", "schema": LOOSE_SCHEMA,
+                         "key_properties": []}),
+             record_message(_order(1), "public-orders")]
+    maps = {"public-orders": {"__filter__": rule}}
+    run = run_target(tmp_path / "run", target_config(fake.url, stream_maps=maps), lines)
+    assert "ceo@example.com" not in run.stdout + run.stderr + json.dumps(run.rejects())
+    assert "Traceback" not in run.stderr
