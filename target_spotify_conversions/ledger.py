@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .output_paths import sqlite_database
+from .output_paths import password_holds_at, sqlite_database
 from .transport import DeliveryError
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def describe(url: str) -> str:
         return f"SQLite file {path}"
     import sqlalchemy as sa  # a server's URL: SQLAlchemy reads it
 
-    if url.partition("://")[2].partition("/")[0].count("@") > 1:  # an `@` in the password
+    if password_holds_at(url):
         return "ledger_url (not shown)"
     try:
         parsed = sa.engine.make_url(url)

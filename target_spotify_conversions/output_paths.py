@@ -23,6 +23,13 @@ from .escaping import printable
 _SQLITE_URL = re.compile(r"sqlite(?:\+\w+)?://[^/?]*(?:/([^?]*))?(?:\?.*)?", re.DOTALL)
 
 
+def password_holds_at(url: str) -> bool:
+    """Whether a database URL has more than one `@` before its database: an `@` in the
+    password not written %40. SQLAlchemy then reads the rest of the password as the host
+    (and a message would show it)."""
+    return url.partition("://")[2].partition("/")[0].count("@") > 1
+
+
 def sqlite_database(url: str | None) -> str | None:
     """The database of a SQLite URL (a path, or a `file:` URI) as SQLAlchemy reads it; None for
     another database, an in-memory one or none. Without loading SQLAlchemy: a run without a

@@ -25,7 +25,13 @@ from .escaping import printable
 from .event_names import EventNameError, checked_name, checked_name_map
 from .input_formats import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, check_property_paths
 from .mapping import ACTION_SOURCES, INPUT_PROPERTIES, MappingOptions
-from .output_paths import OutputPathError, check_distinct, check_output_path, sqlite_database
+from .output_paths import (
+    OutputPathError,
+    check_distinct,
+    check_output_path,
+    password_holds_at,
+    sqlite_database,
+)
 from .privacy import (
     described,
     hidden_digests,
@@ -681,7 +687,7 @@ def _ledger_url(value: object) -> str | None:
             "or none"
         )
     if sqlite_database(text) is None:  # a server's: read as SQLAlchemy will read it
-        if text.partition("://")[2].partition("/")[0].count("@") > 1:
+        if password_holds_at(text):
             raise SettingsError(
                 "ledger_url holds more than one `@` before its database: an `@` in its "
                 "password must be written %40; its value is not shown"
