@@ -143,7 +143,7 @@ def _judged(check: Callable[[str, str | None], bool], text: str, country: str | 
 def _may_be_encoded(text: str) -> bool:
     """Whether a link, a form or HTML may have encoded the text: scans in C, false for most
     values (an `&` alone is no entity: `Apparel & Accessories`)."""
-    return "%" in text or text.find("+", 1) >= 0 or "&#" in text or "&commat;" in text
+    return "%" in text or text.find("+", 1) >= 0 or _html_escaped(text)
 
 
 def _decoded_forms(text: str) -> set[str]:
@@ -153,7 +153,7 @@ def _decoded_forms(text: str) -> set[str]:
     and as HTML writes it (`jane&#64;example.com`, a page scraped into an export)."""
     forms: set[str] = set()
     if "&" in text:
-        forms.add(html.unescape(text))
+        forms.add(_html_unescaped(text))
     if "%" in text:
         once = urllib.parse.unquote(text)
         forms |= {once, urllib.parse.unquote(once), urllib.parse.unquote_plus(text)}
@@ -386,10 +386,19 @@ def _url_holds_personal(text: str, country: str | None) -> bool:
     """A page URL that page_url would cut (or refuse): its query read as a form reads it."""
     if not text[:8].lower().startswith(("http://", "https://")):
         return False
-    try:
-        return page_url(text, country) != text
-    except ValueError:
-        return True
+    if _html_escaped(text):
+        text = _html_unescaped(text)
+    return _holds_personal_parts(text, country)
+
+
+def _html_escaped(text: str) -> bool:
+    """Whether HTML may have escaped an `@` or a `+` in the text (or escaped an entity again)."""
+    return "&#" in text or "&commat;" in text or "&amp;" in text
+
+
+def _html_unescaped(text: str) -> str:
+    """Unescaped as HTML, twice: an export of a page may escape an entity again (`&amp;#64;`)."""
+    return html.unescape(html.unescape(text))
 
 
 # Query parameters whose value is a credential: presigned URLs (S3, GCS, Azure SAS) carry one.
@@ -458,13 +467,16 @@ def page_url(url: str, country: str | None = None) -> str:
 
     A URL with none of the characters a personal part needs skips taking its parts apart,
     which cost a tenth of the mapping's time on a web export; what urllib would normalise
-    (a trailing `?`) is normalised the same way either path. A URL copied out of HTML is read
-    unescaped (`?email=jane&#64;example.com`: its `#` would cut the address in two).
+    (a trailing `?`) is normalised the same way either path. A URL copied out of HTML is also
+    judged unescaped (`?email=jane&#64;example.com`: its `#` would cut the address in two),
+    and sent so, cut, when that holds a personal part.
 
     Raises ValueError for a URL that may hold personal data and that urllib cannot take
     apart (a port that is no number, a bracket left open): it cannot be sent without it."""
-    if "&#" in url or "&commat;" in url:
-        url = html.unescape(url)
+    if _html_escaped(url):
+        unescaped = _html_unescaped(url)
+        if unescaped != url and _holds_personal_parts(unescaped, country):
+            return page_url(unescaped, country)  # shorter each time: it ends
     maybe_personal = _may_hold_personal(url)
     if not maybe_personal and _PLAIN_URL.fullmatch(url) is not None:
         return url
@@ -476,6 +488,18 @@ def page_url(url: str, country: str | None = None) -> str:
     if not maybe_personal:
         return urllib.parse.urlunsplit(parts)
     return _without_personal_parts(parts, country)
+
+
+def _holds_personal_parts(url: str, country: str | None) -> bool:
+    """Whether page_url would cut a part of the URL (or refuse it), normalising aside."""
+    if not _may_hold_personal(url):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return True
+    return _without_personal_parts(parts, country) != urllib.parse.urlunsplit(parts)
 
 
 def _may_hold_personal(url: str) -> bool:
