@@ -401,9 +401,10 @@ def _html_unescaped(text: str) -> str:
     return html.unescape(html.unescape(text))
 
 
-# Query parameters whose value is a credential: presigned URLs (S3, GCS, Azure SAS) carry one.
-_SECRET_PARAMS = re.compile(
-    r"(sig|signature|token|key|secret|password|credential|auth|sas|x-amz-|x-goog-)", re.I
+# Query parameters whose value is a credential: presigned URLs (S3, GCS, Azure SAS) carry one,
+# and a database URL may (`?password=`, `sslpassword`, `pwd`).
+SECRET_PARAMS = re.compile(
+    r"(sig|signature|token|key|secret|pass|pwd|credential|cred|auth|sas|x-amz-|x-goog-)", re.I
 )
 
 
@@ -417,7 +418,7 @@ def shown_url(url: str, limit: int = 300) -> str:
         return printable(url.partition(":")[0][:20]) + ":(unreadable URL)"
     netloc = parts.netloc.rpartition("@")[2]
     query = parts.query
-    if query and _SECRET_PARAMS.search(urllib.parse.unquote(query)):
+    if query and SECRET_PARAMS.search(urllib.parse.unquote(query)):
         query = "(query removed)"
     text = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     if not parts.netloc and "@" in parts.path:  # `s3:KEY:SECRET@bucket`: no // to split on

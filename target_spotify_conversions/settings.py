@@ -8,7 +8,6 @@ import ipaddress
 import json
 import math
 import os
-import re
 import sys
 import urllib.parse
 import uuid
@@ -33,6 +32,7 @@ from .output_paths import (
     sqlite_database,
 )
 from .privacy import (
+    SECRET_PARAMS,
     described,
     hidden_digests,
     looks_personal,
@@ -475,10 +475,6 @@ def _texts(value: object) -> Iterator[str | int]:
             yield from _texts(item)
 
 
-# A URL's query parameters that carry a secret (`?password=`, `sslpassword`, `api_key`, ...).
-_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|key|auth|cred", re.IGNORECASE)
-
-
 def _forms(value: object) -> set[str]:
     """Every way a value can be written into a message: str, repr, JSON, its leaves, and the
     password of a URL (ledger_url)."""
@@ -489,7 +485,7 @@ def _forms(value: object) -> set[str]:
             secrets = [parts.password or ""] + [
                 text
                 for key, text in urllib.parse.parse_qsl(parts.query)
-                if _SECRET_QUERY_KEY.search(key)
+                if SECRET_PARAMS.search(key)
             ]
             forms |= {form for secret in secrets for form in (secret, urllib.parse.quote(secret))}
             forms |= {urllib.parse.unquote(secret) for secret in secrets}

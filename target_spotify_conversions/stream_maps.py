@@ -16,7 +16,7 @@ from typing import Any
 import simpleeval
 from singer_sdk.mapper import CustomStreamMap, StreamMap
 
-from .privacy import described, showable_setting, shown_setting
+from .privacy import described, shown_setting
 from .problems import Problem
 
 # What receives a record a map failed on: the pipeline's `process(record, stream, problems)`.
@@ -85,8 +85,7 @@ def failure(property_name: str | None, exc: BaseException) -> Problem:
     cause = exc.__cause__ or exc  # the SDK wraps simpleeval's errors in MapExpressionError
     if isinstance(cause, simpleeval.NameNotDefined):
         # A name from the map, not a value; shown unless it reads as a token pasted there.
-        name = cause.name if showable_setting(cause.name) else shown_setting(cause.name)
-        why = f"name {name!r} is not in the record"
+        why = f"name {shown_setting(cause.name)} is not in the record"
     else:
         why = type(cause).__name__
     where = FILTER if property_name is None else repr(property_name)
