@@ -146,9 +146,12 @@ def _may_be_encoded(text: str) -> bool:
     return "%" in text or text.find("+", 1) >= 0 or _html_escaped(text)
 
 
+_FORM_SPACE = re.compile(r"(?<=\d)\+(?=\d)")
+
+
 def _decoded_forms(text: str) -> set[str]:
     """The text as a URL decodes it, once and twice (`%2540` is `%40` encoded again), as a
-    form decodes it (`+` a space), and with `+` read as a space after the first character:
+    form decodes it (`+` a space), and with a `+` between digits read as a space:
     values copied from links and exports (`%2B44%2020%207946%200958`, `+44+20+7946+0958`);
     and as HTML writes it (`jane&#64;example.com`, a page scraped into an export)."""
     forms: set[str] = set()
@@ -157,8 +160,8 @@ def _decoded_forms(text: str) -> set[str]:
     if "%" in text:
         once = urllib.parse.unquote(text)
         forms |= {once, urllib.parse.unquote(once), urllib.parse.unquote_plus(text)}
-    if text.find("+", 1) >= 0:
-        forms.add(text[:1] + text[1:].replace("+", " "))
+    if text.find("+", 1) >= 0:  # a form's spaces between digits: `call +44+20+7946+0958`
+        forms.add(_FORM_SPACE.sub(" ", text))
     forms.discard(text)
     return forms
 

@@ -350,6 +350,7 @@ def test_the_rejects_file_redacts_keys_as_well_as_values():
     ("jane.doe%2540example.com", None), ("%2B44%2020%207946%200958", None),
     ("%2B442079460958", None), ("tel%3A%2B44%2020%207946%200958", None),
     ("+44+20+7946+0958", None), ("call%20415-555-0123%20now", None),
+    ("call +44+20+7946+0958 now", None),
     ("%28415%29%20555-0123", None),
     # spaces around the at sign, the small commercial at, HTML's entities
     ("jane.doe @example.com", None), ("jane.doe @ example.com", None),
