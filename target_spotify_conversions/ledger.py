@@ -24,6 +24,7 @@ Nothing personal is stored: ids, times, statuses and the API's words.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import sqlite3
@@ -51,11 +52,13 @@ ANSWER_CHARS = 400
 # starting at once on a new file each create what is missing). tests/test_ledger.py checks
 # that they are the same tables.
 _SQLITE_TABLES = (
-    "CREATE TABLE IF NOT EXISTS ledger_events (connection_id VARCHAR(36) NOT NULL, "
-    "event_id VARCHAR NOT NULL, event_time VARCHAR(40) NOT NULL, request_id INTEGER NOT NULL, "
-    "PRIMARY KEY (connection_id, event_id)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS ledger_pending (connection_id VARCHAR(36) NOT NULL, "
-    "event_id VARCHAR NOT NULL, event_time VARCHAR(40) NOT NULL, request_id INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ledger_connections (id INTEGER NOT NULL, "
+    "connection_id VARCHAR(36) NOT NULL, PRIMARY KEY (id), UNIQUE (connection_id))",
+    "CREATE TABLE IF NOT EXISTS ledger_delivered (connection INTEGER NOT NULL, "
+    "event_id VARCHAR NOT NULL, event_time_ms BIGINT, request_id INTEGER NOT NULL, "
+    "PRIMARY KEY (connection, event_id)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS ledger_appended (connection INTEGER NOT NULL, "
+    "event_id VARCHAR NOT NULL, event_time_ms BIGINT, request_id INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ledger_requests (id INTEGER NOT NULL, "
     "connection_id VARCHAR(36) NOT NULL, run_id VARCHAR(36) NOT NULL, sent_at BIGINT NOT NULL, "
     "status INTEGER, answer VARCHAR(400), events INTEGER NOT NULL, PRIMARY KEY (id))",
@@ -63,58 +66,89 @@ _SQLITE_TABLES = (
     "CREATE TABLE IF NOT EXISTS ledger_runs (run_id VARCHAR(36) NOT NULL, "
     "started_at BIGINT NOT NULL, pruned INTEGER NOT NULL, PRIMARY KEY (run_id))",
 )
+# A connection's number in the event rows (ledger_connections).
+_SQLITE_NUMBER = "SELECT id FROM ledger_connections WHERE connection_id = ?"
+_SQLITE_NEW_NUMBER = "INSERT OR IGNORE INTO ledger_connections (connection_id) VALUES (?)"
 # The statements run for every request, on each request thread's own connection, with the ids
 # and rows passed as one JSON array: binding 500 values one by one held the interpreter lock
 # the reading thread needs, and cost 40% of the benchmark's throughput.
 _SQLITE_DELIVERED = (
-    "SELECT event_id FROM ledger_events WHERE connection_id = ? "
+    "SELECT event_id FROM ledger_delivered WHERE connection = ? "
     "AND event_id IN (SELECT value FROM json_each(?))"
 )
 # Whether the file holds any event of a connection: asked once per connection and run, so
 # that a first run to a connection (a backfill) looks nothing up.
-_SQLITE_HOLDS = "SELECT 1 FROM ledger_events WHERE connection_id = ? LIMIT 1"
-_SQLITE_HOLDS_READ_ONLY = (
-    "SELECT 1 FROM ledger_events WHERE connection_id = ? "
-    "UNION ALL SELECT 1 FROM ledger_pending WHERE connection_id = ? LIMIT 1"
-)
-# A dry run cannot merge what a killed run left appended: it looks there too (a scan, and
-# the table is empty unless a run died).
-_SQLITE_DELIVERED_READ_ONLY = (
-    "SELECT event_id FROM ledger_events WHERE connection_id = ? "
-    "AND event_id IN (SELECT value FROM json_each(?)) "
-    "UNION SELECT event_id FROM ledger_pending WHERE connection_id = ? "
-    "AND event_id IN (SELECT value FROM json_each(?))"
+_SQLITE_HOLDS = "SELECT 1 FROM ledger_delivered WHERE connection = ? LIMIT 1"
+# Appended in arrival order (no index) and merged in key order when the run closes, or by the
+# next run if this one died first: inserting each request's ids straight into the keyed table
+# wrote a page for nearly every event (ids are random) and cost half the throughput. An event's
+# time as sent (RFC 3339, milliseconds, Z) is kept in milliseconds since 1970: 8 bytes in a
+# row instead of 24 characters; NULL for a text SQLite cannot read as a time.
+_SQLITE_RECORD = (
+    "INSERT INTO ledger_appended (connection, event_id, event_time_ms, request_id) "
+    "SELECT ?, json_extract(value, '$[0]'), "
+    "CAST(round((julianday(json_extract(value, '$[1]')) - 2440587.5) * 86400000) AS INTEGER), "
+    "? FROM json_each(?)"
 )
 _SQLITE_REQUEST = (
     "INSERT INTO ledger_requests (connection_id, run_id, sent_at, status, answer, events) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
-# Appended in arrival order (no index) and merged in key order when the run closes, or by the
-# next run if this one died first: inserting each request's ids straight into the keyed table
-# wrote a page for nearly every event (ids are random) and cost half the throughput.
-_SQLITE_RECORD = (
-    "INSERT INTO ledger_pending (connection_id, event_id, event_time, request_id) "
-    "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), ? FROM json_each(?)"
-)
 # The merge, by the rows it takes (a WHERE clause: SQLite needs one before an upsert's ON)
 # and their order; a later row of one event wins.
 _SQLITE_MERGE_ROWS = (
-    "INSERT INTO ledger_events (connection_id, event_id, event_time, request_id) "
-    "SELECT connection_id, event_id, event_time, request_id FROM ledger_pending {} "
-    "ON CONFLICT (connection_id, event_id) DO UPDATE "
-    "SET request_id = excluded.request_id, event_time = excluded.event_time"
+    "INSERT INTO ledger_delivered (connection, event_id, event_time_ms, request_id) "
+    "SELECT connection, event_id, event_time_ms, request_id FROM ledger_appended {} "
+    "ON CONFLICT (connection, event_id) DO UPDATE "
+    "SET request_id = excluded.request_id, event_time_ms = excluded.event_time_ms"
 )
-_SQLITE_MERGE = _SQLITE_MERGE_ROWS.format("WHERE true ORDER BY connection_id, event_id, rowid")
-# The same for one connection: its rows sorted by event id alone, without the connection's 36
-# characters in every comparison (0.24 CPU-s instead of 0.29 for 200,000 events). Each such
-# statement scans the appended rows, so beyond a few connections the one above is cheaper.
-_SQLITE_MERGE_ONE = _SQLITE_MERGE_ROWS.format("WHERE connection_id = ? ORDER BY event_id, rowid")
+_SQLITE_MERGE = _SQLITE_MERGE_ROWS.format("WHERE true ORDER BY connection, event_id, rowid")
+# The same for one connection: its rows sorted by event id alone. Each such statement scans
+# the appended rows, so beyond a few connections the one above is cheaper.
+_SQLITE_MERGE_ONE = _SQLITE_MERGE_ROWS.format("WHERE connection = ? ORDER BY event_id, rowid")
 _MERGED_ONE_BY_ONE = 4
 _SQLITE_PRUNE = (
-    "DELETE FROM ledger_events WHERE request_id IN "
+    "DELETE FROM ledger_delivered WHERE request_id IN "
     "(SELECT id FROM ledger_requests WHERE sent_at < ?)",
     "DELETE FROM ledger_requests WHERE sent_at < ?",
     "DELETE FROM ledger_runs WHERE started_at < ?",
+)
+# A dry run cannot merge what a killed run left appended: it looks there too (a scan, and the
+# table is empty unless a run died). The connection's key is its number, or its id in a file
+# of the first layout (below).
+_READ_ONLY = {
+    "holds": (
+        "SELECT 1 FROM ledger_delivered WHERE connection = ? "
+        "UNION ALL SELECT 1 FROM ledger_appended WHERE connection = ? LIMIT 1"
+    ),
+    "delivered": (
+        "SELECT event_id FROM ledger_delivered WHERE connection = ? "
+        "AND event_id IN (SELECT value FROM json_each(?)) "
+        "UNION SELECT event_id FROM ledger_appended WHERE connection = ? "
+        "AND event_id IN (SELECT value FROM json_each(?))"
+    ),
+}
+# The first layout (earlier builds): the connection's id and the time's text in every row, in
+# ledger_events (keyed) and ledger_pending (appended, in rowid order). A run moves such a
+# file's rows to the tables above when it opens it; a dry run or the ledger command reads them
+# as they are.
+_FIRST_LAYOUT_TABLES = {"ledger_events": "", "ledger_pending": "ORDER BY t.rowid"}
+_FIRST_LAYOUT_READ_ONLY = {
+    name: statement.replace("ledger_delivered", "ledger_events")
+    .replace("ledger_appended", "ledger_pending")
+    .replace("connection = ?", "connection_id = ?")
+    for name, statement in _READ_ONLY.items()
+}
+_SQLITE_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+_SQLITE_MOVE_FIRST_LAYOUT = (
+    "INSERT OR IGNORE INTO ledger_connections (connection_id) "
+    "SELECT DISTINCT connection_id FROM {table}",
+    # into the appended rows, in the order written: the merge that follows sorts them
+    "INSERT INTO ledger_appended (connection, event_id, event_time_ms, request_id) "
+    "SELECT (SELECT id FROM ledger_connections AS c WHERE c.connection_id = t.connection_id), "
+    "t.event_id, CAST(round((julianday(t.event_time) - 2440587.5) * 86400000) AS INTEGER), "
+    "t.request_id FROM {table} AS t {order}",
+    "DROP TABLE {table}",
 )
 # A SQLite URL the standard library opens itself: the default driver, a plain path, no query.
 _PLAIN_SQLITE_URL = re.compile(r"sqlite(?:\+pysqlite)?:///[^?]+")
@@ -133,6 +167,33 @@ _json_encoder = msgspec.json.Encoder()
 def _encode_json(value: object) -> str:
     """JSON text for json_each: as text, since SQLite 3.45 reads a bound blob as JSONB."""
     return _json_encoder.encode(value).decode("utf-8")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MILLISECOND = dt.timedelta(milliseconds=1)
+
+
+def time_ms(text: str) -> int | None:
+    """An event's time as sent (RFC 3339 in UTC), in milliseconds since 1970, as the event
+    rows keep it; None for a text that is no such time."""
+    try:
+        moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] == "Z" else text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def time_text(ms: int | str | None) -> str | None:
+    """An event row's time as it was sent (a text of the first layout as it is)."""
+    if ms is None or isinstance(ms, str):
+        return ms
+    try:
+        moment = _EPOCH + ms * _MILLISECOND
+    except OverflowError:
+        return None
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def describe(url: str) -> str:
@@ -305,6 +366,8 @@ class SqliteLedger(Ledger):
         # when it ends, and another run's may be missed as two runs sharing a file may miss
         # each other's anyway (see the module's words).
         self._holds: dict[str, bool] = {}
+        self._numbers: dict[str, int] = {}  # each connection's number in the event rows
+        self._read_only_statements = _READ_ONLY
 
     @classmethod
     def open_file(
@@ -364,11 +427,15 @@ class SqliteLedger(Ledger):
         raw = self._raw()
         if self.read_only:
             raw.execute("SELECT count(*) FROM ledger_runs").fetchone()
+            if _first_layout_only(raw):
+                self._read_only_statements = _FIRST_LAYOUT_READ_ONLY
             return
         for statement in _SQLITE_TABLES:
             raw.execute(statement)
         now = int(time.time())
         with self._write_lock, _transaction(raw):
+            raw.execute("BEGIN IMMEDIATE")  # the write lock first, before reading what to move
+            _move_first_layout(raw)
             _merge(raw)
             if retention_days > 0:
                 self.pruned = _prune(raw, now - retention_days * DAY)
@@ -381,13 +448,14 @@ class SqliteLedger(Ledger):
         if not event_ids or not self._held(connection_id):
             return frozenset()
         found = _encode_json(sorted(set(event_ids)))  # one JSON parameter, not 500 bound ones
+        key = self._key(connection_id)
         try:
             rows = (
                 self._raw().execute(
-                    _SQLITE_DELIVERED_READ_ONLY, (connection_id, found, connection_id, found)
+                    self._read_only_statements["delivered"], (key, found, key, found)
                 )
                 if self.read_only
-                else self._raw().execute(_SQLITE_DELIVERED, (connection_id, found))
+                else self._raw().execute(_SQLITE_DELIVERED, (key, found))
             )
             return frozenset(row[0] for row in rows.fetchall())
         except Exception as exc:
@@ -400,18 +468,32 @@ class SqliteLedger(Ledger):
         held = self._holds.get(connection_id)
         if held is None:
             try:
-                rows = (
-                    self._raw().execute(_SQLITE_HOLDS_READ_ONLY, (connection_id, connection_id))
-                    if self.read_only
-                    else self._raw().execute(_SQLITE_HOLDS, (connection_id,))
-                )
-                held = rows.fetchone() is not None
+                key = self._key(connection_id)
+                if key is None:  # a connection the file has never seen
+                    held = False
+                elif self.read_only:
+                    statement = self._read_only_statements["holds"]
+                    held = self._raw().execute(statement, (key, key)).fetchone() is not None
+                else:
+                    held = self._raw().execute(_SQLITE_HOLDS, (key,)).fetchone() is not None
             except Exception as exc:
                 if not _database_error(exc):
                     raise
                 raise LedgerError(self.unreadable(exc)) from None
             self._holds[connection_id] = held
         return held
+
+    def _key(self, connection_id: str) -> int | str | None:
+        """The connection's key in the event rows: its number (None: the file has none yet),
+        or, read in a file of the first layout, its id."""
+        if self._read_only_statements is _FIRST_LAYOUT_READ_ONLY:
+            return connection_id
+        number = self._numbers.get(connection_id)
+        if number is None:
+            row = self._raw().execute(_SQLITE_NUMBER, (connection_id,)).fetchone()
+            if row is not None:
+                number = self._numbers[connection_id] = row[0]
+        return number
 
     def record(
         self, connection_id: str, events: Sequence[Event], status: int, answer: str
@@ -421,12 +503,17 @@ class SqliteLedger(Ledger):
         rows = _encode_json(events)
         raw = self._raw()
         with self._write_lock, self._writing(), _transaction(raw):
+            number = self._numbers.get(connection_id)
+            if number is None:  # kept once the transaction that added it is committed
+                raw.execute(_SQLITE_NEW_NUMBER, (connection_id,))
+                number = raw.execute(_SQLITE_NUMBER, (connection_id,)).fetchone()[0]
             cursor = raw.execute(
                 _SQLITE_REQUEST,
                 (connection_id, self.run_id, int(time.time()), status, answer[:ANSWER_CHARS],
                  len(events)),
             )
-            raw.execute(_SQLITE_RECORD, (connection_id, cursor.lastrowid, rows))
+            raw.execute(_SQLITE_RECORD, (number, cursor.lastrowid, rows))
+        self._numbers[connection_id] = number
 
     def close(self) -> None:
         """Merge what this run acknowledged into the keyed table and let go."""
@@ -434,6 +521,7 @@ class SqliteLedger(Ledger):
             if not self.read_only:
                 raw = self._raw()
                 with self._write_lock, self._writing(), _transaction(raw):
+                    raw.execute("BEGIN IMMEDIATE")
                     _merge(raw)
         finally:
             self._let_go()
@@ -532,18 +620,34 @@ def _transaction(raw: Any) -> Iterator[None]:
 
 
 def _merge(raw: Any) -> None:
-    """Move the appended rows into ledger_events, in key order (each page written once); a
-    later row of one event wins. The first statement of a transaction: it takes the write
-    lock before it reads which connections the rows are of, so no other run appends to them
-    before they are deleted."""
-    raw.execute("BEGIN IMMEDIATE")
-    connections = raw.execute("SELECT DISTINCT connection_id FROM ledger_pending").fetchall()
+    """Move the appended rows into ledger_delivered, in key order (each page written once); a
+    later row of one event wins. In a transaction begun IMMEDIATE: it holds the write lock
+    before it reads which connections the rows are of, so no other run appends to them before
+    they are deleted."""
+    connections = raw.execute("SELECT DISTINCT connection FROM ledger_appended").fetchall()
     if len(connections) > _MERGED_ONE_BY_ONE:
         raw.execute(_SQLITE_MERGE)
     else:
-        for (connection_id,) in connections:
-            raw.execute(_SQLITE_MERGE_ONE, (connection_id,))
-    raw.execute("DELETE FROM ledger_pending")
+        for (number,) in connections:
+            raw.execute(_SQLITE_MERGE_ONE, (number,))
+    raw.execute("DELETE FROM ledger_appended")
+
+
+def _first_layout_only(raw: Any) -> bool:
+    """Whether the file is of the first layout, not yet moved by a run of this version."""
+    return bool(
+        raw.execute(_SQLITE_TABLE_EXISTS, ("ledger_events",)).fetchone()
+        and not raw.execute(_SQLITE_TABLE_EXISTS, ("ledger_delivered",)).fetchone()
+    )
+
+
+def _move_first_layout(raw: Any) -> None:
+    """Move a file's rows of the first layout into this layout's tables, once (it drops the
+    first layout's tables); the merge that follows sorts them in."""
+    for table, order in _FIRST_LAYOUT_TABLES.items():
+        if raw.execute(_SQLITE_TABLE_EXISTS, (table,)).fetchone():
+            for statement in _SQLITE_MOVE_FIRST_LAYOUT:
+                raw.execute(statement.format(table=table, order=order))
 
 
 def _prune(raw: Any, before: int) -> int:

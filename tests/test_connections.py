@@ -200,9 +200,10 @@ def test_a_failing_run_counts_every_event_another_connection_had_acknowledged(
         assert "retry" not in run.stderr
         with sqlite3.connect(work / "spotify-conversions-ledger.sqlite") as ledger:
             held = ledger.execute(
-                "SELECT count(*) FROM (SELECT event_id FROM ledger_events WHERE connection_id = ?"
-                " UNION SELECT event_id FROM ledger_pending WHERE connection_id = ?)",
-                (ID_A, ID_A),
+                "SELECT count(*) FROM (SELECT connection, event_id FROM ledger_delivered"
+                " UNION SELECT connection, event_id FROM ledger_appended) AS e"
+                " JOIN ledger_connections AS c ON c.id = e.connection WHERE c.connection_id = ?",
+                (ID_A,),
             ).fetchone()[0]
         summary = json.loads((work / "summary.json").read_text())
         assert summary["connections"]["brand_a"]["events_delivered"] == held

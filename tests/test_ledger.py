@@ -151,7 +151,8 @@ def test_a_record_keeps_the_event_time_the_request_and_the_answer_but_nothing_pe
     assert row["request_events"] == 1
     assert before - 5 <= row["sent_at"] <= before + 5
     with ledger.engine.connect() as connection:
-        columns = {c["name"] for t in ("ledger_events", "ledger_requests", "ledger_runs")
+        columns = {c["name"] for t in ("ledger_delivered", "ledger_connections",
+                                       "ledger_requests", "ledger_runs")
                    for c in sa.inspect(connection).get_columns(t)}
     assert not {"body", "user_data", "hashed_emails", "email", "token"} & columns
     ledger.close()
@@ -245,7 +246,7 @@ def test_a_password_in_the_query_of_a_url_is_never_repeated():
 def test_a_write_that_fails_midway_is_a_ledger_error_not_a_crash(tmp_path):
     ledger = open_ledger(tmp_path)
     with sqlite3.connect(tmp_path / "ledger.sqlite") as raw:
-        raw.execute("DROP TABLE ledger_pending")
+        raw.execute("DROP TABLE ledger_appended")
     with pytest.raises(LedgerError, match=r"could not be written"), \
             ledger.claim(CONNECTION_ID, events("a")) as claim:
         claim.record(events("a"), 200, "SUCCESS")
@@ -398,3 +399,108 @@ def test_a_ledger_that_cannot_be_placed_or_driven_is_refused_naming_ledger_url(t
         open_url(f"sqlite:///{tmp_path / 'plain' / 'x.sqlite'}", run_id="r")
     with pytest.raises(LedgerError, match=r"ledger_url: cannot use .*driver is not installed"):
         open_url(f"sqlite+nosuchdriver:///{tmp_path / 'x.sqlite'}", run_id="r")
+
+
+# The first layout, as earlier builds wrote it: the connection's id and the time's text in
+# every event row.
+FIRST_LAYOUT = (
+    "CREATE TABLE ledger_events (connection_id VARCHAR(36) NOT NULL, event_id VARCHAR NOT NULL, "
+    "event_time VARCHAR(40) NOT NULL, request_id INTEGER NOT NULL, "
+    "PRIMARY KEY (connection_id, event_id)) WITHOUT ROWID",
+    "CREATE TABLE ledger_pending (connection_id VARCHAR(36) NOT NULL, event_id VARCHAR NOT NULL, "
+    "event_time VARCHAR(40) NOT NULL, request_id INTEGER NOT NULL)",
+    "CREATE TABLE ledger_requests (id INTEGER NOT NULL, connection_id VARCHAR(36) NOT NULL, "
+    "run_id VARCHAR(36) NOT NULL, sent_at BIGINT NOT NULL, status INTEGER, "
+    "answer VARCHAR(400), events INTEGER NOT NULL, PRIMARY KEY (id))",
+    "CREATE INDEX ix_ledger_requests_sent_at ON ledger_requests (sent_at)",
+    "CREATE TABLE ledger_runs (run_id VARCHAR(36) NOT NULL, started_at BIGINT NOT NULL, "
+    "pruned INTEGER NOT NULL, PRIMARY KEY (run_id))",
+)
+
+
+def first_layout_file(tmp_path) -> None:
+    """A ledger an earlier build left: events a and b merged, b again and c appended by a run
+    that was killed (the later row of b wins)."""
+    now = int(time.time())
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as raw:
+        for statement in FIRST_LAYOUT:
+            raw.execute(statement)
+        raw.executemany(
+            "INSERT INTO ledger_requests VALUES (?, ?, 'old-run', ?, 200, ?, ?)",
+            [(1, CONNECTION_ID, now, "first", 2), (2, CONNECTION_ID, now, "second", 2),
+             (3, OTHER_CONNECTION, now, "other", 1)],
+        )
+        raw.executemany("INSERT INTO ledger_events VALUES (?, ?, ?, ?)", [
+            (CONNECTION_ID, "a", "2026-10-31T23:59:59.123Z", 1),
+            (CONNECTION_ID, "b", "2026-10-31T23:59:59.123Z", 1),
+            (OTHER_CONNECTION, "a", "2026-11-02T00:00:00.000Z", 3),
+        ])
+        raw.executemany("INSERT INTO ledger_pending VALUES (?, ?, ?, ?)", [
+            (CONNECTION_ID, "b", "2026-11-01T08:00:00.001Z", 2),
+            (CONNECTION_ID, "c", "2026-11-01T08:00:00.002Z", 2),
+        ])
+        raw.execute("INSERT INTO ledger_runs VALUES ('old-run', ?, 0)", (now,))
+
+
+def test_a_ledger_of_the_first_layout_is_read_as_it_is_and_moved_by_the_next_run(tmp_path):
+    first_layout_file(tmp_path)
+    dry = open_ledger(tmp_path, "dry", read_only=True)  # reads it, cannot move it
+    with dry.claim(CONNECTION_ID, events("a", "b", "c", "d")) as claim:
+        assert claim.skip == {"a", "b", "c"}
+    with dry.claim("5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9", events("a")) as claim:
+        assert claim.skip == frozenset()
+    assert lookup(dry.engine, "b")[0]["event_time"] == "2026-11-01T08:00:00.001Z"
+    assert {row["connection_id"]: row["events"] for row in stats(dry.engine)["connections"]} \
+        == {CONNECTION_ID: 3, OTHER_CONNECTION: 1}
+    dry.close()
+
+    run = open_ledger(tmp_path, "run-2")  # moves the rows, once
+    with run.claim(CONNECTION_ID, events("a", "b", "c", "d")) as claim:
+        assert claim.skip == {"a", "b", "c"}
+        claim.record(events("d"), 200, "SUCCESS")
+    with run.claim(OTHER_CONNECTION, events("a", "b")) as claim:
+        assert claim.skip == {"a"}
+    run.close()
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as raw:
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
+    assert not {"ledger_events", "ledger_pending"} & tables
+    later = open_ledger(tmp_path, "run-3")
+    [b] = lookup(later.engine, "b")
+    assert (b["event_time"], b["answer"]) == ("2026-11-01T08:00:00.001Z", "second")
+    times = {row["connection_id"]: row["event_time"] for row in lookup(later.engine, "a")}
+    assert times == {CONNECTION_ID: "2026-10-31T23:59:59.123Z",
+                     OTHER_CONNECTION: "2026-11-02T00:00:00.000Z"}
+    assert lookup(later.engine, "d")[0]["event_time"] == WHEN
+    later.close()
+
+
+@pytest.mark.parametrize("sent", [
+    "2026-11-01T10:00:00.000Z", "2026-10-31T23:59:59.999Z", "1970-01-01T00:00:00.000Z",
+    "1969-12-31T23:59:59.999Z", "0001-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z",
+    "2024-02-29T12:34:56.789Z",
+])
+def test_an_event_time_is_kept_in_milliseconds_and_read_back_as_sent(tmp_path, sent):
+    """SQLite's reading (a run's rows) and Python's (a server's, the command's) agree."""
+    assert ledger_module.time_text(ledger_module.time_ms(sent)) == sent
+    ledger = open_ledger(tmp_path)
+    with ledger.claim(CONNECTION_ID, events("e")) as claim:
+        claim.record([("e", sent)], 200, "SUCCESS")
+    ledger.close()
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as raw:
+        [(kept,)] = raw.execute("SELECT event_time_ms FROM ledger_delivered").fetchall()
+    assert kept == ledger_module.time_ms(sent)
+    later = open_ledger(tmp_path, "run-2", read_only=True)
+    assert lookup(later.engine, "e")[0]["event_time"] == sent
+    later.close()
+
+
+def test_a_time_the_ledger_cannot_read_is_kept_as_unknown_not_a_failed_write(tmp_path):
+    ledger = open_ledger(tmp_path)
+    with ledger.claim(CONNECTION_ID, events("e")) as claim:
+        claim.record([("e", "not a time")], 200, "SUCCESS")
+    ledger.close()
+    later = open_ledger(tmp_path, "run-2")
+    with later.claim(CONNECTION_ID, events("e")) as claim:
+        assert claim.skip == {"e"}
+    assert lookup(later.engine, "e")[0]["event_time"] is None
+    later.close()

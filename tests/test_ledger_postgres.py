@@ -29,14 +29,17 @@ def ledger_rows(server: Postgres) -> int:
     engine = sa.create_engine(ledger_url(server))
     try:
         with engine.connect() as connection:
-            return int(connection.execute(sa.text("SELECT count(*) FROM ledger_events"))
+            return int(connection.execute(sa.text("SELECT count(*) FROM ledger_delivered"))
                        .scalar_one())
     finally:
         engine.dispose()
 
 
 def clear(server: Postgres) -> None:
-    server.psql("DROP TABLE IF EXISTS ledger_events, ledger_requests, ledger_runs")
+    server.psql(
+        "DROP TABLE IF EXISTS ledger_events, ledger_pending, ledger_delivered, ledger_appended, "
+        "ledger_connections, ledger_requests, ledger_runs"
+    )
 
 
 def test_two_concurrent_runs_sharing_a_postgresql_ledger_send_each_event_once(
@@ -129,3 +132,83 @@ def test_a_split_request_on_postgresql_keeps_the_acknowledged_parts_and_frees_th
             "SELECT answer FROM ledger_requests ORDER BY id")).scalars().all()
     assert requests == ["first half", "last quarter", "fixed", "again"], "no empty claim left"
     again.close()
+
+
+def test_a_postgresql_ledger_of_the_first_layout_is_moved_once_by_runs_starting_at_once(
+    postgres,  # noqa: F811
+):
+    """Earlier builds kept the connection's id and the time's text in each event row."""
+    import threading
+
+    from target_spotify_conversions.ledger import Ledger
+    from target_spotify_conversions.ledger_open import open_ledger
+    from target_spotify_conversions.ledger_sql import lookup
+    from tests.test_ledger import OTHER_CONNECTION, events
+
+    clear(postgres)
+    engine = sa.create_engine(ledger_url(postgres))
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "CREATE TABLE ledger_events (connection_id VARCHAR(36) NOT NULL, "
+            "event_id VARCHAR NOT NULL, event_time VARCHAR(40) NOT NULL, "
+            "request_id INTEGER NOT NULL, PRIMARY KEY (connection_id, event_id))"))
+        connection.execute(sa.text(
+            "CREATE TABLE ledger_pending (connection_id VARCHAR(36) NOT NULL, "
+            "event_id VARCHAR NOT NULL, event_time VARCHAR(40) NOT NULL, "
+            "request_id INTEGER NOT NULL)"))
+        connection.execute(sa.text(
+            "CREATE TABLE ledger_requests (id SERIAL PRIMARY KEY, connection_id VARCHAR(36) "
+            "NOT NULL, run_id VARCHAR(36) NOT NULL, sent_at BIGINT NOT NULL, status INTEGER, "
+            "answer VARCHAR(400), events INTEGER NOT NULL)"))
+        connection.execute(sa.text(
+            "CREATE TABLE ledger_runs (run_id VARCHAR(36) PRIMARY KEY, started_at BIGINT NOT NULL,"
+            " pruned INTEGER NOT NULL)"))
+        connection.execute(sa.text(
+            "INSERT INTO ledger_requests (connection_id, run_id, sent_at, status, answer, events)"
+            " VALUES (:c, 'old', extract(epoch from now())::bigint, 200, 'old answer', 2)"),
+            {"c": CONNECTION_ID})
+        connection.execute(sa.text(
+            "INSERT INTO ledger_events VALUES (:c, 'a', '2026-10-31T23:59:59.123Z', 1), "
+            "(:c, 'b', '1999-01-01T00:00:00.000Z', 1)"), {"c": CONNECTION_ID})
+    engine.dispose()
+    dry = open_ledger(ledger_url(postgres), run_id="dry", read_only=True)  # reads, moves nothing
+    assert isinstance(dry, Ledger)
+    with dry.claim(CONNECTION_ID, events("a", "b", "c")) as claim:
+        assert claim.skip == {"a", "b"}
+    assert lookup(dry.engine, "a")[0]["event_time"] == "2026-10-31T23:59:59.123Z"
+    dry.close()
+
+    opened: list[Ledger] = []
+    failures: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_one(number: int) -> None:
+        start.wait()
+        try:
+            ledger = open_ledger(ledger_url(postgres), run_id=f"run-{number}")
+            assert isinstance(ledger, Ledger)
+            opened.append(ledger)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    ledger = opened[0]
+    with ledger.claim(CONNECTION_ID, events("a", "b", "c")) as claim:
+        assert claim.skip == {"a", "b"}
+        claim.record(events("c"), 200, "SUCCESS")
+    with ledger.claim(OTHER_CONNECTION, events("a")) as claim:
+        assert claim.skip == frozenset()
+    [a] = lookup(ledger.engine, "a")
+    assert (a["event_time"], a["answer"]) == ("2026-10-31T23:59:59.123Z", "old answer")
+    assert lookup(ledger.engine, "b")[0]["event_time"] == "1999-01-01T00:00:00.000Z"
+    assert ledger_rows(postgres) == 3
+    with ledger.engine.connect() as connection:
+        tables = set(sa.inspect(connection).get_table_names())
+    assert not {"ledger_events", "ledger_pending"} & tables
+    for each in opened:
+        each.close()

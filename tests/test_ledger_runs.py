@@ -31,7 +31,7 @@ def ledger_ids(workdir: Path) -> set[str]:
     """Every event the ledger holds: merged, or appended by a run that has not closed it."""
     with sqlite3.connect(workdir / LEDGER) as connection:
         return {row[0] for row in connection.execute(
-            "SELECT event_id FROM ledger_events UNION SELECT event_id FROM ledger_pending")}
+            "SELECT event_id FROM ledger_delivered UNION SELECT event_id FROM ledger_appended")}
 
 
 def test_a_second_run_of_the_same_events_sends_none_and_counts_them_as_already_delivered(
