@@ -113,31 +113,19 @@ _SQLITE_PRUNE = (
     "DELETE FROM ledger_requests WHERE sent_at < ?",
     "DELETE FROM ledger_runs WHERE started_at < ?",
 )
-# A dry run cannot merge what a killed run left appended: it looks there too (a scan, and the
-# table is empty unless a run died). The connection's key is its number, or its id in a file
-# of the first layout (below).
-_READ_ONLY = {
-    "holds": (
-        "SELECT 1 FROM ledger_delivered WHERE connection = ? "
-        "UNION ALL SELECT 1 FROM ledger_appended WHERE connection = ? LIMIT 1"
-    ),
-    "delivered": (
-        "SELECT event_id FROM ledger_delivered WHERE connection = ? "
-        "AND event_id IN (SELECT value FROM json_each(?)) "
-        "UNION SELECT event_id FROM ledger_appended WHERE connection = ? "
-        "AND event_id IN (SELECT value FROM json_each(?))"
-    ),
-}
 # The first layout (earlier builds): the connection's id and the time's text in every row, in
 # ledger_events (keyed) and ledger_pending (appended, in rowid order). A run moves such a
-# file's rows to the tables above when it opens it; a dry run or the ledger command reads them
-# as they are.
+# file's rows to the tables above when it opens it.
 _FIRST_LAYOUT_TABLES = {"ledger_events": "", "ledger_pending": "ORDER BY t.rowid"}
-_FIRST_LAYOUT_READ_ONLY = {
-    name: statement.replace("ledger_delivered", "ledger_events")
-    .replace("ledger_appended", "ledger_pending")
-    .replace("connection = ?", "connection_id = ?")
-    for name, statement in _READ_ONLY.items()
+# A dry run reads and never writes: it cannot merge what a killed run left appended, nor move
+# a file of the first layout (nor one a run was killed while moving, nor one an earlier build
+# wrote to after a later one). It reads every table of events the file holds, by connection
+# id (the appended ones by a scan: they are empty unless a run died or a build went back).
+_IN_CONNECTION = {
+    "ledger_delivered": "connection = (SELECT id FROM ledger_connections WHERE connection_id = ?)",
+    "ledger_appended": "connection = (SELECT id FROM ledger_connections WHERE connection_id = ?)",
+    "ledger_events": "connection_id = ?",
+    "ledger_pending": "connection_id = ?",
 }
 _SQLITE_TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 _SQLITE_MOVE_FIRST_LAYOUT = (
@@ -146,7 +134,8 @@ _SQLITE_MOVE_FIRST_LAYOUT = (
     # into the appended rows, in the order written: the merge that follows sorts them
     "INSERT INTO ledger_appended (connection, event_id, event_time_ms, request_id) "
     "SELECT (SELECT id FROM ledger_connections AS c WHERE c.connection_id = t.connection_id), "
-    "t.event_id, CAST(round((julianday(t.event_time) - 2440587.5) * 86400000) AS INTEGER), "
+    "t.event_id, CASE WHEN t.event_time GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*' "
+    "THEN CAST(round((julianday(t.event_time) - 2440587.5) * 86400000) AS INTEGER) END, "
     "t.request_id FROM {table} AS t {order}",
     "DROP TABLE {table}",
 )
@@ -185,10 +174,10 @@ def time_ms(text: str) -> int | None:
     return (moment - _EPOCH) // _MILLISECOND
 
 
-def time_text(ms: int | str | None) -> str | None:
-    """An event row's time as it was sent (a text of the first layout as it is)."""
-    if ms is None or isinstance(ms, str):
-        return ms
+def time_text(ms: int | None) -> str | None:
+    """An event row's time as it was sent (None when there is none, or no such time)."""
+    if not isinstance(ms, int):
+        return None
     try:
         moment = _EPOCH + ms * _MILLISECOND
     except OverflowError:
@@ -367,7 +356,9 @@ class SqliteLedger(Ledger):
         # each other's anyway (see the module's words).
         self._holds: dict[str, bool] = {}
         self._numbers: dict[str, int] = {}  # each connection's number in the event rows
-        self._read_only_statements = _READ_ONLY
+        # read only: the statements reading every table of events the file holds
+        self._read_holds = self._read_delivered = ""
+        self._read_tables = 0
 
     @classmethod
     def open_file(
@@ -427,8 +418,12 @@ class SqliteLedger(Ledger):
         raw = self._raw()
         if self.read_only:
             raw.execute("SELECT count(*) FROM ledger_runs").fetchone()
-            if _first_layout_only(raw):
-                self._read_only_statements = _FIRST_LAYOUT_READ_ONLY
+            tables = [table for table in _IN_CONNECTION
+                      if raw.execute(_SQLITE_TABLE_EXISTS, (table,)).fetchone()]
+            if not tables:
+                raise sqlite3.OperationalError("no table of delivered events")
+            self._read_tables = len(tables)
+            self._read_holds, self._read_delivered = _read_only_statements(tables)
             return
         for statement in _SQLITE_TABLES:
             raw.execute(statement)
@@ -448,15 +443,15 @@ class SqliteLedger(Ledger):
         if not event_ids or not self._held(connection_id):
             return frozenset()
         found = _encode_json(sorted(set(event_ids)))  # one JSON parameter, not 500 bound ones
-        key = self._key(connection_id)
         try:
-            rows = (
-                self._raw().execute(
-                    self._read_only_statements["delivered"], (key, found, key, found)
+            if self.read_only:
+                rows = self._raw().execute(
+                    self._read_delivered, (connection_id, found) * self._read_tables
                 )
-                if self.read_only
-                else self._raw().execute(_SQLITE_DELIVERED, (key, found))
-            )
+            else:
+                rows = self._raw().execute(
+                    _SQLITE_DELIVERED, (self._numbers[connection_id], found)
+                )
             return frozenset(row[0] for row in rows.fetchall())
         except Exception as exc:
             if not _database_error(exc):
@@ -468,14 +463,14 @@ class SqliteLedger(Ledger):
         held = self._holds.get(connection_id)
         if held is None:
             try:
-                key = self._key(connection_id)
-                if key is None:  # a connection the file has never seen
-                    held = False
-                elif self.read_only:
-                    statement = self._read_only_statements["holds"]
-                    held = self._raw().execute(statement, (key, key)).fetchone() is not None
+                if self.read_only:
+                    keys = (connection_id,) * self._read_tables
+                    held = self._raw().execute(self._read_holds, keys).fetchone() is not None
                 else:
-                    held = self._raw().execute(_SQLITE_HOLDS, (key,)).fetchone() is not None
+                    number = self._number(connection_id)
+                    held = number is not None and (
+                        self._raw().execute(_SQLITE_HOLDS, (number,)).fetchone() is not None
+                    )
             except Exception as exc:
                 if not _database_error(exc):
                     raise
@@ -483,11 +478,8 @@ class SqliteLedger(Ledger):
             self._holds[connection_id] = held
         return held
 
-    def _key(self, connection_id: str) -> int | str | None:
-        """The connection's key in the event rows: its number (None: the file has none yet),
-        or, read in a file of the first layout, its id."""
-        if self._read_only_statements is _FIRST_LAYOUT_READ_ONLY:
-            return connection_id
+    def _number(self, connection_id: str) -> int | None:
+        """The connection's number in the event rows (None: the file has none for it yet)."""
         number = self._numbers.get(connection_id)
         if number is None:
             row = self._raw().execute(_SQLITE_NUMBER, (connection_id,)).fetchone()
@@ -633,12 +625,17 @@ def _merge(raw: Any) -> None:
     raw.execute("DELETE FROM ledger_appended")
 
 
-def _first_layout_only(raw: Any) -> bool:
-    """Whether the file is of the first layout, not yet moved by a run of this version."""
-    return bool(
-        raw.execute(_SQLITE_TABLE_EXISTS, ("ledger_events",)).fetchone()
-        and not raw.execute(_SQLITE_TABLE_EXISTS, ("ledger_delivered",)).fetchone()
+def _read_only_statements(tables: Sequence[str]) -> tuple[str, str]:
+    """A reader's look-ups over these tables of events: whether the connection has any, and
+    which of a request's ids it has (each table's statement takes the connection id)."""
+    # the table names and conditions are this module's own (_IN_CONNECTION), never input
+    parts = [f"FROM {table} WHERE {_IN_CONNECTION[table]}" for table in tables]
+    holds = " UNION ALL ".join(f"SELECT 1 {part}" for part in parts) + " LIMIT 1"
+    delivered = " UNION ".join(
+        f"SELECT event_id {part} AND event_id IN (SELECT value FROM json_each(?))"  # noqa: S608
+        for part in parts
     )
+    return holds, delivered
 
 
 def _move_first_layout(raw: Any) -> None:

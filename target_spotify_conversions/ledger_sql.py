@@ -412,7 +412,8 @@ _MOVE_FIRST_LAYOUT = (
     "ON CONFLICT DO NOTHING",
     "INSERT INTO ledger_delivered (connection, event_id, event_time_ms, request_id) "
     "SELECT c.id, t.event_id, "
-    "CAST(round(EXTRACT(EPOCH FROM CAST(t.event_time AS TIMESTAMPTZ)) * 1000) AS BIGINT), "
+    "CASE WHEN t.event_time ~ '^\\d{{4}}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z$' THEN "
+    "CAST(round(EXTRACT(EPOCH FROM CAST(t.event_time AS TIMESTAMPTZ)) * 1000) AS BIGINT) END, "
     "t.request_id FROM {table} AS t JOIN ledger_connections AS c "
     "ON c.connection_id = t.connection_id ON CONFLICT DO NOTHING",
     "DROP TABLE {table}",
@@ -446,33 +447,48 @@ def _prune(connection: sa.engine.Connection, before: int) -> int:
 
 
 def _all_events(connection: sa.engine.Connection) -> Any:
-    """The keyed rows and the rows a running (or died) run has not merged yet, by connection
-    id; a SQLite file of the first layout (no run of this version has opened it) as it is."""
+    """Every event row, by connection id: the keyed rows, the rows a running (or died) run has
+    not merged yet, and rows of the first layout that no run of this version has moved (a file
+    an earlier build wrote to, or one whose move was cut short). A time is in one of two
+    columns: milliseconds, or the first layout's text."""
     names = set(sa.inspect(connection).get_table_names())
-    if EVENTS.name not in names and _FIRST_LAYOUT[0] in names:
-        tables = [sa.table(name, *map(sa.column, _FIRST_LAYOUT_COLUMNS))
-                  for name in _FIRST_LAYOUT if name in names]
-        return sa.union_all(*(sa.select(table) for table in tables)).subquery("all_events")
-    return sa.union_all(*(
+    selects = [
         sa.select(
             CONNECTIONS.c.connection_id,
             table.c.event_id,
-            table.c.event_time_ms.label("event_time"),
+            table.c.event_time_ms,
+            sa.cast(sa.null(), sa.String).label("event_time_text"),
             table.c.request_id,
         ).join(CONNECTIONS, CONNECTIONS.c.id == table.c.connection)
         for table in (EVENTS, PENDING)
-    )).subquery("all_events")
+        if table.name in names
+    ]
+    for name in _FIRST_LAYOUT:
+        if name in names:
+            first = sa.table(name, *map(sa.column, _FIRST_LAYOUT_COLUMNS))
+            selects.append(sa.select(
+                first.c.connection_id,
+                first.c.event_id,
+                sa.cast(sa.null(), sa.BigInteger).label("event_time_ms"),
+                first.c.event_time.label("event_time_text"),
+                first.c.request_id,
+            ))
+    if not selects:
+        raise sa.exc.NoSuchTableError(EVENTS.name)
+    return sa.union_all(*selects).subquery("all_events")
 
 
 def lookup(engine: sa.engine.Engine, event_id: str) -> list[dict[str, Any]]:
     """What the ledger knows of one event id, for each connection it was delivered to."""
     with engine.connect() as connection:
         rows = connection.execute(_lookup_query(_all_events(connection), event_id)).all()
-    latest = {
-        row.connection_id: {**row._mapping, "event_time": time_text(row.event_time)}
-        for row in rows
-    }
-    return list(latest.values())  # per connection, the newest request (a resend's)
+    latest = {}
+    for row in rows:  # per connection, the newest request (a resend's)
+        found = dict(row._mapping)
+        ms, text = found.pop("event_time_ms"), found.pop("event_time_text")
+        as_sent = time_text(ms) if ms is not None else text if isinstance(text, str) else None
+        latest[row.connection_id] = {**found, "event_time": as_sent}
+    return list(latest.values())
 
 
 def _lookup_query(events: Any, event_id: str) -> Any:
@@ -480,7 +496,8 @@ def _lookup_query(events: Any, event_id: str) -> Any:
         sa.select(
             events.c.connection_id,
             events.c.event_id,
-            events.c.event_time,
+            events.c.event_time_ms,
+            events.c.event_time_text,
             REQUESTS.c.sent_at,
             REQUESTS.c.status,
             REQUESTS.c.answer,

@@ -434,6 +434,7 @@ def first_layout_file(tmp_path) -> None:
             (CONNECTION_ID, "a", "2026-10-31T23:59:59.123Z", 1),
             (CONNECTION_ID, "b", "2026-10-31T23:59:59.123Z", 1),
             (OTHER_CONNECTION, "a", "2026-11-02T00:00:00.000Z", 3),
+            (OTHER_CONNECTION, "j", "2459000.5", 3),  # no time as sent: kept without one
         ])
         raw.executemany("INSERT INTO ledger_pending VALUES (?, ?, ?, ?)", [
             (CONNECTION_ID, "b", "2026-11-01T08:00:00.001Z", 2),
@@ -451,7 +452,7 @@ def test_a_ledger_of_the_first_layout_is_read_as_it_is_and_moved_by_the_next_run
         assert claim.skip == frozenset()
     assert lookup(dry.engine, "b")[0]["event_time"] == "2026-11-01T08:00:00.001Z"
     assert {row["connection_id"]: row["events"] for row in stats(dry.engine)["connections"]} \
-        == {CONNECTION_ID: 3, OTHER_CONNECTION: 1}
+        == {CONNECTION_ID: 3, OTHER_CONNECTION: 2}
     dry.close()
 
     run = open_ledger(tmp_path, "run-2")  # moves the rows, once
@@ -471,6 +472,7 @@ def test_a_ledger_of_the_first_layout_is_read_as_it_is_and_moved_by_the_next_run
     assert times == {CONNECTION_ID: "2026-10-31T23:59:59.123Z",
                      OTHER_CONNECTION: "2026-11-02T00:00:00.000Z"}
     assert lookup(later.engine, "d")[0]["event_time"] == WHEN
+    assert lookup(later.engine, "j")[0]["event_time"] is None
     later.close()
 
 
@@ -504,3 +506,35 @@ def test_a_time_the_ledger_cannot_read_is_kept_as_unknown_not_a_failed_write(tmp
         assert claim.skip == {"e"}
     assert lookup(later.engine, "e")[0]["event_time"] is None
     later.close()
+
+
+@pytest.mark.parametrize("how", ["a run killed while moving it", "an earlier build went back"])
+def test_a_ledger_holding_both_layouts_is_read_whole_until_a_run_moves_it(tmp_path, how):
+    """A run creates this layout's tables before it moves the first layout's rows; killed in
+    between (or when an earlier build writes to the file again), the file holds both."""
+    if how == "an earlier build went back":
+        ledger = open_ledger(tmp_path, "later-build")
+        with ledger.claim(CONNECTION_ID, events("x")) as claim:
+            claim.record(events("x"), 200, "SUCCESS")
+        ledger.close()
+        with sqlite3.connect(tmp_path / "ledger.sqlite") as raw:
+            raw.execute("DROP TABLE ledger_requests")
+            raw.execute("DROP TABLE ledger_runs")
+        first_layout_file(tmp_path)
+    else:
+        first_layout_file(tmp_path)
+        with sqlite3.connect(tmp_path / "ledger.sqlite") as raw:
+            for statement in ledger_module._SQLITE_TABLES:
+                raw.execute(statement)
+    held = {"a", "b", "c"} | ({"x"} if how == "an earlier build went back" else set())
+    dry = open_ledger(tmp_path, "dry", read_only=True)
+    with dry.claim(CONNECTION_ID, events("a", "b", "c", "d", "x")) as claim:
+        assert claim.skip == held
+    assert lookup(dry.engine, "b")[0]["event_time"] == "2026-11-01T08:00:00.001Z"
+    counts = {row["connection_id"]: row["events"] for row in stats(dry.engine)["connections"]}
+    assert counts[CONNECTION_ID] == len(held)
+    dry.close()
+    run = open_ledger(tmp_path, "run-2")
+    with run.claim(CONNECTION_ID, events("a", "b", "c", "d", "x")) as claim:
+        assert claim.skip == held
+    run.close()

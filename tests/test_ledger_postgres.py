@@ -142,7 +142,7 @@ def test_a_postgresql_ledger_of_the_first_layout_is_moved_once_by_runs_starting_
 
     from target_spotify_conversions.ledger import Ledger
     from target_spotify_conversions.ledger_open import open_ledger
-    from target_spotify_conversions.ledger_sql import lookup
+    from target_spotify_conversions.ledger_sql import METADATA, lookup
     from tests.test_ledger import OTHER_CONNECTION, events
 
     clear(postgres)
@@ -169,7 +169,9 @@ def test_a_postgresql_ledger_of_the_first_layout_is_moved_once_by_runs_starting_
             {"c": CONNECTION_ID})
         connection.execute(sa.text(
             "INSERT INTO ledger_events VALUES (:c, 'a', '2026-10-31T23:59:59.123Z', 1), "
-            "(:c, 'b', '1999-01-01T00:00:00.000Z', 1)"), {"c": CONNECTION_ID})
+            "(:c, 'b', '1999-01-01T00:00:00.000Z', 1), (:c, 'j', '2026-13-45T99', 1)"),
+            {"c": CONNECTION_ID})
+    METADATA.create_all(engine)  # as a run killed while moving it leaves it: both layouts
     engine.dispose()
     dry = open_ledger(ledger_url(postgres), run_id="dry", read_only=True)  # reads, moves nothing
     assert isinstance(dry, Ledger)
@@ -206,7 +208,8 @@ def test_a_postgresql_ledger_of_the_first_layout_is_moved_once_by_runs_starting_
     [a] = lookup(ledger.engine, "a")
     assert (a["event_time"], a["answer"]) == ("2026-10-31T23:59:59.123Z", "old answer")
     assert lookup(ledger.engine, "b")[0]["event_time"] == "1999-01-01T00:00:00.000Z"
-    assert ledger_rows(postgres) == 3
+    assert lookup(ledger.engine, "j")[0]["event_time"] is None, "no time: kept, not failed"
+    assert ledger_rows(postgres) == 4
     with ledger.engine.connect() as connection:
         tables = set(sa.inspect(connection).get_table_names())
     assert not {"ledger_events", "ledger_pending"} & tables
