@@ -24,6 +24,7 @@ import urllib3.util.response
 from requests.adapters import HTTPAdapter
 
 from .concurrency import ConcurrencyLimit, Slot
+from .privacy import shown_url
 from .report import RequestCounts
 from .retries import BACKOFF_FACTOR, DEFAULT_MAX_RETRIES, backoff_waits
 from .transport import Answer, DeliveryError
@@ -367,10 +368,11 @@ class CapiClient:
             )
         if 300 <= status < 400:
             raise DeliveryError(
-                f"HTTP {status} redirect from {self.api_url}: check api_url (keep the trailing /)"
+                f"HTTP {status} redirect from {shown_url(self.api_url)}: check api_url (keep the "
+                "trailing /)"
             )
         raise DeliveryError(
-            f"HTTP {status} from {self.api_url}: {message} (usually a wrong api_url)"
+            f"HTTP {status} from {shown_url(self.api_url)}: {message} (usually a wrong api_url)"
         )
 
     def _hidden(self, text: str) -> str:

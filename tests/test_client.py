@@ -118,6 +118,10 @@ def test_a_redirect_is_not_followed(tmp_path):
         url = f"http://127.0.0.1:{server.server_port}/capi-direct/events/"
         with pytest.raises(DeliveryError, match="308 redirect"):
             CapiClient(url, TOKEN).post(b"{}", 1)
+        # a token pasted into api_url's query is not repeated by the message
+        with pytest.raises(DeliveryError, match="308 redirect") as failure:
+            CapiClient(url + "?access_token=tok3n-in-the-url", TOKEN).post(b"{}", 1)
+        assert "tok3n-in-the-url" not in str(failure.value)
     finally:
         server.shutdown()
 
