@@ -53,6 +53,8 @@ def check_output_path(setting: str, path: str | None) -> str | None:
         return None
     if path == os.devnull:  # turns the output off
         return path
+    if os.path.basename(path) in ("", ".", ".."):  # `out/`: a folder, existing or not
+        raise OutputPathError(f"{setting} names a directory; give a file name in it")
     try:
         info = os.stat(path)
     except FileNotFoundError:

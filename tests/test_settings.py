@@ -289,6 +289,9 @@ def test_output_files_that_cannot_work_are_refused(tmp_path):
                               "rejects_file": str(tmp_path / "x.jsonl")})
     with pytest.raises(SettingsError, match="rejects_file names a directory"):
         Settings.from_config({**GOOD, "rejects_file": str(tmp_path)})
+    for folder in ("missing/out/", "missing/.", "missing/.."):  # a folder not made yet
+        with pytest.raises(SettingsError, match="dry_run_file names a directory"):
+            Settings.from_config({**GOOD, "dry_run_file": f"{tmp_path}/{folder}"})
     made = Settings.from_config({**GOOD, "rejects_file": str(tmp_path / "new" / "r.jsonl")})
     assert made.rejects_file == str(tmp_path / "new" / "r.jsonl")  # created when first written
 
