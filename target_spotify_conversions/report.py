@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -203,6 +204,10 @@ class RequestCounts:
             "in_flight": self.in_flight(),
             "answer_latency_seconds": self.latency(),
         }
+
+
+# The outcome of a run whose settings were refused before it read anything.
+REFUSED_AT_START = "failed: settings refused"
 
 
 class RunReport:
@@ -495,6 +500,16 @@ class RunReport:
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             raise
+
+
+def write_refused_summary(path: str | None, *, dry_run: bool) -> None:
+    """The summary file of a run whose settings were refused at start: it replaces the last
+    run's, whose `completed` an alert would otherwise read as this run's."""
+    if path is None:
+        return
+    report = RunReport(logging.getLogger(__name__), run_id=str(uuid.uuid4()), dry_run=dry_run)
+    with contextlib.suppress(OSError):
+        report.write_file(path, REFUSED_AT_START)
 
 
 def _not_a_regular_file(path: str) -> bool:

@@ -32,7 +32,7 @@ from .messages import SchemaMessageError, check_schema_message
 from .pipeline import Pipeline, RejectLimitError
 from .reader import SafeReader, StopReading, raw_records
 from .rejects import RejectedRecordError
-from .report import SummaryFileError, unmatched_stream_maps
+from .report import SummaryFileError, unmatched_stream_maps, write_refused_summary
 from .sdk_seams import ConfigInput
 from .settings import (
     CONFIG_SCHEMA,
@@ -41,6 +41,7 @@ from .settings import (
     Settings,
     SettingsError,
     read_environment,
+    refused_summary_path,
     start_refusal,
     unknown_settings,
     without_sdk_nulls,
@@ -93,6 +94,28 @@ class TargetSpotifyConversions(Target):
         if isinstance(kwargs.get("config"), dict):
             kwargs = {**kwargs, "config": without_sdk_nulls(kwargs["config"])}
         try:
+            self._configure(kwargs)
+        except ConfigValidationError:
+            config = _parsed_config(self)
+            write_refused_summary(
+                refused_summary_path(config, self.read_files), dry_run=config.get("dry_run") is True
+            )
+            raise
+        self._pipeline: Pipeline | None = None  # the run's machinery starts with the run
+        self._last_written_state: str | None = None
+        self._schemas_checked: dict[str, tuple[t.Any, t.Any]] = {}
+        self.stopped_by: int | None = None
+        t.cast("SafeReader", self.message_reader).on_start = self._start_run
+        if threading.current_thread() is threading.main_thread():
+            # Replaces the handlers the SDK installed in __init__ (it would drain inside the
+            # handler, wherever the main thread is, and exit 0 as if the input had ended).
+            signal.signal(signal.SIGINT, self._stop_on_signal)
+            signal.signal(signal.SIGTERM, self._stop_on_signal)
+
+    def _configure(self, kwargs: dict[str, t.Any]) -> None:
+        """The SDK's checks of the config, then this target's: a refused setting is named in
+        one line that never quotes a secret."""
+        try:
             super().__init__(**kwargs)
         except ConfigValidationError as exc:  # the SDK's messages quote values, secrets too
             config = _parsed_config(self)
@@ -120,16 +143,6 @@ class TargetSpotifyConversions(Target):
         except SettingsError as exc:  # a secret pasted into another setting is not shown
             message = without_secrets(str(exc), self.config)
             raise ConfigValidationError(message, errors=[message]) from None
-        self._pipeline: Pipeline | None = None  # the run's machinery starts with the run
-        self._last_written_state: str | None = None
-        self._schemas_checked: dict[str, tuple[t.Any, t.Any]] = {}
-        self.stopped_by: int | None = None
-        t.cast("SafeReader", self.message_reader).on_start = self._start_run
-        if threading.current_thread() is threading.main_thread():
-            # Replaces the handlers the SDK installed in __init__ (it would drain inside the
-            # handler, wherever the main thread is, and exit 0 as if the input had ended).
-            signal.signal(signal.SIGINT, self._stop_on_signal)
-            signal.signal(signal.SIGTERM, self._stop_on_signal)
 
     @classmethod
     def _environment(cls) -> dict[str, t.Any]:

@@ -733,3 +733,35 @@ def test_a_retention_beyond_a_century_is_refused_at_start(fake, tmp_path):
     assert "ledger_retention_days" in run.stderr
     assert "Internal error" not in run.stderr
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("wrong", [
+    {"events_per_request": 5000},  # the target's own check
+    {"dryrun": True},  # a misspelt setting name
+    {"max_concurrent_requests": "four"},  # JSON schema's
+])
+def test_a_run_refused_at_start_replaces_the_last_summary_file(tmp_path, wrong):
+    """An alert on the summary file must not read the last run's `completed` as this run's."""
+    work = tmp_path / "run"
+    work.mkdir()
+    (work / "summary.json").write_text(json.dumps({"outcome": "completed"}))
+    config = target_config("http://127.0.0.1:9/capi-direct/events/",
+                           summary_file="summary.json", **wrong)
+    run = run_target(work, config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    summary = json.loads((work / "summary.json").read_text())
+    assert summary["outcome"] == "failed: settings refused"
+    assert summary["records_read"] == 0
+    assert config["auth_token"] not in (work / "summary.json").read_text()
+
+
+def test_a_summary_file_refused_for_naming_another_output_writes_over_nothing(tmp_path):
+    work = tmp_path / "run"
+    work.mkdir()
+    (work / "rejects.jsonl").write_text('{"kept": true}\n')
+    config = target_config("http://127.0.0.1:9/capi-direct/events/",
+                           summary_file="rejects.jsonl", rejects_file="rejects.jsonl")
+    run = run_target(work, config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert "name the same file" in run.stderr
+    assert (work / "rejects.jsonl").read_text() == '{"kept": true}\n'
