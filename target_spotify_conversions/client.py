@@ -439,6 +439,19 @@ def retry_after(response: requests.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
+class _HeaderParsingOwned(logging.Filter):
+    """urllib3 logs an answer whose headers it cannot parse with a traceback and the whole URL
+    (whose query may hold a token). The client judges such an answer itself
+    (`_cut_in_headers`) and logs the retry in one line, naming no URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to parse headers")
+
+
+for _name in ("urllib3.connection", "urllib3.connectionpool"):  # urllib3 2's, and 1's
+    logging.getLogger(_name).addFilter(_HeaderParsingOwned())
+
+
 def _cut_in_headers(response: requests.Response) -> bool:
     """Whether the answer ended inside its headers (`HTTP/1.1 200 OK` and half a header, then
     the connection closed): urllib3 only logs that, and the 200 would count the events as
