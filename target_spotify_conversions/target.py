@@ -41,7 +41,6 @@ from .settings import (
     Settings,
     SettingsError,
     read_environment,
-    refused_summary_path,
     start_refusal,
     unknown_settings,
     without_sdk_nulls,
@@ -97,9 +96,7 @@ class TargetSpotifyConversions(Target):
             self._configure(kwargs)
         except ConfigValidationError:
             config = _parsed_config(self)
-            write_refused_summary(
-                refused_summary_path(config, self.read_files), dry_run=config.get("dry_run") is True
-            )
+            write_refused_summary(config.get("summary_file"), dry_run=config.get("dry_run") is True)
             raise
         self._pipeline: Pipeline | None = None  # the run's machinery starts with the run
         self._last_written_state: str | None = None

@@ -262,6 +262,41 @@ def test_an_answer_that_echoes_the_token_never_shows_it(status, escaped):
     assert "[auth_token]" in shown
 
 
+@pytest.mark.parametrize("status", [200, 404, 302])
+def test_a_query_in_api_url_is_never_shown_even_when_the_answer_echoes_it(status):
+    """A gateway may take a key in the query (`?code=...`); a wrong endpoint's error page may
+    echo the request line."""
+    import http.server
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"message": f"Cannot POST {self.path}"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/gw/?code=QQ111&access_token=S%2FECRET%3D2"
+    client = CapiClient(url, TOKEN, max_retries=0)
+    try:
+        answer = client.post(body_of(CONNECTION_ID, [EVENT]), 1)
+        shown = answer.message
+    except DeliveryError as exc:
+        shown = str(exc)
+    finally:
+        client.close()
+        server.shutdown()
+    assert ("redirect from" if status == 302 else "Cannot POST /gw/") in shown
+    for secret in ("QQ111", "S%2FECRET%3D2", "S/ECRET=2"):
+        assert secret not in shown
+
+
 def _busy(capi: CapiClient, threads: int, until: threading.Event) -> list[threading.Thread]:
     """`threads` request threads posting one body after another until `until` is set."""
 

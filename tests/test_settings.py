@@ -289,6 +289,9 @@ def test_output_files_that_cannot_work_are_refused(tmp_path):
                               "rejects_file": str(tmp_path / "x.jsonl")})
     with pytest.raises(SettingsError, match="rejects_file names a directory"):
         Settings.from_config({**GOOD, "rejects_file": str(tmp_path)})
+    with pytest.raises(SettingsError, match="one names a file under the other's"):
+        Settings.from_config({**GOOD, "rejects_file": str(tmp_path / "out" / "r"),
+                              "summary_file": str(tmp_path / "out" / "r" / "s.json")})
     for folder in ("missing/out/", "missing/.", "missing/.."):  # a folder not made yet
         with pytest.raises(SettingsError, match="dry_run_file names a directory"):
             Settings.from_config({**GOOD, "dry_run_file": f"{tmp_path}/{folder}"})
@@ -743,10 +746,11 @@ def test_a_retention_beyond_a_century_is_refused_at_start(fake, tmp_path):
 def test_a_run_refused_at_start_replaces_the_last_summary_file(tmp_path, wrong):
     """An alert on the summary file must not read the last run's `completed` as this run's."""
     work = tmp_path / "run"
-    work.mkdir()
-    (work / "summary.json").write_text(json.dumps({"outcome": "completed"}))
     config = target_config("http://127.0.0.1:9/capi-direct/events/",
-                           summary_file="summary.json", **wrong)
+                           summary_file="summary.json", dry_run=True)
+    assert run_target(work, config, singer_lines([purchase(1)])).returncode == 0
+    assert json.loads((work / "summary.json").read_text())["outcome"] == "completed"
+    config = {**config, "dry_run": False, **wrong}
     run = run_target(work, config, singer_lines([purchase(1)]))
     assert run.returncode == 1
     summary = json.loads((work / "summary.json").read_text())
@@ -755,13 +759,27 @@ def test_a_run_refused_at_start_replaces_the_last_summary_file(tmp_path, wrong):
     assert config["auth_token"] not in (work / "summary.json").read_text()
 
 
-def test_a_summary_file_refused_for_naming_another_output_writes_over_nothing(tmp_path):
+@pytest.mark.parametrize(("kept", "settings"), [
+    # the ledger, by its default path (ledger_url empty means the default)
+    (b"SQLite format 3\x00" + bytes(100), {"ledger_url": ""}),
+    # another output (a one-line rejects file is a JSON object too, with a run_id)
+    (b'{"run_id": "r-1", "reasons": ["invalid_email"]}\n', {"rejects_file": "kept.file"}),
+    # a connection's dry-run file, and an input file: JSON lines
+    (b'{"data": []}\n{"data": []}\n', {"dry_run": True}),
+])
+def test_a_refused_run_writes_its_summary_over_no_other_file(tmp_path, kept, settings):
+    """The refusal may be of summary_file itself: only a path holding nothing, or an earlier
+    summary, is written."""
     work = tmp_path / "run"
     work.mkdir()
-    (work / "rejects.jsonl").write_text('{"kept": true}\n')
+    (work / "kept.file").write_bytes(kept)
+    if "ledger_url" in settings:
+        (work / "kept.file").rename(work / "spotify-conversions-ledger.sqlite")
+        settings = {**settings, "summary_file": "spotify-conversions-ledger.sqlite"}
     config = target_config("http://127.0.0.1:9/capi-direct/events/",
-                           summary_file="rejects.jsonl", rejects_file="rejects.jsonl")
+                           **{"summary_file": "kept.file", **settings, "typo_setting": 1})
     run = run_target(work, config, singer_lines([purchase(1)]))
     assert run.returncode == 1
-    assert "name the same file" in run.stderr
-    assert (work / "rejects.jsonl").read_text() == '{"kept": true}\n'
+    assert "typo_setting" in run.stderr
+    name = config["summary_file"]
+    assert (work / name).read_bytes() == kept
