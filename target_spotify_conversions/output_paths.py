@@ -14,6 +14,7 @@ import errno
 import os
 import re
 import stat
+import urllib.parse
 from collections.abc import Mapping
 
 from .escaping import printable
@@ -40,6 +41,17 @@ def sqlite_database(url: str | None) -> str | None:
     if found[1].startswith("file::memory:") or "mode=memory" in (url or ""):  # in memory
         return None
     return found[1]
+
+
+def sqlite_file(database: str) -> str:
+    """The file a SQLite database name opens: a `file:` URI's path is percent-decoded by
+    SQLite (`file:l%65dger.db` is `ledger.db`), after its query and fragment go."""
+    if not database.startswith("file:"):
+        return database
+    path = re.split(r"[?#]", database.removeprefix("file:"), maxsplit=1)[0]
+    if path.startswith("//"):  # file://localhost/path or file:///path
+        path = "/" + path[2:].partition("/")[2]
+    return urllib.parse.unquote(path)
 
 
 class OutputPathError(ValueError):

@@ -30,6 +30,7 @@ from .output_paths import (
     check_output_path,
     password_holds_at,
     sqlite_database,
+    sqlite_file,
 )
 from .privacy import (
     SECRET_PARAMS,
@@ -604,7 +605,7 @@ class Settings:
         }
         ledger_file = sqlite_database(self.ledger_url)
         if ledger_file:  # a file, like these
-            named["the ledger (ledger_url)"] = ledger_file.removeprefix("file:")
+            named["the ledger (ledger_url)"] = sqlite_file(ledger_file)
         if self.dry_run:  # each named connection's bodies go to a file of its own
             for name in sorted(set(self.connections) - {DEFAULT_CONNECTION}):
                 named[f"the dry-run file of {name}"] = dry_run_path(self.dry_run_file, name)

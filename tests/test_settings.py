@@ -289,6 +289,12 @@ def test_output_files_that_cannot_work_are_refused(tmp_path):
                               "rejects_file": str(tmp_path / "x.jsonl")})
     with pytest.raises(SettingsError, match="rejects_file names a directory"):
         Settings.from_config({**GOOD, "rejects_file": str(tmp_path)})
+    for ledger in ("sqlite:///file:l%65dger.db?uri=true", f"sqlite:///file:{tmp_path}/ledger.db"):
+        # SQLite decodes a `file:` URI's path: the ledger's file, not another
+        with pytest.raises(SettingsError, match="name the same file"):
+            Settings.from_config({**GOOD, "ledger_url": ledger,
+                                  "summary_file": str(tmp_path / "ledger.db")
+                                  if tmp_path.as_posix() in ledger else "ledger.db"})
     with pytest.raises(SettingsError, match="one names a file under the other's"):
         Settings.from_config({**GOOD, "rejects_file": str(tmp_path / "out" / "r"),
                               "summary_file": str(tmp_path / "out" / "r" / "s.json")})
