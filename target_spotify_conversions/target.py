@@ -143,9 +143,10 @@ class TargetSpotifyConversions(Target):
 
     @classmethod
     def _environment(cls) -> dict[str, t.Any]:
-        """The settings in TARGET_SPOTIFY_CONVERSIONS_* variables (and a .env file, found as
-        the SDK finds it), each read as its type (settings.read_environment)."""
-        dotenv.load_dotenv(dotenv.find_dotenv(), override=True)
+        """The settings in TARGET_SPOTIFY_CONVERSIONS_* variables (and a .env file, looked for
+        from the working directory up: the SDK looks from its own installed folder up, where
+        no user keeps one), each read as its type (settings.read_environment)."""
+        dotenv.load_dotenv(dotenv.find_dotenv(usecwd=True), override=True)
         schema = copy.deepcopy(cls.config_jsonschema)
         cls.append_builtin_config(schema)
         values, problems = read_environment(schema, ENV_PREFIX, os.environ)

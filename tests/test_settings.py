@@ -789,3 +789,24 @@ def test_a_refused_run_writes_its_summary_over_no_other_file(tmp_path, kept, set
     assert "typo_setting" in run.stderr
     name = config["summary_file"]
     assert (work / name).read_bytes() == kept
+
+
+def test_a_dotenv_file_in_the_working_directory_is_read(fake, tmp_path):
+    """`--config ENV` with the settings in ./.env, as a user keeps them beside a pipeline."""
+    import subprocess
+
+    from tests.checkout import clean_env
+    from tests.harness import TARGET_BIN, TOKEN
+
+    (tmp_path / ".env").write_text(
+        f"TARGET_SPOTIFY_CONVERSIONS_API_URL={fake.url}\n"
+        f"TARGET_SPOTIFY_CONVERSIONS_AUTH_TOKEN={TOKEN}\n"
+        f"TARGET_SPOTIFY_CONVERSIONS_CAPI_CONNECTION_ID={CONNECTION_ID}\n"
+        "TARGET_SPOTIFY_CONVERSIONS_LEDGER_URL=none\n"
+    )
+    run = subprocess.run([TARGET_BIN, "--config", "ENV"], cwd=tmp_path, env=clean_env(),
+                         input="\n".join(singer_lines([purchase(1)])) + "\n",
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(fake.requests) == 1
+    assert TOKEN not in run.stderr
