@@ -151,6 +151,7 @@ class TargetSpotifyConversions(Target):
         cls.append_builtin_config(schema)
         values, problems = read_environment(schema, ENV_PREFIX, os.environ)
         if problems:
+            write_refused_summary(values.get("summary_file"), dry_run=values.get("dry_run") is True)
             raise ConfigValidationError(problems[0], errors=problems)
         for name in values:
             cls.logger.info("Setting %s read from %s%s", name, ENV_PREFIX, name.upper())

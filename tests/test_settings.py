@@ -810,3 +810,27 @@ def test_a_dotenv_file_in_the_working_directory_is_read(fake, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert len(fake.requests) == 1
     assert TOKEN not in run.stderr
+
+
+def test_a_refused_environment_replaces_the_last_summary_file(fake, tmp_path):
+    """`--config ENV` with a variable of the wrong type: refused before any config exists."""
+    import subprocess
+
+    from tests.checkout import clean_env
+    from tests.harness import TARGET_BIN
+
+    env = clean_env(TARGET_SPOTIFY_CONVERSIONS_DRY_RUN="true",
+                    TARGET_SPOTIFY_CONVERSIONS_LEDGER_URL="none",
+                    TARGET_SPOTIFY_CONVERSIONS_SUMMARY_FILE="summary.json")
+
+    def run(**variables: str) -> subprocess.CompletedProcess:
+        return subprocess.run([TARGET_BIN, "--config", "ENV"], cwd=tmp_path,
+                              env={**env, **variables},
+                              input="\n".join(singer_lines([purchase(1)])) + "\n",
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    assert run().returncode == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["outcome"] == "completed"
+    assert run(TARGET_SPOTIFY_CONVERSIONS_EVENTS_PER_REQUEST="many").returncode == 1
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["outcome"] == "failed: settings refused"
