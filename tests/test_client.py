@@ -7,6 +7,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
@@ -226,19 +228,15 @@ def test_a_netrc_entry_does_not_replace_the_bearer_token(fake, monkeypatch, tmp_
     assert fake.accepted_ids() == {"e-1"}
 
 
-@pytest.mark.parametrize("escaped", [False, True])  # JSON may write a letter as \u0074
-@pytest.mark.parametrize("status", [200, 400, 401, 403, 404])
-def test_an_answer_that_echoes_the_token_never_shows_it(status, escaped):
-    """A proxy or a wrong endpoint may echo the request's headers in its error page."""
+def _shown_for(status: int, answer: Callable[[Any], bytes], tail: str = "/") -> str:
+    """What the client shows of an answer of `status` whose body a server builds from the
+    request (its handler), from a message or an error."""
     import http.server
 
     class Echo(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
-            sent = self.headers["Authorization"]
-            body = json.dumps({"message": f"you sent {sent}"}).encode()
-            if escaped:  # the token's first letter as a JSON escape
-                body = body.replace(TOKEN.encode(), b"\\u%04x" % ord(TOKEN[0]) + TOKEN[1:].encode())
+            body = answer(self)
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -249,15 +247,28 @@ def test_an_answer_that_echoes_the_token_never_shows_it(status, escaped):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = CapiClient(f"http://127.0.0.1:{server.server_port}/", TOKEN, max_retries=0)
+    client = CapiClient(f"http://127.0.0.1:{server.server_port}{tail}", TOKEN, max_retries=0)
     try:
-        answer = client.post(body_of(CONNECTION_ID, [EVENT]), 1)
-        shown = answer.message
+        return client.post(body_of(CONNECTION_ID, [EVENT]), 1).message
     except DeliveryError as exc:
-        shown = str(exc)
+        return str(exc)
     finally:
         client.close()
         server.shutdown()
+
+
+@pytest.mark.parametrize("escaped", [False, True])  # JSON may write a letter as \u0074
+@pytest.mark.parametrize("status", [200, 400, 401, 403, 404])
+def test_an_answer_that_echoes_the_token_never_shows_it(status, escaped):
+    """A proxy or a wrong endpoint may echo the request's headers in its error page."""
+
+    def echo(request: Any) -> bytes:
+        body = json.dumps({"message": f"you sent {request.headers['Authorization']}"}).encode()
+        if escaped:  # the token's first letter as a JSON escape
+            body = body.replace(TOKEN.encode(), b"\\u%04x" % ord(TOKEN[0]) + TOKEN[1:].encode())
+        return body
+
+    shown = _shown_for(status, echo)
     assert TOKEN not in shown
     assert "[auth_token]" in shown
 
@@ -266,32 +277,11 @@ def test_an_answer_that_echoes_the_token_never_shows_it(status, escaped):
 def test_a_query_in_api_url_is_never_shown_even_when_the_answer_echoes_it(status):
     """A gateway may take a key in the query (`?code=...`); a wrong endpoint's error page may
     echo the request line."""
-    import http.server
-
-    class Echo(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"message": f"Cannot POST {self.path}"}).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/gw/?code=QQ111&access_token=S%2FECRET%3D2"
-    client = CapiClient(url, TOKEN, max_retries=0)
-    try:
-        answer = client.post(body_of(CONNECTION_ID, [EVENT]), 1)
-        shown = answer.message
-    except DeliveryError as exc:
-        shown = str(exc)
-    finally:
-        client.close()
-        server.shutdown()
+    shown = _shown_for(
+        status,
+        lambda request: json.dumps({"message": f"Cannot POST {request.path}"}).encode(),
+        "/gw/?code=QQ111&access_token=S%2FECRET%3D2",
+    )
     assert ("redirect from" if status == 302 else "Cannot POST /gw/") in shown
     for secret in ("QQ111", "S%2FECRET%3D2", "S/ECRET=2"):
         assert secret not in shown

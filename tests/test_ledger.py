@@ -277,25 +277,32 @@ def test_stats_count_events_and_requests_per_connection(tmp_path):
 
 def test_runs_starting_at_once_on_a_new_ledger_all_open_it(tmp_path):
     """Each finds the tables missing and creates them: the losers of that race go on."""
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    start = threading.Barrier(6)
+    for opened in open_at_once(f"sqlite:///{tmp_path / 'ledger.sqlite'}", 6):
+        opened.close()
+
+
+def open_at_once(url: str, runs: int) -> list[Ledger]:
+    """The ledger opened by `runs` threads let go at the same moment; every one opened it."""
+    start = threading.Barrier(runs)
+    opened: list[Ledger] = []
     failures: list[BaseException] = []
 
     def open_one(number: int) -> None:
         start.wait()
         try:
-            opened = open_url(url, run_id=f"run-{number}")
-            assert opened is not None
-            opened.close()
+            ledger = open_url(url, run_id=f"run-{number}")
+            assert isinstance(ledger, Ledger)
+            opened.append(ledger)
         except BaseException as exc:
             failures.append(exc)
 
-    threads = [threading.Thread(target=open_one, args=(n,)) for n in range(6)]
+    threads = [threading.Thread(target=open_one, args=(n,)) for n in range(runs)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert failures == []
+    return opened
 
 
 def test_a_sqlite_ledger_has_the_tables_the_schema_describes(tmp_path):

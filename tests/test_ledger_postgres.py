@@ -138,12 +138,10 @@ def test_a_postgresql_ledger_of_the_first_layout_is_moved_once_by_runs_starting_
     postgres,  # noqa: F811
 ):
     """Earlier builds kept the connection's id and the time's text in each event row."""
-    import threading
-
     from target_spotify_conversions.ledger import Ledger
     from target_spotify_conversions.ledger_open import open_ledger
     from target_spotify_conversions.ledger_sql import METADATA, lookup
-    from tests.test_ledger import OTHER_CONNECTION, events
+    from tests.test_ledger import OTHER_CONNECTION, events, open_at_once
 
     clear(postgres)
     engine = sa.create_engine(ledger_url(postgres))
@@ -180,25 +178,7 @@ def test_a_postgresql_ledger_of_the_first_layout_is_moved_once_by_runs_starting_
     assert lookup(dry.engine, "a")[0]["event_time"] == "2026-10-31T23:59:59.123Z"
     dry.close()
 
-    opened: list[Ledger] = []
-    failures: list[BaseException] = []
-    start = threading.Barrier(4)
-
-    def open_one(number: int) -> None:
-        start.wait()
-        try:
-            ledger = open_ledger(ledger_url(postgres), run_id=f"run-{number}")
-            assert isinstance(ledger, Ledger)
-            opened.append(ledger)
-        except BaseException as exc:
-            failures.append(exc)
-
-    threads = [threading.Thread(target=open_one, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    opened = open_at_once(ledger_url(postgres), 4)
     ledger = opened[0]
     with ledger.claim(CONNECTION_ID, events("a", "b", "c")) as claim:
         assert claim.skip == {"a", "b"}
