@@ -84,12 +84,12 @@ _SQLITE_HOLDS = "SELECT 1 FROM ledger_delivered WHERE connection = ? LIMIT 1"
 # wrote a page for nearly every event (ids are random) and cost half the throughput. An event's
 # time as sent (RFC 3339, milliseconds, Z) is kept in milliseconds since 1970: 8 bytes in a
 # row instead of 24 characters; NULL for a text SQLite cannot read as a time.
-_SQLITE_RECORD = (
+_SQLITE_MS_OF = "CAST(round((julianday({}) - 2440587.5) * 86400000) AS INTEGER)"
+_SQLITE_APPEND = (
     "INSERT INTO ledger_appended (connection, event_id, event_time_ms, request_id) "
-    "SELECT ?, json_extract(value, '$[0]'), "
-    "CAST(round((julianday(json_extract(value, '$[1]')) - 2440587.5) * 86400000) AS INTEGER), "
-    "? FROM json_each(?)"
+    "SELECT ?, json_extract(value, '$[0]'), {}, ? FROM json_each(?)"
 )
+_SQLITE_RECORD = _SQLITE_APPEND.format(_SQLITE_MS_OF.format("json_extract(value, '$[1]')"))
 _SQLITE_REQUEST = (
     "INSERT INTO ledger_requests (connection_id, run_id, sent_at, status, answer, events) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -116,7 +116,7 @@ _SQLITE_PRUNE = (
 # The first layout (earlier builds): the connection's id and the time's text in every row, in
 # ledger_events (keyed) and ledger_pending (appended, in rowid order). A run moves such a
 # file's rows to the tables above when it opens it.
-_FIRST_LAYOUT_TABLES = {"ledger_events": "", "ledger_pending": "ORDER BY t.rowid"}
+FIRST_LAYOUT_TABLES = {"ledger_events": "", "ledger_pending": "ORDER BY t.rowid"}
 # A dry run reads and never writes: it cannot merge what a killed run left appended, nor move
 # a file of the first layout (nor one a run was killed while moving, nor one an earlier build
 # wrote to after a later one). It reads every table of events the file holds, by connection
@@ -135,8 +135,7 @@ _SQLITE_MOVE_FIRST_LAYOUT = (
     "INSERT INTO ledger_appended (connection, event_id, event_time_ms, request_id) "
     "SELECT (SELECT id FROM ledger_connections AS c WHERE c.connection_id = t.connection_id), "
     "t.event_id, CASE WHEN t.event_time GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*' "
-    "THEN CAST(round((julianday(t.event_time) - 2440587.5) * 86400000) AS INTEGER) END, "
-    "t.request_id FROM {table} AS t {order}",
+    "THEN {ms} END, t.request_id FROM {table} AS t {order}",
     "DROP TABLE {table}",
 )
 # A SQLite URL the standard library opens itself: the default driver, a plain path, no query.
@@ -641,10 +640,11 @@ def _read_only_statements(tables: Sequence[str]) -> tuple[str, str]:
 def _move_first_layout(raw: Any) -> None:
     """Move a file's rows of the first layout into this layout's tables, once (it drops the
     first layout's tables); the merge that follows sorts them in."""
-    for table, order in _FIRST_LAYOUT_TABLES.items():
+    ms = _SQLITE_MS_OF.format("t.event_time")
+    for table, order in FIRST_LAYOUT_TABLES.items():
         if raw.execute(_SQLITE_TABLE_EXISTS, (table,)).fetchone():
             for statement in _SQLITE_MOVE_FIRST_LAYOUT:
-                raw.execute(statement.format(table=table, order=order))
+                raw.execute(statement.format(table=table, order=order, ms=ms))
 
 
 def _prune(raw: Any, before: int) -> int:

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .ledger import (
     ANSWER_CHARS,
     DAY,
+    FIRST_LAYOUT_TABLES,
     Claim,
     Event,
     Ledger,
@@ -406,7 +407,7 @@ def _write_events(
 
 # The first layout (earlier builds): the connection's id and the time's text in every event
 # row, in ledger_events (and ledger_pending, which a server's ledger never filled).
-_FIRST_LAYOUT = ("ledger_events", "ledger_pending")
+_FIRST_LAYOUT = tuple(FIRST_LAYOUT_TABLES)
 _FIRST_LAYOUT_COLUMNS = ("connection_id", "event_id", "event_time", "request_id")
 _MOVE_FIRST_LAYOUT = (
     "INSERT INTO ledger_connections (connection_id) SELECT DISTINCT connection_id FROM {table} "
