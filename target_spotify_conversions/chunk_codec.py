@@ -19,7 +19,7 @@ import msgspec
 from .event_time import UTC
 from .mapping import EventMapper, Mapped, MappingOptions, Rejected, Skipped, identifier_mask
 from .routing import router_for
-from .unreadable import MAX_DEPTH, NOT_JSON, TOO_DEEP, nests_deeper
+from .unreadable import MAX_DEPTH, NOT_JSON, TOO_DEEP, brackets, nests_deeper
 from .validation import RecordChecks
 from .wire import PICKLED_CHUNK, MappedRecord, StreamChecks
 
@@ -65,15 +65,19 @@ class ChunkMapper:
             return _RESULT_ENCODER.encode(
                 [self._map_one(entry, now) for entry in _ENTRIES_DECODER.decode(payload)]
             )
-        return _RESULT_ENCODER.encode([self._map_one(entry, now) for entry in chunk])
+        measure = kind == PICKLED_CHUNK or not none_too_deep(payload, len(chunk))
+        return _RESULT_ENCODER.encode([self._map_one(entry, now, measure) for entry in chunk])
 
-    def _map_one(self, entry: Sequence[Any] | msgspec.Raw, now: dt.datetime) -> MappedRecord:
-        """`entry`: a chunk entry (a list once decoded from JSON), or its raw JSON."""
+    def _map_one(
+        self, entry: Sequence[Any] | msgspec.Raw, now: dt.datetime, measure: bool = True
+    ) -> MappedRecord:
+        """`entry`: a chunk entry (a list once decoded from JSON), or its raw JSON.
+        `measure` False: none_too_deep holds for its chunk."""
         try:
             stream, record, raw, deep = _decoded(entry)
         except _UNDECODABLE:
             return MappedRecord("", None, (), (), unreadable=NOT_JSON)
-        if deep and nests_deeper(record, MAX_DEPTH - 1):  # inside its message: one level more
+        if deep and measure and nests_deeper(record, MAX_DEPTH - 1):  # one level in its message
             return MappedRecord("", None, (), (), unreadable=TOO_DEEP)
         if raw:  # checked here, as the SDK side checks the others
             for key in self._metadata[stream]:  # as the SDK's path does first
@@ -137,6 +141,15 @@ def _decoded(entry: Sequence[Any] | msgspec.Raw) -> tuple[str, dict[str, Any], b
         record = _CHUNK_DECODER.decode(record)
     raw = len(parts) > 2
     return cast("str", parts[0]), cast("dict[str, Any]", record), raw, raw and parts[2] is True
+
+
+def none_too_deep(payload: bytes, entries: int) -> bool:
+    """Whether no record of a JSON chunk of `entries` entries can nest deeper than a record
+    read from a RECORD line may (nests_deeper's limit, MAX_DEPTH - 1), by counting brackets:
+    each entry holds its list's and its record's own, so what the others leave bounds any one
+    record's depth. Flat records (most input) pass with two C scans of the chunk instead of a
+    walk over each record's values (5% of a worker's time)."""
+    return brackets(payload) - 2 * entries <= MAX_DEPTH - 1
 
 
 def decode_raw(record: Mapping[str, Any] | msgspec.Raw) -> Mapping[str, Any]:
