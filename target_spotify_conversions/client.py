@@ -209,11 +209,9 @@ class CapiClient:
         self._watchdog = _Watchdog(self._sockets.cut)
         parts = urllib.parse.urlsplit(api_url)
         self._where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-        # The URL as messages name it: no query (Spotify's has none; a gateway's may carry a
-        # key), whose values an answer that echoes the request line must not show either.
-        self._shown_url = shown_url(parts._replace(query="", fragment="").geturl()) + (
-            "?(query not shown)" if parts.query else ""
-        )
+        # The URL as messages name it; the query's values an answer that echoes the request
+        # line must not show either.
+        self._shown_url = _without_query(api_url)
         self._query_values = _query_values(parts.query)
         # Requests in flight follow the API's answers (concurrency.py); counts go to the
         # run's report. Each client has its own limit: one per destination.
@@ -449,17 +447,50 @@ def retry_after(response: requests.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-class _HeaderParsingOwned(logging.Filter):
-    """urllib3 logs an answer whose headers it cannot parse with a traceback and the whole URL
-    (whose query may hold a token). The client judges such an answer itself
-    (`_cut_in_headers`) and logs the retry in one line, naming no URL."""
+class _Urllib3Lines(logging.Filter):
+    """urllib3's log lines as the client's own messages would be: no query, no credentials.
+
+    At DEBUG (`LOGLEVEL=DEBUG`, `meltano --log-level=debug`) urllib3 logs every request line,
+    `"POST /capi-direct/events/?key=... HTTP/1.1" 200`, and its retries and redirects name the
+    URL: a gateway's key in api_url's query would be in the log. Each URL it names is shown as
+    `_without_query` shows api_url (the token and the body urllib3 never logs).
+
+    An answer whose headers it cannot parse urllib3 logs with a traceback and the whole URL;
+    the client judges such an answer itself (`_cut_in_headers`) and logs the retry in one line,
+    so that line is dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Failed to parse headers")
+        if str(record.msg).startswith("Failed to parse headers"):
+            return False
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _without_query(arg) if isinstance(arg, str) and _names_a_url(arg) else arg
+                for arg in record.args
+            )
+        return True
 
 
-for _name in ("urllib3.connection", "urllib3.connectionpool"):  # urllib3 2's, and 1's
-    logging.getLogger(_name).addFilter(_HeaderParsingOwned())
+# urllib3 2's loggers that name a URL (and 1's): a logger's filter sees only its own records.
+for _name in (
+    "urllib3.connection",
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.util.retry",
+):
+    logging.getLogger(_name).addFilter(_Urllib3Lines())
+
+
+def _names_a_url(text: str) -> bool:
+    """A request target (`/path?query`), or a whole URL (through a proxy, a redirect's)."""
+    return "?" in text or "://" in text
+
+
+def _without_query(url: str) -> str:
+    """A URL as messages show it: no query (Spotify's has none; a gateway's may carry a key),
+    no user name or password (privacy.shown_url)."""
+    before, _, after = url.partition("?")
+    shown = shown_url(before.partition("#")[0])
+    return shown + "?(query not shown)" if after.partition("#")[0] else shown
 
 
 def _query_values(query: str) -> list[str]:

@@ -219,6 +219,21 @@ def test_a_proxy_from_the_environment_is_used(monkeypatch):
     assert proxy.request_lines == [line, line]
 
 
+def test_debug_lines_through_a_proxy_name_the_url_without_its_query(monkeypatch, caplog):
+    """Through a proxy urllib3's DEBUG request line holds the whole URL, query included."""
+    proxy = _Proxy()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    capi = CapiClient("http://capi.example.invalid/capi-direct/events/?key=k3y-in-url", TOKEN)
+    with caplog.at_level(logging.DEBUG):
+        assert capi.post(body_of(CONNECTION_ID, [EVENT]), 1).ok
+    assert proxy.request_lines[0].endswith("?key=k3y-in-url HTTP/1.1")  # sent as it was
+    assert "k3y-in-url" not in caplog.text
+    assert TOKEN not in caplog.text
+    assert '"POST http://capi.example.invalid/capi-direct/events/?(query not shown)' in caplog.text
+
+
 def test_a_netrc_entry_does_not_replace_the_bearer_token(fake, monkeypatch, tmp_path):
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login someone password secret\n")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -484,3 +488,76 @@ def test_an_output_that_is_the_input_file_is_refused_and_the_input_kept(tmp_path
     assert run.returncode == 1, run.stderr[-2000:]
     assert f"{setting} and the --input file name the same file" in run.stderr
     assert (tmp_path / "events.jsonl").read_text() == "\n".join(lines) + "\n"
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy to the fake
+
+
+def _gateway(upstream: str, key: str) -> http.server.ThreadingHTTPServer:
+    """A gateway that takes a key in the query (`?key=...`), as some do in front of an API,
+    and forwards the request, without its query, to `upstream`."""
+
+    class Forward(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status, answer = 403, b'{"message": "wrong key"}'
+            if urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query) == {"key": [key]}:
+                headers = {name: self.headers[name] for name in ("Authorization", "Content-Type")}
+                forwarded = urllib.request.Request(upstream, body, headers, method="POST")
+                try:
+                    with _DIRECT.open(forwarded) as response:
+                        status, answer = response.status, response.read()
+                except urllib.error.HTTPError as exc:
+                    status, answer = exc.code, exc.read()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+# The logging config `meltano --log-level=debug` hands the SDK (SINGER_SDK_LOG_CONFIG).
+MELTANO_DEBUG_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"singer_formatter": {"format": "%(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "singer_formatter",
+                             "stream": "ext://sys.stderr"}},
+    "root": {"handlers": ["console"], "level": "DEBUG"},
+}
+
+
+@pytest.mark.parametrize("how", ["LOGLEVEL", "meltano"])
+def test_debug_logging_shows_requests_but_never_the_query_or_the_token(
+    fake, tmp_path, monkeypatch, how
+):
+    """At DEBUG (the SDK's LOGLEVEL, or the logging config Meltano gives it), urllib3 logs each
+    request line with api_url's query: a gateway's key. The lines stay, the query does not."""
+    key = "k3y/QUERY+secret"
+    gateway = _gateway(fake.url, key)
+    quoted = urllib.parse.quote(key, safe="")
+    api_url = f"http://127.0.0.1:{gateway.server_port}/capi-direct/events/?key={quoted}"
+    if how == "LOGLEVEL":
+        monkeypatch.setenv("LOGLEVEL", "DEBUG")
+    else:
+        logging_config = tmp_path / "logging.json"  # JSON is YAML, which the SDK reads
+        logging_config.write_text(json.dumps(MELTANO_DEBUG_LOGGING))
+        monkeypatch.setenv("SINGER_SDK_LOG_CONFIG", str(logging_config))
+    try:
+        run = run_target(tmp_path / "run", target_config(api_url, events_per_request=5),
+                         singer_lines([purchase(i) for i in range(12)], state_every=4))
+    finally:
+        gateway.shutdown()
+        gateway.server_close()
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(fake.accepted_ids()) == 12
+    for secret in (key, quoted, TOKEN, "k3y"):
+        assert secret not in run.stderr
+    assert run.stderr.count('"POST /capi-direct/events/?(query not shown) HTTP/1.1" 200') == 3
