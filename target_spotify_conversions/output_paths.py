@@ -54,6 +54,25 @@ def sqlite_file(database: str) -> str:
     return urllib.parse.unquote(path)
 
 
+# A file written whole is written under a temporary name beside it, then renamed over it
+# (tempfile.mkstemp: the prefix, 8 random characters, the suffix).
+PARTIAL_SUFFIX = ".tmp"
+_PARTIAL_RANDOM = 8
+_SHORT_PARTIAL_PREFIX = ".partial."
+
+
+def partial_prefix(path: str) -> str:
+    """The prefix of the temporary name `path` is written under: `.NAME.` says whose it is, but
+    is 14 bytes longer than NAME, so for a name within 14 bytes of the file system's limit
+    (which the start-up check lets pass) the short `.partial.`: that output still works."""
+    folder, name = os.path.split(os.path.abspath(path))
+    prefix = f".{name}."
+    extra = _PARTIAL_RANDOM + len(PARTIAL_SUFFIX)
+    if len(os.fsencode(prefix)) + extra > _name_max(folder):
+        return _SHORT_PARTIAL_PREFIX
+    return prefix
+
+
 class OutputPathError(ValueError):
     """An output path that cannot work; the message names the setting and why."""
 

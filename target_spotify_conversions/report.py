@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .mapping import IDENTIFIER_BITS
+from .output_paths import PARTIAL_SUFFIX, partial_prefix
 from .privacy import showable_setting, shown_id, shown_setting
 
 PROGRESS_EVERY_SECONDS = 10.0
@@ -492,7 +493,9 @@ class RunReport:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.as_dict(outcome), indent=2, sort_keys=False)
-        fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, partial = tempfile.mkstemp(
+            prefix=partial_prefix(path), suffix=PARTIAL_SUFFIX, dir=target.parent
+        )
         try:
             os.fchmod(fd, 0o644)  # as a plain new file gets (mkstemp makes it 0600)
             with os.fdopen(fd, "wb") as file:

@@ -244,3 +244,26 @@ def test_a_summary_file_on_dev_null_leaves_the_device_as_it_is(tmp_path):
             os.unlink(os.devnull)
             subprocess.run(["mknod", "-m", "666", os.devnull, "c", "1", "3"], check=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_whose_names_are_at_the_file_systems_limit_are_written(tmp_path):
+    """A name that fits passes the start-up check; the summary, written under a temporary name
+    beside it first, must not then fail at the end for that name's length."""
+    import os
+
+    longest = os.pathconf(tmp_path, "PC_NAME_MAX")
+    names = {
+        "summary_file": "s" * (longest - len(".json")) + ".json",
+        "rejects_file": "r" * (longest - len(".jsonl")) + ".jsonl",
+        "dry_run_file": "d" * (longest - len(".jsonl")) + ".jsonl",
+    }
+    lines = singer_lines([purchase(1), purchase(2, currency="ZZZ")], state_every=1)
+    run = run_target(tmp_path / "run", target_config(dry_run=True, **names), lines)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads((run.workdir / names["summary_file"]).read_text())
+    assert summary["outcome"] == "completed"
+    assert summary["records_rejected"] == 1
+    assert len((run.workdir / names["rejects_file"]).read_text().splitlines()) == 1
+    assert len((run.workdir / names["dry_run_file"]).read_text().splitlines()) == 1
+    assert not [path.name for path in run.workdir.iterdir() if path.name.startswith(".")]
