@@ -3,8 +3,9 @@
 A path that cannot work must stop the run before anything is read or sent, not at the first
 reject hours later: a FIFO or a device (opening one for writing blocks, or writes elsewhere),
 a directory, a path under a regular file, a name too long for the file system, a directory
-the run may not write to, and two settings naming one file (the same path once links are
-resolved, or two hard links of one inode: the dry run would truncate the rejects).
+the run may not write to, two settings naming one file (the same path once links are
+resolved, or two hard links of one inode: the dry run would truncate the rejects), and a
+symbolic link to nothing, as the file or as a folder on its path.
 Messages name the setting and the folder, never the file's contents.
 """
 
@@ -139,7 +140,8 @@ def check_distinct(paths: Mapping[str, str | None]) -> None:
 
 def _check_creatable(setting: str, path: str) -> None:
     """The nearest existing folder must be a writable directory, and every name to create must
-    fit the file system."""
+    fit the file system and be no broken link."""
+    _check_not_a_broken_link(setting, os.path.abspath(path))
     folder = os.path.dirname(os.path.abspath(path))
     missing = [os.path.basename(os.path.abspath(path))]
     while True:
@@ -147,6 +149,7 @@ def _check_creatable(setting: str, path: str) -> None:
             info = os.stat(folder)
             break
         except FileNotFoundError:
+            _check_not_a_broken_link(setting, folder)
             missing.append(os.path.basename(folder))
             folder = os.path.dirname(folder)
         except OSError as exc:
@@ -164,6 +167,19 @@ def _check_creatable(setting: str, path: str) -> None:
         )
     if not os.access(folder, os.W_OK):
         raise OutputPathError(f"{setting}: the directory {printable(folder)!r} is not writable")
+
+
+def _check_not_a_broken_link(setting: str, path: str) -> None:
+    """A link to nothing (a volume not mounted, a folder moved) is refused, not written through:
+    the run would create what it points to, where no one looks, or fail mid-run when that
+    lies in a missing folder (or the link stands where a folder goes); summary_file, renamed
+    over it, would replace the link itself."""
+    if os.path.islink(path):
+        raise OutputPathError(
+            f"{setting}: {printable(path)[:300]!r} is a symbolic link to "
+            f"{printable(os.readlink(path))[:300]!r}, which does not exist: create that, or "
+            "give a path without the broken link"
+        )
 
 
 def _unusable(setting: str, path: str, exc: OSError) -> str:

@@ -524,14 +524,15 @@ def write_refused_summary(path: object, *, dry_run: bool) -> None:
 
 
 def _replaceable_by_summary(path: str) -> bool:
-    """Nothing there (and a folder to make it in), or a file an earlier run's summary is."""
+    """Nothing there (and a folder to make it in), or a file an earlier run's summary is. A
+    link to nothing is something: renamed over, the user's link would be gone."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read below
             return False
         with open(path, "rb") as file:
             text = file.read(_SUMMARY_BYTES + 1)
     except FileNotFoundError:
-        return os.path.isdir(os.path.dirname(os.path.abspath(path)))
+        return not os.path.islink(path) and os.path.isdir(os.path.dirname(os.path.abspath(path)))
     except (OSError, ValueError):  # a path under a file, a NUL in the name, no permission
         return False
     try:

@@ -411,6 +411,25 @@ def test_an_output_name_too_long_for_the_file_system_is_refused(tmp_path):
     assert fits.rejects_file == str(tmp_path / ("r" * 255))
 
 
+@pytest.mark.parametrize("setting", ["rejects_file", "summary_file", "dry_run_file"])
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_an_output_path_through_a_link_to_nothing_is_refused(tmp_path, setting, where):
+    """A volume not mounted, a folder moved: the run would write where no one looks, or fail
+    mid-run. A link to something is followed as before."""
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "missing" / "out")
+    path = link if where == "file" else link / "new" / "output.jsonl"
+    with pytest.raises(SettingsError, match=rf"^{setting}: '{link}' is a symbolic link to "
+                                            rf"'{tmp_path}/missing/out', which does not exist"):
+        Settings.from_config({**_outputs(tmp_path), "dry_run": True, setting: str(path)})
+    (tmp_path / "missing" / "out").mkdir(parents=True)
+    if where == "file":
+        (tmp_path / "missing" / "out").rmdir()
+        (tmp_path / "missing" / "out").write_text("")
+    settings = Settings.from_config({**_outputs(tmp_path), "dry_run": True, setting: str(path)})
+    assert getattr(settings, setting) == str(path)
+
+
 def test_no_output_may_be_a_file_the_settings_were_read_from(tmp_path):
     config = tmp_path / "config.json"
     config.write_text("{}")
@@ -789,6 +808,25 @@ def test_a_refused_run_writes_its_summary_over_no_other_file(tmp_path, kept, set
     assert "typo_setting" in run.stderr
     name = config["summary_file"]
     assert (work / name).read_bytes() == kept
+
+
+def test_a_run_whose_output_is_a_link_to_nothing_stops_at_start_and_keeps_the_links(
+    fake, tmp_path
+):
+    work = tmp_path / "run"
+    (work / "out").mkdir(parents=True)
+    for name in ("rejects.jsonl", "summary.json"):
+        (work / "out" / name).symlink_to(tmp_path / "unmounted" / name)
+    config = target_config(fake.url, rejects_file="out/rejects.jsonl",
+                           summary_file="out/summary.json")
+    run = run_target(work, config, singer_lines([purchase(1)]))
+    assert run.returncode == 1
+    assert (f"rejects_file: '{work}/out/rejects.jsonl' is a symbolic link to "
+            f"'{tmp_path}/unmounted/rejects.jsonl', which does not exist") in run.stderr
+    assert fake.requests == []
+    assert sorted(path.name for path in (work / "out").iterdir() if path.is_symlink()) == [
+        "rejects.jsonl", "summary.json"]
+    assert not (tmp_path / "unmounted").exists()
 
 
 def test_a_dotenv_file_in_the_working_directory_is_read(fake, tmp_path):
