@@ -13,7 +13,6 @@ import threading
 import traceback
 import typing as t
 
-import dotenv
 from singer_sdk import Target
 from singer_sdk.exceptions import (
     ConfigValidationError,
@@ -145,7 +144,10 @@ class TargetSpotifyConversions(Target):
     def _environment(cls) -> dict[str, t.Any]:
         """The settings in TARGET_SPOTIFY_CONVERSIONS_* variables (and a .env file, looked for
         from the working directory up: the SDK looks from its own installed folder up, where
-        no user keeps one), each read as its type (settings.read_environment)."""
+        no user keeps one), each read as its type (settings.read_environment). dotenv is
+        imported here, by the runs that use it."""
+        import dotenv
+
         dotenv.load_dotenv(dotenv.find_dotenv(usecwd=True), override=True)
         schema = copy.deepcopy(cls.config_jsonschema)
         cls.append_builtin_config(schema)

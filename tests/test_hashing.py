@@ -305,3 +305,25 @@ def test_a_record_with_100000_emails_is_capped_and_quick(fake, tmp_path):
     assert sent == [digest(email) for email in emails[:MAX_EMAILS]]
     assert run.count("warning too_many_emails") == 1
     assert fake.accepted_ids() == {"ord-1", "ord-2"}
+
+
+def test_the_reading_process_loads_phonenumbers_only_when_it_reads_a_phone(tmp_path):
+    """Its import cost 25 ms of CPU at every start, and a run whose records go to mapping
+    workers never reads a phone in the reading process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from target_spotify_conversions.target import TargetSpotifyConversions\n"
+        f"TargetSpotifyConversions(config={target_config(phone_default_country='DE')!r}, "
+        "validate_config=True)\n"
+        "print('phonenumbers' in sys.modules)\n"
+        "from target_spotify_conversions.hashing import hash_phone\n"
+        "print(hash_phone('030 1234567', 'DE') is not None, 'phonenumbers' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.stdout.split() == ["False", "True", "True"]
