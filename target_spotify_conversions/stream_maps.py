@@ -33,20 +33,39 @@ class StreamMapFailed(Exception):
         self.problem = problem
 
 
-class _FilterRulesUnquoted(logging.Filter):
-    """The SDK logs each stream's `__filter__` expression at INFO, and a filter may name a
-    customer (`email != 'ceo@example.com'`): the line keeps the stream, not the expression."""
+class _MapperLinesUnquoted(logging.Filter):
+    """singer_sdk.mapper's lines as the target's own would be: no expression, no record value.
+
+    At INFO the SDK logs each stream's `__filter__` expression, and a filter may name a
+    customer (`email != 'ceo@example.com'`): the line keeps the stream, not the expression. At
+    DEBUG (`LOGLEVEL=DEBUG`, `meltano --log-level=debug`) it logs each record's filter result
+    beside the expression, and the result is whatever the expression made of the record
+    (`__filter__: email` makes the email): the line keeps true or false, the rest described."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg == _FILTER_RULE_LINE and isinstance(record.args, tuple):
             stream, *rest = record.args
-            record.args = (stream, *(f"{described(rule)} (not shown)" for rule in rest))
+            record.args = (stream, *(_unquoted(rule) for rule in rest))
+        elif record.msg == _FILTER_RESULT_LINE and isinstance(record.args, tuple):
+            rule, *results = record.args
+            record.args = (_unquoted(rule), *(_outcome(result) for result in results))
         return True
 
 
-_FILTER_RULE_LINE = "Found '%s' filter rule: %s"  # singer_sdk.mapper's words
+def _unquoted(rule: object) -> str:
+    return f"{described(rule)} (not shown)"
+
+
+def _outcome(result: object) -> str:
+    """A filter's result as the SDK reads it: a boolean or null as it is, a value described."""
+    return str(result) if result is None or isinstance(result, bool) else described(result)
+
+
+# singer_sdk.mapper's words (its `{self.name}` is left unformatted there, as it logs it).
+_FILTER_RULE_LINE = "Found '%s' filter rule: %s"
+_FILTER_RESULT_LINE = "Filter result for '%s' in '{self.name}' stream: %s"
 _SDK_MAPPER_LOG = logging.getLogger("singer_sdk.mapper")
-_SDK_MAPPER_LOG.addFilter(_FilterRulesUnquoted())
+_SDK_MAPPER_LOG.addFilter(_MapperLinesUnquoted())
 
 
 # What `__else__` may be, for all streams or for one stream's other properties: drop them.

@@ -37,6 +37,30 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+# The logging config `meltano --log-level=debug` hands the SDK (SINGER_SDK_LOG_CONFIG).
+MELTANO_DEBUG_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"singer_formatter": {"format": "%(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "singer_formatter",
+                             "stream": "ext://sys.stderr"}},
+    "root": {"handlers": ["console"], "level": "DEBUG"},
+}
+DEBUG_LOGGING_WAYS = ("LOGLEVEL", "meltano")
+
+
+def debug_logging(how: str, folder: Path, monkeypatch: Any) -> None:
+    """Turn DEBUG logging on for the runs a test starts, the way `how` names: the SDK's
+    LOGLEVEL, or the logging config `meltano --log-level=debug` hands it (written to
+    `folder`; JSON is YAML, which the SDK reads)."""
+    if how == "LOGLEVEL":
+        monkeypatch.setenv("LOGLEVEL", "DEBUG")
+        return
+    logging_config = folder / "logging.json"
+    logging_config.write_text(json.dumps(MELTANO_DEBUG_LOGGING))
+    monkeypatch.setenv("SINGER_SDK_LOG_CONFIG", str(logging_config))
+
+
 def schema_message(stream: str = "conversions", schema: Mapping[str, Any] | None = None,
                    key_properties: Sequence[str] = ()) -> str:
     return json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema or SCHEMA,

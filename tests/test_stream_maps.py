@@ -8,7 +8,15 @@ import json
 
 import pytest
 
-from tests.harness import record_message, run_target, target_config
+from tests.harness import (
+    DEBUG_LOGGING_WAYS,
+    debug_logging,
+    purchase,
+    record_message,
+    run_target,
+    singer_lines,
+    target_config,
+)
 
 ORDERS_SCHEMA = {
     "type": "object",
@@ -227,3 +235,23 @@ def test_an_email_in_a_filter_rule_is_not_logged(fake, tmp_path, rule):
     run = run_target(tmp_path / "run", target_config(fake.url, stream_maps=maps), lines)
     assert "ceo@example.com" not in run.stdout + run.stderr + json.dumps(run.rejects())
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("how", DEBUG_LOGGING_WAYS)
+def test_debug_logging_of_stream_maps_shows_no_record_value(fake, tmp_path, monkeypatch, how):
+    """Found by an attack: at DEBUG the SDK logs each record's filter result beside the
+    filter's expression, and `phone and email` makes the email itself."""
+    debug_logging(how, tmp_path, monkeypatch)
+    maps = {"conversions": {"email": "email.strip().lower()", "__filter__": "phone and email"}}
+    records = [purchase(i) for i in range(3)]
+    run = run_target(tmp_path / "run", target_config(fake.url, stream_maps=maps),
+                     singer_lines(records))  # which checks every output for a raw email/phone
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert fake.accepted_ids() == {"ord-0", "ord-1", "ord-2"}
+    for record in records:
+        for raw in (record["email"].strip(), record["email"].strip().lower(), record["phone"]):
+            assert raw not in run.stderr
+    made = f"a string of {len(records[0]['email'])} characters"  # the email, described
+    assert run.stderr.count("Filter result for 'a string of 15 characters (not shown)' in "
+                            f"'{{self.name}}' stream: {made}") == 3

@@ -16,10 +16,12 @@ import pytest
 from target_spotify_conversions.sandbox import FakeSpotify
 from tests.harness import (
     CONNECTION_ID,
+    DEBUG_LOGGING_WAYS,
     REPO,
     SCHEMA,
     TARGET_BIN,
     TOKEN,
+    debug_logging,
     purchase,
     record_message,
     run_target,
@@ -522,18 +524,7 @@ def _gateway(upstream: str, key: str) -> http.server.ThreadingHTTPServer:
     return server
 
 
-# The logging config `meltano --log-level=debug` hands the SDK (SINGER_SDK_LOG_CONFIG).
-MELTANO_DEBUG_LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"singer_formatter": {"format": "%(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "singer_formatter",
-                             "stream": "ext://sys.stderr"}},
-    "root": {"handlers": ["console"], "level": "DEBUG"},
-}
-
-
-@pytest.mark.parametrize("how", ["LOGLEVEL", "meltano"])
+@pytest.mark.parametrize("how", DEBUG_LOGGING_WAYS)
 def test_debug_logging_shows_requests_but_never_the_query_or_the_token(
     fake, tmp_path, monkeypatch, how
 ):
@@ -543,12 +534,7 @@ def test_debug_logging_shows_requests_but_never_the_query_or_the_token(
     gateway = _gateway(fake.url, key)
     quoted = urllib.parse.quote(key, safe="")
     api_url = f"http://127.0.0.1:{gateway.server_port}/capi-direct/events/?key={quoted}"
-    if how == "LOGLEVEL":
-        monkeypatch.setenv("LOGLEVEL", "DEBUG")
-    else:
-        logging_config = tmp_path / "logging.json"  # JSON is YAML, which the SDK reads
-        logging_config.write_text(json.dumps(MELTANO_DEBUG_LOGGING))
-        monkeypatch.setenv("SINGER_SDK_LOG_CONFIG", str(logging_config))
+    debug_logging(how, tmp_path, monkeypatch)
     try:
         run = run_target(tmp_path / "run", target_config(api_url, events_per_request=5),
                          singer_lines([purchase(i) for i in range(12)], state_every=4))
