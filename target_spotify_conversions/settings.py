@@ -606,16 +606,24 @@ class Settings:
         ledger_file = sqlite_database(self.ledger_url)
         if ledger_file:  # a file, like these
             named["the ledger (ledger_url)"] = sqlite_file(ledger_file)
-        if self.dry_run:  # each named connection's bodies go to a file of its own
-            for name in sorted(set(self.connections) - {DEFAULT_CONNECTION}):
-                named[f"the dry-run file of {name}"] = dry_run_path(self.dry_run_file, name)
         try:
+            if self.dry_run:  # each named connection's bodies go to a file of its own
+                for name in sorted(set(self.connections) - {DEFAULT_CONNECTION}):
+                    named[f"the dry-run file of {name}"] = self._connection_dry_run_file(name)
             check_distinct(named)
             for what, path in read_from:  # each against the outputs, not one another
                 check_distinct({what: path, **named})
         except OutputPathError as exc:
             raise SettingsError(str(exc)) from None
         return self
+
+    def _connection_dry_run_file(self, name: str) -> str:
+        """A connection's dry-run file, checked as dry_run_file was (output_paths): its name
+        is longer by the connection's, which may be what passes the file system's limit, and
+        the file may be there already (a FIFO, a folder)."""
+        path = dry_run_path(self.dry_run_file, name)
+        what = f"the dry-run file of {name} (dry_run_file with the connection's name)"
+        return check_output_path(what, path) or path
 
 
 def start_refusal(config: Mapping[str, Any]) -> str | None:

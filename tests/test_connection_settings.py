@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -136,6 +137,22 @@ def test_each_connections_dry_run_file_is_distinct_from_the_other_outputs(tmp_pa
             })
     Settings.from_config({**base, "dry_run_file": str(tmp_path / "dry.jsonl"),
                           "rejects_file": str(tmp_path / "rejects.jsonl")})
+
+
+def test_a_connections_dry_run_file_is_checked_at_start_like_dry_run_file(tmp_path) -> None:
+    """Found by an attack: a dry_run_file name that fits the file system's limit passed, and
+    the run failed when it opened the longer name with a connection's in it."""
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    longest = str(tmp_path / ("d" * (limit - len(".jsonl")) + ".jsonl"))
+    base = {"connections": connections(), "dry_run": True, "connection_property": "brand"}
+    with pytest.raises(SettingsError, match=r"^the dry-run file of brand_a \(dry_run_file with "
+                       r"the connection's name\): .*longer than the file system allows"):
+        Settings.from_config({**base, "dry_run_file": longest})
+    alone = {"capi_connection_id": ID_A, "dry_run": True, "dry_run_file": longest}
+    assert Settings.from_config(alone).dry_run_file == longest  # the name itself fits
+    os.mkfifo(tmp_path / "dry.brand_b.jsonl")
+    with pytest.raises(SettingsError, match=r"^the dry-run file of brand_b .* names a FIFO"):
+        Settings.from_config({**base, "dry_run_file": str(tmp_path / "dry.jsonl")})
 
 
 def test_a_routing_value_equal_to_a_token_is_never_quoted() -> None:
