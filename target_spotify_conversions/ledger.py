@@ -37,7 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .output_paths import password_holds_at, sqlite_database
+from .output_paths import (
+    OutputPathError,
+    check_no_broken_link,
+    name_max,
+    password_holds_at,
+    sqlite_database,
+    sqlite_file,
+)
 from .transport import DeliveryError
 
 if TYPE_CHECKING:
@@ -372,6 +379,7 @@ class SqliteLedger(Ledger):
         read_only: bool,
     ) -> SqliteLedger | None:
         uri = path.startswith("file:")
+        _check_place(sqlite_file(path), description, read_only=read_only)
         if read_only and not uri and not os.path.exists(path):
             return None
         engine = None
@@ -390,10 +398,7 @@ class SqliteLedger(Ledger):
                 why_not = f"its driver is not installed ({type(exc).__name__})"
             else:
                 raise
-            raise LedgerError(
-                f"ledger_url: cannot use {description}: {why_not}; point ledger_url "
-                "elsewhere, or set it to none to run without a ledger"
-            ) from None
+            raise _cannot_use(description, why_not) from None
         ledger = cls(url, connect, description, run_id=run_id, resend=resend,
                      read_only=read_only, engine=engine)
         try:
@@ -545,6 +550,48 @@ class SqliteLedger(Ledger):
             if not _database_error(exc):
                 raise
             raise LedgerError(self.unwritable(exc)) from None
+
+
+def _check_place(file: str, description: str, *, read_only: bool) -> None:
+    """Refuse what SQLite would fail on with its bare "unable to open database file", or
+    write where no one looks: a link to nothing (refused as for the other outputs), and, for
+    a run that writes, a name that leaves no room for SQLite's side files."""
+    try:
+        check_no_broken_link("ledger_url", file)
+    except OutputPathError as exc:
+        raise LedgerError(str(exc)) from None
+    too_long = None if read_only else _side_files_refusal(file)
+    if too_long:
+        raise _cannot_use(description, too_long)
+
+
+# SQLite writes beside the database `NAME-journal` (the longest), `NAME-wal` and `NAME-shm`.
+_SIDE_FILE = "-journal"
+
+
+def _side_files_refusal(file: str) -> str | None:
+    """Why SQLite cannot create its side files beside the database, or None: with a name
+    within 8 bytes of the file system's limit it creates the file, then fails."""
+    folder, name = os.path.split(os.path.abspath(file))
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)  # not made yet: its file system is the nearest's
+    size, limit = len(os.fsencode(name)), name_max(folder)
+    if size + len(_SIDE_FILE) <= limit:
+        return None
+    if size > limit:
+        return f"its name is longer than the file system allows ({size} bytes, at most {limit})"
+    return (
+        f"its name is too long for SQLite's side files: NAME{_SIDE_FILE}, which SQLite writes "
+        f"beside it, would be {size + len(_SIDE_FILE)} bytes, and the file system allows "
+        f"{limit}; give a name of at most {limit - len(_SIDE_FILE)} bytes"
+    )
+
+
+def _cannot_use(description: str, why_not: str) -> LedgerError:
+    return LedgerError(
+        f"ledger_url: cannot use {description}: {why_not}; point ledger_url elsewhere, or set "
+        "it to none to run without a ledger"
+    )
 
 
 def sqlite_engine(

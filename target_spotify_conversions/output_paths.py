@@ -69,7 +69,7 @@ def partial_prefix(path: str) -> str:
     folder, name = os.path.split(os.path.abspath(path))
     prefix = f".{name}."
     extra = _PARTIAL_RANDOM + len(PARTIAL_SUFFIX)
-    if len(os.fsencode(prefix)) + extra > _name_max(folder):
+    if len(os.fsencode(prefix)) + extra > name_max(folder):
         return _SHORT_PARTIAL_PREFIX
     return prefix
 
@@ -141,7 +141,7 @@ def check_distinct(paths: Mapping[str, str | None]) -> None:
 def _check_creatable(setting: str, path: str) -> None:
     """The nearest existing folder must be a writable directory, and every name to create must
     fit the file system and be no broken link."""
-    _check_not_a_broken_link(setting, os.path.abspath(path))
+    check_no_broken_link(setting, path)
     folder = os.path.dirname(os.path.abspath(path))
     missing = [os.path.basename(os.path.abspath(path))]
     while True:
@@ -149,7 +149,6 @@ def _check_creatable(setting: str, path: str) -> None:
             info = os.stat(folder)
             break
         except FileNotFoundError:
-            _check_not_a_broken_link(setting, folder)
             missing.append(os.path.basename(folder))
             folder = os.path.dirname(folder)
         except OSError as exc:
@@ -159,7 +158,7 @@ def _check_creatable(setting: str, path: str) -> None:
             f"{setting}: {printable(folder)[:300]!r} is a file, not a directory, so no file "
             "can be created under it"
         )
-    longest = _name_max(folder)
+    longest = name_max(folder)
     if any(len(os.fsencode(name)) > longest for name in missing):
         raise OutputPathError(
             f"{setting}: a file or folder name is longer than the file system allows "
@@ -167,6 +166,17 @@ def _check_creatable(setting: str, path: str) -> None:
         )
     if not os.access(folder, os.W_OK):
         raise OutputPathError(f"{setting}: the directory {printable(folder)!r} is not writable")
+
+
+def check_no_broken_link(setting: str, path: str) -> None:
+    """Neither the file nor a folder on its path that is not there may be a link to nothing
+    (the SQLite ledger is checked so too, as its file is another output)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):  # a link to nothing does not exist either
+        _check_not_a_broken_link(setting, path)
+        if os.path.dirname(path) == path:
+            return
+        path = os.path.dirname(path)
 
 
 def _check_not_a_broken_link(setting: str, path: str) -> None:
@@ -190,7 +200,8 @@ def _unusable(setting: str, path: str, exc: OSError) -> str:
     return f"{setting}: the path cannot be used ({exc.strerror or type(exc).__name__})"
 
 
-def _name_max(folder: str) -> int:
+def name_max(folder: str) -> int:
+    """The longest name the file system takes in `folder`, in bytes (255 when it does not say)."""
     try:
         return os.pathconf(folder, "PC_NAME_MAX")
     except (OSError, ValueError):

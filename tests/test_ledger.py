@@ -3,6 +3,7 @@ out, what a record keeps, pruning, and a ledger that cannot be used failing at o
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -406,6 +407,45 @@ def test_a_ledger_that_cannot_be_placed_or_driven_is_refused_naming_ledger_url(t
         open_url(f"sqlite:///{tmp_path / 'plain' / 'x.sqlite'}", run_id="r")
     with pytest.raises(LedgerError, match=r"ledger_url: cannot use .*driver is not installed"):
         open_url(f"sqlite+nosuchdriver:///{tmp_path / 'x.sqlite'}", run_id="r")
+
+
+@pytest.mark.parametrize("spare", [0, 1, 7])
+def test_a_ledger_name_without_room_for_sqlites_side_files_is_refused_saying_why(tmp_path, spare):
+    """Found by an attack: within 8 bytes of the file system's limit, SQLite made the file,
+    then failed on NAME-journal with its bare "unable to open database file". The message
+    shows the file, never the password a URL may carry."""
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    name = "l" * (limit - spare)
+    for url in (f"sqlite:///{tmp_path / name}", f"sqlite://user:s3cret-pw@/{tmp_path / name}"):
+        with pytest.raises(LedgerError) as refused:
+            open_url(url, run_id="r")
+        message = str(refused.value)
+        assert message.startswith(f"ledger_url: cannot use SQLite file {tmp_path / name}: its "
+                                  "name is too long for SQLite's side files: NAME-journal")
+        assert f"give a name of at most {limit - 8} bytes" in message
+        assert "unable to open" not in message
+        assert "s3cret-pw" not in message
+    assert list(tmp_path.iterdir()) == []  # refused before SQLite made the file
+    assert open_url(f"sqlite:///{tmp_path / name}", run_id="r", read_only=True) is None
+    fits = open_url(f"sqlite:///{tmp_path / ('l' * (limit - 8))}", run_id="r")
+    assert isinstance(fits, Ledger)
+    fits.close()
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_a_ledger_path_through_a_link_to_nothing_is_refused(tmp_path, read_only, where):
+    """A volume not mounted, a folder moved: refused as the other outputs are, not created
+    where the link points (or failed on with "unable to open database file"), and a dry run
+    does not take the missing ledger for an empty one."""
+    link = tmp_path / "ledger"
+    link.symlink_to(tmp_path / "unmounted" / "ledger")
+    path = link if where == "file" else link / "new" / "ledger.sqlite"
+    for url in (f"sqlite:///{path}", f"sqlite+pysqlite:///{path}?timeout=5"):
+        with pytest.raises(LedgerError, match=rf"^ledger_url: '{link}' is a symbolic link to "
+                                              rf"'{tmp_path}/unmounted/ledger', which does not"):
+            open_url(url, run_id="r", read_only=read_only)
+    assert not (tmp_path / "unmounted").exists()
 
 
 # The first layout, as earlier builds wrote it: the connection's id and the time's text in

@@ -165,6 +165,23 @@ def test_a_corrupt_ledger_fails_the_run_at_start_and_sends_nothing(fake, tmp_pat
     assert summary["events_delivered"] == 0
 
 
+def test_a_ledger_name_too_long_for_sqlites_side_files_stops_the_run_at_start_saying_why(
+    fake, tmp_path
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    name = "l" * (os.pathconf(work, "PC_NAME_MAX") - 4)  # NAME-wal fits, NAME-journal not
+    run = run_target(work, target_config(fake.url, ledger_url=f"sqlite:///{name}"),
+                     singer_lines([purchase(i) for i in range(5)], state_every=5))
+    assert run.returncode == 1
+    assert f"ledger_url: cannot use SQLite file {name}: its name is too long for SQLite's " \
+        "side files" in run.stderr
+    assert "unable to open database file" not in run.stderr
+    assert fake.requests == []
+    assert run.states == []
+    assert not (work / name).exists()
+
+
 def test_a_read_only_ledger_fails_the_run_at_start_and_sends_nothing(fake, tmp_path):
     work = tmp_path / "work"
     seed = run_target(work, target_config(fake.url), singer_lines([purchase(0)]))
