@@ -440,10 +440,11 @@ class Pipeline:
             try:
                 self.report.write_file(self.settings.summary_file, outcome)
             except OSError as exc:
+                failed = summary_file_failed(exc, outcome, dry_run=self.settings.dry_run)
                 if outcome != "completed":  # the run fails anyway, with its own message
-                    self._logger.error("%s", summary_file_failed(exc, outcome))
+                    self._logger.error("%s", failed)
                     return
-                raise SummaryFileError(summary_file_failed(exc, outcome)) from None
+                raise SummaryFileError(failed) from None
 
 
 def _flattened_identifiers(settings: Settings) -> FlattenedIdentifiers | None:

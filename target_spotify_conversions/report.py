@@ -596,10 +596,17 @@ class SummaryFileError(Exception):
     """The summary file could not be written; the message says what became of the run."""
 
 
-def summary_file_failed(exc: OSError, outcome: str) -> str:
+def summary_file_failed(exc: OSError, outcome: str, *, dry_run: bool) -> str:
     """Why the summary file is missing, and the truth about STATE: after a completed run
-    everything read was delivered (or rejected) and the final STATE written."""
+    everything read was delivered (or rejected) and the final STATE written; a dry run wrote
+    its bodies and no STATE at all, so the words of a real run would be false there."""
     why = f"summary_file could not be written ({exc.strerror or type(exc).__name__})"
+    if outcome == "completed" and dry_run:
+        return (
+            f"{why}; the dry run itself completed: every event read was written to the "
+            "dry-run file or rejected; as in every dry run, nothing was sent and no STATE "
+            "was written. The earlier summary_file, if any, is left as it was"
+        )
     if outcome == "completed":
         return (
             f"{why}; the run itself completed: every event read was delivered or rejected and "

@@ -225,6 +225,30 @@ def test_a_full_disk_under_the_summary_file_leaves_no_half_file_and_tells_the_tr
     assert json.loads(earlier.read_text()) == {"outcome": "completed", "records_read": 7}
 
 
+def test_a_full_disk_under_the_summary_file_of_a_dry_run_tells_the_truth_about_state(
+    tmp_path, small_disk
+):
+    """Found by an attack: the message after a dry run said the final STATE was written, and
+    a dry run writes none."""
+    earlier = small_disk / "report.json"
+    earlier.write_text('{"outcome": "completed", "records_read": 7}\n')
+    fill(small_disk)
+    lines = singer_lines([purchase(i) for i in range(30)], state_every=10)
+    config = target_config(dry_run=True, summary_file=str(earlier))
+    run = run_target(tmp_path / "run", config, lines)
+    assert run.returncode == 1
+    assert run.states == []
+    assert len(run.dry_run_bodies()) == 1
+    assert (
+        "Run failed: summary_file could not be written (No space left on device); the dry run "
+        "itself completed: every event read was written to the dry-run file or rejected; as in "
+        "every dry run, nothing was sent and no STATE was written"
+    ) in run.stderr
+    assert "final STATE" not in run.stderr
+    assert "re-run" not in run.stderr
+    assert json.loads(earlier.read_text()) == {"outcome": "completed", "records_read": 7}
+
+
 def test_a_summary_file_on_dev_null_leaves_the_device_as_it_is(tmp_path):
     """Written whole by a rename, the summary would turn /dev/null into a file (as root, for
     every program of the machine: a database server could then no longer start)."""
