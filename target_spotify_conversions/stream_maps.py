@@ -46,7 +46,7 @@ class _MapperLinesUnquoted(logging.Filter):
         if record.msg == _FILTER_RULE_LINE and isinstance(record.args, tuple):
             stream, *rest = record.args
             record.args = (stream, *(_unquoted(rule) for rule in rest))
-        elif record.msg == _FILTER_RESULT_LINE and isinstance(record.args, tuple):
+        elif str(record.msg).startswith(_FILTER_RESULT_LINE) and isinstance(record.args, tuple):
             rule, *results = record.args
             record.args = (_unquoted(rule), *(_outcome(result) for result in results))
         return True
@@ -61,9 +61,10 @@ def _outcome(result: object) -> str:
     return str(result) if result is None or isinstance(result, bool) else described(result)
 
 
-# singer_sdk.mapper's words (its `{self.name}` is left unformatted there, as it logs it).
+# singer_sdk.mapper's words; a result's line by its start alone (the SDK leaves its
+# `{self.name}` unformatted: a release that fixes that must not let results through).
 _FILTER_RULE_LINE = "Found '%s' filter rule: %s"
-_FILTER_RESULT_LINE = "Filter result for '%s' in '{self.name}' stream: %s"
+_FILTER_RESULT_LINE = "Filter result for '%s' in "
 _SDK_MAPPER_LOG = logging.getLogger("singer_sdk.mapper")
 _SDK_MAPPER_LOG.addFilter(_MapperLinesUnquoted())
 

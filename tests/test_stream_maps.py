@@ -255,3 +255,32 @@ def test_debug_logging_of_stream_maps_shows_no_record_value(fake, tmp_path, monk
     made = f"a string of {len(records[0]['email'])} characters"  # the email, described
     assert run.stderr.count("Filter result for 'a string of 15 characters (not shown)' in "
                             f"'{{self.name}}' stream: {made}") == 3
+
+
+def test_a_filter_result_line_stays_unquoted_when_the_sdk_names_the_stream():
+    """The SDK's line leaves `{self.name}` unformatted; a release that formats it must not let
+    a record's value through."""
+    import logging
+
+    logger = logging.getLogger("singer_sdk.mapper")
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep(level=logging.DEBUG)
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        import target_spotify_conversions.stream_maps  # noqa: F401 - its filter on the logger
+
+        for line in ("Filter result for '%s' in '{self.name}' stream: %s",
+                     "Filter result for '%s' in 'conversions' stream: %s"):
+            logger.debug(line, "email", "jane.doe@example.com")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert len(seen) == 2
+    assert not any("jane.doe" in message for message in seen)
