@@ -602,8 +602,9 @@ class EventMapper:
             result, invalid = found
             if invalid is None:
                 # a list (the emails) is the event's own: _check_and_finish may cut it
-                target = sections[rule.section]
-                target[rule.target] = list(result) if type(result) is list else result
+                if type(result) is list:
+                    result = list(result)
+                sections[rule.section][rule.target] = result
             elif rule.on_invalid == "reject":
                 problems.append(invalid)
             else:
