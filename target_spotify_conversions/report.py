@@ -487,14 +487,16 @@ class RunReport:
         beside it, synced to disk, then renamed over it; removed if any step fails.
 
         /dev/null turns it off: renamed over, the device itself would become a file (as root,
-        for every program on the machine)."""
+        for every program on the machine). A symbolic link is written through, as the other
+        outputs are: renamed over, the user's link would become a file and its target stay old
+        (a link to nothing is refused at start, output_paths)."""
         if path == os.devnull or _not_a_regular_file(path):
             return
-        target = Path(path)
+        target = Path(os.path.realpath(path))
         target.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.as_dict(outcome), indent=2, sort_keys=False)
         fd, partial = tempfile.mkstemp(
-            prefix=partial_prefix(path), suffix=PARTIAL_SUFFIX, dir=target.parent
+            prefix=partial_prefix(str(target)), suffix=PARTIAL_SUFFIX, dir=target.parent
         )
         try:
             os.fchmod(fd, 0o644)  # as a plain new file gets (mkstemp makes it 0600)

@@ -291,3 +291,25 @@ def test_outputs_whose_names_are_at_the_file_systems_limit_are_written(tmp_path)
     assert len((run.workdir / names["rejects_file"]).read_text().splitlines()) == 1
     assert len((run.workdir / names["dry_run_file"]).read_text().splitlines()) == 1
     assert not [path.name for path in run.workdir.iterdir() if path.name.startswith(".")]
+
+
+def test_a_summary_file_that_is_a_link_is_written_through_it_and_stays_a_link(fake, tmp_path):
+    """As the rejects and dry-run files are: the user's link stays, its file gets the summary
+    (renamed over the link, the link had become a file and its target kept the old summary)."""
+    kept = tmp_path / "reports" / "latest.json"
+    kept.parent.mkdir()
+    kept.write_text('{"outcome": "an older run"}\n')
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.json").symlink_to(kept)
+
+    run = run_target(tmp_path / "run", target_config(fake.url, summary_file="report.json"),
+                     singer_lines([purchase(i) for i in range(3)]))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    link = tmp_path / "run" / "report.json"
+    assert link.is_symlink()
+    assert link.resolve() == kept.resolve()
+    report = json.loads(kept.read_text())
+    assert report["outcome"] == "completed"
+    assert report["events_delivered"] == 3
+    assert sorted(path.name for path in kept.parent.iterdir()) == ["latest.json"]
