@@ -92,11 +92,14 @@ _SQLITE_HOLDS = "SELECT 1 FROM ledger_delivered WHERE connection = ? LIMIT 1"
 # time as sent (RFC 3339, milliseconds, Z) is kept in milliseconds since 1970: 8 bytes in a
 # row instead of 24 characters; NULL for a text SQLite cannot read as a time.
 _SQLITE_MS_OF = "CAST(round((julianday({}) - 2440587.5) * 86400000) AS INTEGER)"
+# A request's events come as one JSON object, {event_id: event_time, ...} (record): json_each
+# gives each id as a key and its time as the value, where an array of [id, time] pairs had
+# each pair parsed again by json_extract, half of the statement's CPU.
 _SQLITE_APPEND = (
     "INSERT INTO ledger_appended (connection, event_id, event_time_ms, request_id) "
-    "SELECT ?, json_extract(value, '$[0]'), {}, ? FROM json_each(?)"
+    "SELECT ?, key, {}, ? FROM json_each(?)"
 )
-_SQLITE_RECORD = _SQLITE_APPEND.format(_SQLITE_MS_OF.format("json_extract(value, '$[1]')"))
+_SQLITE_RECORD = _SQLITE_APPEND.format(_SQLITE_MS_OF.format("value"))
 _SQLITE_REQUEST = (
     "INSERT INTO ledger_requests (connection_id, run_id, sent_at, status, answer, events) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -496,7 +499,9 @@ class SqliteLedger(Ledger):
     ) -> None:
         if self.read_only or not events:
             return
-        rows = _encode_json(events)
+        # {id: time} (_SQLITE_RECORD); an id twice in a request keeps its later time, as the
+        # merge keeps an event's later row
+        rows = _encode_json(dict(events))
         raw = self._raw()
         with self._write_lock, self._writing(), _transaction(raw):
             number = self._numbers.get(connection_id)

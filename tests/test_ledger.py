@@ -585,3 +585,39 @@ def test_a_ledger_holding_both_layouts_is_read_whole_until_a_run_moves_it(tmp_pa
     with run.claim(CONNECTION_ID, events("a", "b", "c", "d", "x")) as claim:
         assert claim.skip == held
     run.close()
+
+
+TRICKY_IDS = ['a"b', "a\\b", "é", "\x01ctl", "😀", "tab\there", "nl\nx", "\u2028", "sp ace",
+              "/slash", "\x7f", "ü\u0301", "{}", "[1]", "123", "-0"]
+
+
+def test_ids_of_any_characters_are_recorded_as_sent_and_found_by_the_next_run(tmp_path):
+    """A request's events go to SQLite as one JSON object keyed by id: escapes, control
+    characters and non-ASCII ids come back as the same strings, in the next run's look-up and
+    in the ledger command's."""
+    ledger = open_ledger(tmp_path)
+    with ledger.claim(CONNECTION_ID, events(*TRICKY_IDS)) as claim:
+        claim.record(events(*TRICKY_IDS), 200, "SUCCESS")
+    ledger.close()
+    later = open_ledger(tmp_path, "run-2")
+    with later.claim(CONNECTION_ID, events(*TRICKY_IDS, "new")) as claim:
+        assert claim.skip == set(TRICKY_IDS)
+    later.close()
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as raw:
+        kept = {row[0] for row in raw.execute("SELECT event_id FROM ledger_delivered")}
+    assert kept == set(TRICKY_IDS)
+    for event_id in TRICKY_IDS:
+        assert [row["event_id"] for row in lookup(later.engine, event_id)] == [event_id]
+
+
+def test_an_id_twice_in_one_request_is_kept_once_with_its_later_time(tmp_path):
+    ledger = open_ledger(tmp_path)
+    sent = [("a", "2026-11-01T10:00:00.000Z"), ("b", WHEN), ("a", "2026-11-01T11:00:00.000Z")]
+    with ledger.claim(CONNECTION_ID, sent) as claim:
+        claim.record(sent, 200, "SUCCESS")
+    ledger.close()
+    later = open_ledger(tmp_path, "run-2", read_only=True)
+    assert [row["event_time"] for row in lookup(later.engine, "a")] == [
+        "2026-11-01T11:00:00.000Z"
+    ]
+    later.close()
