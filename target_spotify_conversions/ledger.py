@@ -51,6 +51,10 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 DAY = 86_400
+# How long a run waits for another's write to a SQLite ledger to end (SQLite's busy timeout),
+# and between its tries to set WAL mode (_set_wal).
+BUSY_SECONDS = 30
+_WAL_RETRY_SECONDS = 0.01
 # Characters of the API's answer kept per request (its words and sp_trace_id; api_message cuts
 # them to 300 already).
 ANSWER_CHARS = 400
@@ -235,9 +239,25 @@ def sqlite_pragmas(raw: Any, *, read_only: bool) -> None:
     if read_only:
         cursor.execute("PRAGMA query_only=ON")
     else:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _set_wal(cursor: Any) -> None:
+    """WAL mode, which stays in the file once a run has set it. While another connection
+    writes to a file not yet in WAL mode (runs that start together on a new ledger), SQLite
+    refuses the change at once with "database is locked", without waiting its busy timeout:
+    it is tried again until that timeout."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_SECONDS)
 
 
 def _database_error(exc: BaseException) -> bool:
@@ -625,7 +645,7 @@ def sqlite_engine(
             "sqlite://", creator=lambda: _connect(path, read_only=read_only), **pooling
         )
     engine = sa.create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, **pooling
+        url, connect_args={"timeout": BUSY_SECONDS, "check_same_thread": False}, **pooling
     )
     sa.event.listen(engine, "connect", lambda raw, _: sqlite_pragmas(raw, read_only=read_only))
     return engine
@@ -640,13 +660,15 @@ def _connect(path: str, *, read_only: bool) -> sqlite3.Connection:
     then creates no `-wal` and `-shm` files, and reads a ledger in a directory it may not
     write to."""
     if not read_only:
-        raw = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        raw = sqlite3.connect(path, timeout=BUSY_SECONDS, check_same_thread=False)
     else:
         wal = f"{path}-wal"
         settled = not os.path.exists(wal) or os.path.getsize(wal) == 0
         mode = "mode=ro&immutable=1" if settled else "mode=ro"
         target = f"file:{urllib.parse.quote(os.path.abspath(path))}?{mode}"
-        raw = sqlite3.connect(target, timeout=30, check_same_thread=False, uri=True)
+        raw = sqlite3.connect(
+            target, timeout=BUSY_SECONDS, check_same_thread=False, uri=True
+        )
     sqlite_pragmas(raw, read_only=read_only)
     return raw
 

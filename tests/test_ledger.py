@@ -282,6 +282,24 @@ def test_runs_starting_at_once_on_a_new_ledger_all_open_it(tmp_path):
         opened.close()
 
 
+def test_a_run_waits_for_another_writing_to_a_new_ledger_before_setting_wal(tmp_path):
+    """SQLite refuses WAL mode at once ("database is locked", no busy timeout) while another
+    connection writes to a file still in its first mode: runs starting together on a new
+    ledger failed so, about once in thirty."""
+    path = tmp_path / "ledger.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE elsewhere (a)")  # a write under way, not yet in WAL mode
+    threading.Timer(0.3, other.execute, ("COMMIT",)).start()
+    began = time.monotonic()
+    ledger = open_ledger(tmp_path)
+    assert time.monotonic() - began >= 0.25  # it waited for the write to end
+    ledger.close()
+    other.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 def open_at_once(url: str, runs: int) -> list[Ledger]:
     """The ledger opened by `runs` threads let go at the same moment; every one opened it."""
     start = threading.Barrier(runs)
