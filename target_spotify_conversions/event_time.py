@@ -14,7 +14,7 @@ UTC = dt.timezone.utc
 # event_timestamp; 1e14 us is 1973).
 _MILLIS_THRESHOLD = decimal.Decimal(10**11)
 _MICROS_THRESHOLD = decimal.Decimal(10**14)
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_MICROS = decimal.Decimal(10**18)  # past the year 9999 in every unit
 
 
@@ -99,6 +99,6 @@ def _from_epoch(number: decimal.Decimal | None) -> dt.datetime:
         raise ValueError("epoch value out of range")
     try:
         micros = micros.to_integral_value()
-        return _EPOCH + dt.timedelta(microseconds=int(micros))
+        return EPOCH + dt.timedelta(microseconds=int(micros))
     except (OverflowError, ValueError, decimal.DecimalException) as exc:
         raise ValueError("epoch value out of range") from exc

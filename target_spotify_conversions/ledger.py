@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from .event_time import EPOCH, UTC, format_event_time, from_iso
 from .output_paths import (
     OutputPathError,
     check_no_broken_link,
@@ -171,7 +172,6 @@ def _encode_json(value: object) -> str:
     return _json_encoder.encode(value).decode("utf-8")
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MILLISECOND = dt.timedelta(milliseconds=1)
 
 
@@ -179,12 +179,12 @@ def time_ms(text: str) -> int | None:
     """An event's time as sent (RFC 3339 in UTC), in milliseconds since 1970, as the event
     rows keep it; None for a text that is no such time."""
     try:
-        moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] == "Z" else text)
+        moment = from_iso(text)
     except (TypeError, ValueError):
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return (moment - _EPOCH) // _MILLISECOND
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // _MILLISECOND
 
 
 def time_text(ms: int | None) -> str | None:
@@ -192,10 +192,9 @@ def time_text(ms: int | None) -> str | None:
     if not isinstance(ms, int):
         return None
     try:
-        moment = _EPOCH + ms * _MILLISECOND
+        return format_event_time(EPOCH + ms * _MILLISECOND)
     except OverflowError:
         return None
-    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def describe(url: str) -> str:
