@@ -19,10 +19,11 @@ class Checkpoints:
         self._seen = 0
         self._states: deque[tuple[int, Any]] = deque()
 
-    def number(self) -> int:
-        """The arrival number of the next record (0, 1, 2, ...)."""
+    def number(self, records: int = 1) -> int:
+        """The arrival number of the next record (0, 1, 2, ...); of the first of the next
+        `records`, which take the numbers that follow."""
         seq = self._seen
-        self._seen += 1
+        self._seen += records
         return seq
 
     def state(self, value: Any) -> None:

@@ -3,7 +3,9 @@
 A chunk holds (stream, record) for
 a record the SDK side has checked, or (stream, raw, deep) for a record straight from its input
 line (msgspec.Raw): that one is decoded, cleared of the SDK's metadata, measured (with `deep`),
-checked and mapped here. Results are msgpack-encoded MappedRecords, in the chunk's order.
+checked and mapped here. A LINES_CHUNK holds (stream, line): a whole RECORD line the reader
+only recognised by its start (reader.SafeReader._take_lines), decoded and checked here as the
+reader would. Results are msgpack-encoded MappedRecords, in the chunk's order.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import msgspec
 from .event_time import UTC
 from .mapping import EventMapper, Mapped, MappingOptions, Rejected, Skipped, identifier_mask
 from .routing import router_for
-from .unreadable import MAX_DEPTH, NOT_JSON, TOO_DEEP, brackets, nests_deeper
+from .unreadable import AMBIGUOUS, MAX_DEPTH, NOT_JSON, TOO_DEEP, brackets, nests_deeper
 from .validation import RecordChecks
-from .wire import PICKLED_CHUNK, MappedRecord, StreamChecks
+from .wire import LINES_CHUNK, PICKLED_CHUNK, MappedRecord, StreamChecks
 
 _JSON_ENCODER = msgspec.json.Encoder(decimal_format="number")  # event bodies, rejected records
 _CHUNK_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
 _ENTRIES_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+_LINES_DECODER = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
 _RESULT_ENCODER = msgspec.msgpack.Encoder()
 # What a full decoding may refuse in a raw record the reader skipped over: an integer of over
 # 4,300 digits, an exponent no Decimal holds.
@@ -59,6 +62,12 @@ class ChunkMapper:
     def map(self, kind: bytes, payload: bytes) -> bytes:
         """Map an encoded chunk and encode the results, in the chunk's order."""
         now = dt.datetime.now(UTC)  # one clock reading a chunk: its records arrived together
+        if kind == LINES_CHUNK:
+            lines = _LINES_DECODER.decode(payload)
+            measure = not no_line_too_deep(payload, len(lines))
+            return _RESULT_ENCODER.encode(
+                [self._map_line(stream, line, now, measure) for stream, line in lines]
+            )
         try:
             chunk = _chunk(kind, payload)
         except _UNDECODABLE:  # one raw record spoils the chunk: decode entry by entry
@@ -79,10 +88,37 @@ class ChunkMapper:
             return MappedRecord("", None, (), (), unreadable=NOT_JSON)
         if deep and measure and nests_deeper(record, MAX_DEPTH - 1):  # one level in its message
             return MappedRecord("", None, (), (), unreadable=TOO_DEEP)
+        return self._mapped(stream, record, raw, now)
+
+    def _map_line(self, stream: str, line: bytes, now: dt.datetime, measure: bool) -> MappedRecord:
+        """A whole RECORD line of `stream`, as the reader would read it: not JSON, nested too
+        deeply (the whole message, as the reader measures a line), or naming its type, stream or
+        record twice (its start said RECORD of `stream`; the end may say otherwise), it is an
+        unreadable line. `measure` False: no_line_too_deep holds for its chunk."""
+        try:
+            message = _CHUNK_DECODER.decode(line)
+        except _UNDECODABLE:
+            return MappedRecord("", None, (), (), unreadable=NOT_JSON)
+        except RecursionError:  # deeper than the decoder goes: far too deep
+            return MappedRecord("", None, (), (), unreadable=TOO_DEEP)
+        if measure and nests_deeper(message, MAX_DEPTH):
+            return MappedRecord("", None, (), (), unreadable=TOO_DEEP)
+        record = message.get("record")  # an object: the line starts with "{"
+        if (
+            type(record) is not dict
+            or message.get("type") != "RECORD"
+            or message.get("stream") != stream
+        ):
+            return MappedRecord("", None, (), (), unreadable=AMBIGUOUS)
+        return self._mapped(stream, record, True, now)
+
+    def _mapped(
+        self, stream: str, record: dict[str, Any], raw: bool, now: dt.datetime
+    ) -> MappedRecord:
+        """A decoded record's result; `raw`: not checked yet (the SDK side checks the others)."""
         if raw:  # checked here, as the SDK side checks the others
             for key in self._metadata[stream]:  # as the SDK's path does first
-                if key in record:
-                    del record[key]
+                record.pop(key, None)
         route = self._router.route(record, stream)
         connection = route.connection or ""
         if raw:
@@ -152,9 +188,22 @@ def none_too_deep(payload: bytes, entries: int) -> bool:
     return brackets(payload) - 2 * entries <= MAX_DEPTH - 1
 
 
-def decode_raw(record: Mapping[str, Any] | msgspec.Raw) -> Mapping[str, Any]:
-    """A record as the mapping reads it, whether it came decoded or raw (for the rejects file)."""
+def no_line_too_deep(payload: bytes, lines: int) -> bool:
+    """none_too_deep for a LINES_CHUNK of `lines` RECORD lines, each measured whole against
+    MAX_DEPTH (a line's record is then at most MAX_DEPTH - 1 deep, as a raw record may be).
+    Each line starts with two brackets of its own ("{" of its message, then of its record), so
+    what the others leave bounds any one line's brackets, and they bound its depth. Brackets in
+    msgpack's framing (a length byte may read as one) only make the bound stricter."""
+    return brackets(payload) - 2 * lines <= MAX_DEPTH - 2
+
+
+def decode_raw(record: Mapping[str, Any] | msgspec.Raw | bytes) -> Mapping[str, Any]:
+    """A record as the mapping reads it, whether it came decoded, raw, or as its whole RECORD
+    line (bytes: read only once a worker found it readable), for the rejects file."""
     if isinstance(record, msgspec.Raw):
         decoded: Mapping[str, Any] = _CHUNK_DECODER.decode(record)
         return decoded
+    if isinstance(record, bytes):
+        line: Mapping[str, Any] = _CHUNK_DECODER.decode(record)["record"]
+        return line
     return record

@@ -46,7 +46,8 @@ class Pending(msgspec.Struct, gc=False):
     stream: str
     event_id: str
     body: bytes
-    record: Mapping[str, Any] | msgspec.Raw  # raw: decoded only if the API refuses it
+    # raw, or its whole RECORD line (bytes): decoded only if the API refuses it
+    record: Mapping[str, Any] | msgspec.Raw | bytes
     identifiers: int = 0  # which identifiers the event carries, as mapping.IDENTIFIER_BITS
     event_time: str = ""  # as in the body: what the ledger records
 
@@ -259,8 +260,9 @@ class RefusalStreak:
 
 
 def _held(item: Pending) -> int:
-    """The bytes of a raw record an event keeps for a rejection (a decoded one: not measured)."""
-    return len(item.record) if isinstance(item.record, msgspec.Raw) else 0
+    """The bytes of a raw record (or line) an event keeps for a rejection (a decoded one: not
+    measured)."""
+    return len(item.record) if isinstance(item.record, (msgspec.Raw, bytes)) else 0
 
 
 def _refusal(answer: Answer) -> Problem:

@@ -30,6 +30,7 @@ class LineSplitter:
         self._pieces: list[bytes] = []  # of the unfinished line, at most `limit` bytes
         self._held = 0
         self._skipped: int | None = None  # bytes of a too long line so far, while skipping it
+        self.whole = True  # every line the last `feed` returned is bytes (none is TooLong)
 
     @property
     def skipping(self) -> bool:
@@ -40,11 +41,13 @@ class LineSplitter:
         """The lines `block` completes, and the text they were cut from (line breaks included;
         of a too long line, at most the part in `block`)."""
         lines: list[Line] = []
+        self.whole = True
         if self._skipped is not None:
             end = block.find(b"\n")
             if end < 0:
                 self._skipped += len(block)
                 return b"", lines
+            self.whole = False
             lines.append(TooLong(self._skipped + end))
             self._skipped = None
             block = block[end + 1 :]
@@ -59,6 +62,7 @@ class LineSplitter:
             text = text[: len(text) - len(rest)]
             self._keep(rest)
         if max(map(len, cut)) > self.limit:
+            self.whole = False
             lines.extend(TooLong(len(line)) if len(line) > self.limit else line for line in cut)
         else:
             lines.extend(cut)

@@ -27,6 +27,7 @@ from .unreadable import (
     MAX_LINE_BYTES,
     envelope_may_stay_raw,
     may_stay_raw,
+    nested_too_deep,
     not_json,
     text_may_stay_raw,
     too_long,
@@ -49,6 +50,12 @@ class _RecordLine(msgspec.Struct, gc=False):
 
 
 _RECORD_LINE = msgspec.json.Decoder(_RecordLine)
+# How RECORD lines begin as taps write them, around the stream's name: compact (singer-sdk,
+# msgspec) and with spaces (singer-python's json.dumps). A line beginning otherwise is read here.
+_RECORD_STARTS = (
+    (b'{"type":"RECORD","stream":"', b'","record":{'),
+    (b'{"type": "RECORD", "stream": "', b'", "record": {'),
+)
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 
 
@@ -103,6 +110,11 @@ class SafeReader(MsgSpecReader):
         self.on_tick: Callable[[], None] | None = None
         # text_may_stay_raw of the read the current line came from (unknown: False).
         self._text_may_stay_raw = False
+        # Runs of RECORD lines of these streams go to `on_raw_lines` whole (`_take_lines`):
+        # the stream, the lines, the number of the first.
+        self.on_raw_lines: Callable[[str, Sequence[bytes], int], None] | None = None
+        # Whether the current read's lines may go on whole: ASCII, none too long (TooLong).
+        self._block_whole = False
 
     def deserialize_json(self, line: str | bytes) -> dict[str, t.Any]:
         try:
@@ -111,9 +123,7 @@ class SafeReader(MsgSpecReader):
             # InvalidOperation: a number whose exponent no Decimal can hold (1e99999999999999999999)
             raise InvalidInputLine(not_json(self.line_number, len(line))) from None
         except RecursionError:  # caught here, where it surfaces: no walk over every line
-            raise InvalidInputLine(
-                f"input line {self.line_number} is nested too deeply to read ({len(line)} bytes)"
-            ) from None
+            raise InvalidInputLine(nested_too_deep(self.line_number)) from None
         if not isinstance(message, dict):
             raise InvalidInputLine(f"input line {self.line_number} is not a JSON object")
         return message
@@ -150,36 +160,91 @@ class SafeReader(MsgSpecReader):
         if self.on_start is not None:
             self.on_start()
         try:
-            for line in self._lines(file_input or self.default_input):
+            for lines in self._blocks(file_input or self.default_input):
                 if self.stop_requested:
                     break
-                if line is None:
+                if lines is None:
                     if self.on_tick is not None:
                         self.on_tick()
                     continue
-                self.line_number += 1
-                if isinstance(line, TooLong):
-                    self._too_long(line.size)
-                    continue
-                if self.raw_streams and self._took_raw(line):
-                    stats["RECORD"] += 1
-                    continue
-                message = self._read(line)
-                if message is not None:
-                    self._dispatch(message, callbacks)
-                    stats[message["type"]] += 1
+                self._read_block(lines, callbacks, stats)
         except StopReading:
             pass
         self.waiting_for_input = False
         return stats
+
+    def _read_block(
+        self,
+        lines: Sequence[bytes | str | TooLong],
+        callbacks: dict[str, Callable[[dict[str, t.Any]], None]],
+        stats: Counter[str],
+    ) -> None:
+        """The lines of one read, in order: runs of RECORD lines `_take_lines` knows go on
+        whole, each other line is read here."""
+        whole = self._block_whole and self.on_raw_lines is not None
+        i = 0
+        while i < len(lines) and not self.stop_requested:
+            taken = self._take_lines(lines, i) if whole and self.raw_streams else 0
+            if taken:
+                stats["RECORD"] += taken
+                i += taken
+                continue
+            line = lines[i]
+            i += 1
+            self.line_number += 1
+            if isinstance(line, TooLong):
+                self._too_long(line.size)
+                continue
+            if self.raw_streams and self._took_raw(line):
+                stats["RECORD"] += 1
+                continue
+            message = self._read(line)
+            if message is not None:
+                self._dispatch(message, callbacks)
+                stats[message["type"]] += 1
+
+    def _take_lines(self, lines: Sequence[t.Any], start: int) -> int:
+        """Hand on the run of lines from `start` that begin as RECORD lines of one raw stream,
+        in a form taps write (`_RECORD_STARTS`), undecoded and whole: how many it took.
+
+        Recognised by their start alone; the mapping worker reads each as this reader would,
+        and rejects as unreadable a line that is not JSON, nests too deeply or turns out to
+        name its type, stream or record twice. Each line costs this process a comparison of
+        its start (a block of them is ASCII and holds no line too long: `_block_whole`)."""
+        prefix, stream = self._record_start(lines[start])
+        if not prefix:
+            return 0
+        end = start + 1
+        while end < len(lines) and lines[end].startswith(prefix):
+            end += 1
+        first = self.line_number + 1
+        self.line_number += end - start
+        t.cast("Callable[[str, Sequence[bytes], int], None]", self.on_raw_lines)(
+            stream, lines[start:end], first
+        )
+        return end - start
+
+    def _record_start(self, line: bytes) -> tuple[bytes, str]:
+        """The start a RECORD line of a raw stream has in `line`'s form, and the stream; or
+        (b"", "") when `line` has no such start (its stream named with an escape, say)."""
+        for head, middle in _RECORD_STARTS:
+            if line.startswith(head):
+                end = line.find(b'"', len(head))
+                name = line[len(head) : end]
+                stream = name.decode("ascii")  # the block is ASCII
+                if end < 0 or b"\\" in name or stream not in self.raw_streams:
+                    return b"", ""
+                if line.startswith(middle, end):
+                    return line[: end + len(middle)], stream
+        return b"", ""
 
     def _too_long(self, size: int) -> None:
         if self.on_too_long is None:
             raise InvalidInputLine(too_long(self.line_number, size, self.max_line_bytes))
         self.on_too_long(self.line_number, size)
 
-    def _lines(self, source: t.IO[t.Any]) -> t.Iterator[bytes | str | TooLong | None]:
-        """Input lines as bytes, and None when a tick is due.
+    def _blocks(self, source: t.IO[t.Any]) -> t.Iterator[Sequence[bytes | str | TooLong] | None]:
+        """Input lines as bytes, the lines of each read together, and None when a tick is due.
 
         Bytes: a line that is not UTF-8 is then one unreadable line, not a crash, from stdin
         and from `--input FILE` alike. Big reads straight from the file descriptor: each one is
@@ -191,7 +256,9 @@ class SafeReader(MsgSpecReader):
         try:
             fd = source.fileno()
         except (AttributeError, OSError):  # an in-memory stream: no waiting, no ticks
-            yield from source
+            self._block_whole = False
+            for line in source:
+                yield [line]
             return
         splitter = LineSplitter(self.max_line_bytes)
         for chunk in self._chunks(fd):
@@ -201,11 +268,13 @@ class SafeReader(MsgSpecReader):
             text, lines = splitter.feed(chunk)
             if text:
                 self._text_may_stay_raw = text_may_stay_raw(text)  # for all the lines that follow
-            yield from lines
+            self._block_whole = splitter.whole and self._text_may_stay_raw
+            yield lines
         for line in splitter.end():
             if isinstance(line, bytes):
                 self._text_may_stay_raw = text_may_stay_raw(line)
-            yield line
+            self._block_whole = False
+            yield [line]
 
     def _chunks(self, fd: int) -> t.Iterator[bytes | None]:
         """Reads of up to READ_BUFFER_BYTES until end of input, with None every TICK_SECONDS."""

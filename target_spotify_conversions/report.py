@@ -245,9 +245,9 @@ class RunReport:
 
     # --- counting ---------------------------------------------------------------------------
 
-    def read(self, stream: str) -> None:
-        self.records_read += 1
-        self.read_by_stream[stream] += 1
+    def read(self, stream: str, records: int = 1) -> None:
+        self.records_read += records
+        self.read_by_stream[stream] += records
 
     def recount(self, stream: str, as_stream: str) -> None:
         """A record counted under `stream` turned out to be an unreadable line."""

@@ -193,6 +193,7 @@ class TargetSpotifyConversions(Target):
         reader.max_line_bytes = self.settings.max_line_bytes
         reader.on_tick = self._pipeline.idle
         reader.on_raw_record = self._pipeline.process_raw
+        reader.on_raw_lines = self._pipeline.process_lines
 
     def fail_run(self, outcome: str) -> None:
         """The run is failing: stop sending and print the summary, if the run had started."""

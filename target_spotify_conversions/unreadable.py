@@ -25,7 +25,7 @@ _BRACKETS_UNCHECKED = MAX_DEPTH
 _SCALARS = frozenset({str, int, float, bool, type(None), decimal.Decimal})
 
 # Why a raw record is an unreadable line (wire.MappedRecord.unreadable).
-NOT_JSON, TOO_DEEP = "not_json", "too_deep"
+NOT_JSON, TOO_DEEP, AMBIGUOUS = "not_json", "too_deep", "ambiguous"
 # The rejection code of every unreadable line, and the pseudo-stream it is counted under.
 REASON = "unreadable_input_line"
 INPUT_STREAM = "(input)"
@@ -53,9 +53,16 @@ def nested_too_deep(line_number: int) -> str:
 
 
 def worded(code: str, line_number: int, size: int | str) -> str:
-    """The reason for a raw record a mapping worker found unreadable (`code`: NOT_JSON or
-    TOO_DEEP), worded as the reader words a line it decoded itself."""
-    return nested_too_deep(line_number) if code == TOO_DEEP else not_json(line_number, size)
+    """The reason for a raw record a mapping worker found unreadable (`code`: NOT_JSON,
+    TOO_DEEP or AMBIGUOUS), worded as the reader words a line it decoded itself."""
+    if code == TOO_DEEP:
+        return nested_too_deep(line_number)
+    if code == AMBIGUOUS:
+        return (
+            f"input line {line_number} starts as a RECORD message, then gives its type, stream "
+            "or record again (a JSON object's names must differ)"
+        )
+    return not_json(line_number, size)
 
 
 def too_long(line_number: int, size: int, limit: int, url: str | None = None) -> str:

@@ -15,8 +15,10 @@ from .problems import Problem
 # setting's default); a chunk takes it milliseconds.
 ANSWER_TIMEOUT = 20.0
 # How a chunk of records is encoded: JSON, which is what a Singer record is, or pickle for a
-# chunk holding a value JSON cannot carry (a stream map may make one).
-JSON_CHUNK, PICKLED_CHUNK = b"J", b"P"
+# chunk holding a value JSON cannot carry (a stream map may make one); or, for RECORD lines
+# handed on whole (reader.SafeReader._take_lines), msgpack pairs (stream, line): a line may not
+# be JSON at all, so it cannot sit inside a JSON chunk, and each is decoded on its own.
+JSON_CHUNK, PICKLED_CHUNK, LINES_CHUNK = b"J", b"P", b"L"
 
 
 class MappedRecord(msgspec.Struct, array_like=True, gc=False):
@@ -33,7 +35,9 @@ class MappedRecord(msgspec.Struct, array_like=True, gc=False):
     identifiers: int = 0  # mapping.IDENTIFIER_BITS of the event's user_data
     skipped: bool = False  # not sent and not kept: the record gives no consent
     # Why a raw record is an unreadable line (unreadable.py): NOT_JSON (a full decoding refuses
-    # it: a huge number) or TOO_DEEP (nested deeper than its reader allows); "" when it is readable.
+    # it: a huge number; a line handed on whole: not JSON at all), TOO_DEEP (nested deeper than
+    # its reader allows) or AMBIGUOUS (a line handed on whole that names its type, stream or
+    # record twice); "" when it is readable.
     unreadable: str = ""
     # A rejected raw record as the rejects file keeps it (EventMapper.redact, JSON): redacted
     # by the worker, where its phone number was just parsed (and cached), not by the reading

@@ -54,12 +54,21 @@ import msgspec
 
 from .chunk_codec import ChunkMapper
 from .mapping import MappingOptions
-from .wire import ANSWER_TIMEOUT, JSON_CHUNK, PICKLED_CHUNK, MappedRecord, StreamChecks
+from .wire import (
+    ANSWER_TIMEOUT,
+    JSON_CHUNK,
+    LINES_CHUNK,
+    PICKLED_CHUNK,
+    MappedRecord,
+    StreamChecks,
+)
 
 # A chunk entry: (stream, record) for a record the SDK side has checked, or (stream, raw, deep)
 # for a record straight from its input line (msgspec.Raw): the worker decodes and checks it,
-# and with `deep` also measures its depth (a RECORD line's; a BATCH line's was measured as read).
-Entry = tuple[str, Mapping[str, Any]] | tuple[str, msgspec.Raw, bool]
+# and with `deep` also measures its depth (a RECORD line's; a BATCH line's was measured as read);
+# or (stream, line) for a whole RECORD line (bytes), which the worker reads as the reader would.
+# A chunk holds lines only, or none (Pipeline keeps them apart): they go as a LINES_CHUNK.
+Entry = tuple[str, Mapping[str, Any]] | tuple[str, msgspec.Raw, bool] | tuple[str, bytes]
 Chunk = Sequence[Entry]
 
 # A message: 8-byte length, 1-byte kind, payload.
@@ -77,6 +86,7 @@ _WAKE_SECONDS = 0.25
 
 
 _RESULT_DECODER = msgspec.msgpack.Decoder(list[MappedRecord])
+_LINES_ENCODER = msgspec.msgpack.Encoder()
 
 
 class MappingProcessError(RuntimeError):
@@ -365,6 +375,8 @@ def _decode_results(kind: bytes, payload: bytes) -> list[MappedRecord]:
 
 
 def _encode_chunk(chunk: Chunk) -> tuple[bytes, bytes]:
+    if chunk and type(chunk[0][1]) is bytes:  # whole lines: so are the others (Entry)
+        return LINES_CHUNK, _LINES_ENCODER.encode(chunk)
     try:
         return JSON_CHUNK, _JSON_ENCODER.encode(chunk)
     except TypeError:  # a value JSON cannot carry (a stream map may make one)

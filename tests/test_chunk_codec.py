@@ -1,4 +1,5 @@
-"""A chunk's records measured for depth: the bracket count that spares flat chunks the walk."""
+"""A chunk's records measured for depth (the bracket count that spares flat chunks the walk),
+and whole RECORD lines read in the worker as the reader would read them."""
 
 from __future__ import annotations
 
@@ -6,10 +7,21 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from target_spotify_conversions.chunk_codec import ChunkMapper, none_too_deep
+from target_spotify_conversions.chunk_codec import (
+    ChunkMapper,
+    decode_raw,
+    no_line_too_deep,
+    none_too_deep,
+)
 from target_spotify_conversions.mapping import MappingOptions
-from target_spotify_conversions.unreadable import MAX_DEPTH, TOO_DEEP, nests_deeper
-from target_spotify_conversions.wire import JSON_CHUNK, MappedRecord, StreamChecks
+from target_spotify_conversions.unreadable import (
+    AMBIGUOUS,
+    MAX_DEPTH,
+    NOT_JSON,
+    TOO_DEEP,
+    nests_deeper,
+)
+from target_spotify_conversions.wire import JSON_CHUNK, LINES_CHUNK, MappedRecord, StreamChecks
 
 OPTIONS = MappingOptions(phone_default_country="US", default_action_source="WEB")
 ENCODER = msgspec.json.Encoder()
@@ -33,13 +45,27 @@ def _flat(number: int) -> dict[str, object]:
     }
 
 
-def _mapped(chunk: list[tuple[str, dict[str, object], bool]]) -> list[MappedRecord]:
+def _mapper() -> ChunkMapper:
     mapper = ChunkMapper(OPTIONS)
-    mapper.add_stream(ENCODER.encode(StreamChecks("s", {"type": "object"}, [], validate=True)))
+    checks = StreamChecks("s", {"type": "object"}, [], validate=True, metadata=["_sdc_batched_at"])
+    mapper.add_stream(ENCODER.encode(checks))
+    return mapper
+
+
+def _mapped(chunk: list[tuple[str, dict[str, object], bool]]) -> list[MappedRecord]:
     encoded = [(stream, msgspec.Raw(ENCODER.encode(rec)), deep) for stream, rec, deep in chunk]
     return msgspec.msgpack.decode(
-        mapper.map(JSON_CHUNK, ENCODER.encode(encoded)), type=list[MappedRecord]
+        _mapper().map(JSON_CHUNK, ENCODER.encode(encoded)), type=list[MappedRecord]
     )
+
+
+def _mapped_lines(lines: list[bytes], stream: str = "s") -> list[MappedRecord]:
+    payload = msgspec.msgpack.encode([(stream, line) for line in lines])
+    return msgspec.msgpack.decode(_mapper().map(LINES_CHUNK, payload), type=list[MappedRecord])
+
+
+def _line(record: object, **envelope: object) -> bytes:
+    return ENCODER.encode({"type": "RECORD", "stream": "s", "record": record, **envelope})
 
 
 def test_a_chunk_of_flat_records_is_not_walked_and_one_too_deep_among_them_is_found():
@@ -80,3 +106,63 @@ def test_the_bracket_count_never_passes_a_chunk_holding_a_record_too_deep(
     chunk = [("s", record, True) for record in records]
     if none_too_deep(ENCODER.encode(chunk), len(chunk)):
         assert not any(nests_deeper(record, MAX_DEPTH - 1) for record in records)
+
+
+def test_whole_lines_map_as_their_records_do_raw():
+    records = [
+        _flat(1),
+        {**_flat(2), "_sdc_batched_at": "2026-01-01"},  # the SDK's metadata: removed
+        {"$event_id": "e-3", "spotify_event_name": "PRODUCT"},  # no identifier: rejected
+        {**_flat(4), "amount": 12.5, "currency": "EUR", "spotify_event_name": "PURCHASE"},
+    ]
+    lines = [_line(record, time_extracted="2026-01-01T00:00:00Z", version=3) for record in records]
+    as_lines = _mapped_lines(lines)
+    as_raw = _mapped([("s", record, True) for record in records])
+    assert as_lines == as_raw
+    assert [result.body is not None for result in as_lines] == [True, True, False, True]
+    assert b"_sdc_" not in (as_lines[1].body or b"")
+    assert decode_raw(lines[2]) == records[2]  # what the rejects file reads back
+
+
+def test_a_whole_line_the_reader_would_refuse_is_unreadable_and_spoils_no_other():
+    good = _line(_flat(1))
+    cases = {
+        b'{"type":"RECORD","stream":"s","record":{"$event_id":"e-9"': NOT_JSON,  # cut short
+        b'{"type":"RECORD","stream":"s","record":{"amount":NaN}}': NOT_JSON,
+        b'{"type":"RECORD","stream":"s","record":{}} {}': NOT_JSON,  # two values
+        b'{"type":"RECORD","stream":"s","record":{},"type":"STATE"}': AMBIGUOUS,
+        b'{"type":"RECORD","stream":"s","record":{},"stream":"t"}': AMBIGUOUS,
+        b'{"type":"RECORD","stream":"s","record":{},"record":[1]}': AMBIGUOUS,
+        _line(_chain(MAX_DEPTH - 1, "deepest")): "",
+        _line(_chain(MAX_DEPTH, "deep")): TOO_DEEP,
+        _line({}, extra=_chain(MAX_DEPTH, "env")): TOO_DEEP,  # beside its record
+        _line({}, extra=_chain(MAX_DEPTH - 1, "env")): "",
+        b'{"type":"RECORD","stream":"s","record":' + b"[" * 5000 + b"]" * 5000 + b"}": TOO_DEEP,
+    }
+    for line, expected in cases.items():
+        results = _mapped_lines([good, line, good])
+        assert [result.unreadable for result in results] == ["", expected, ""], line[:80]
+        assert results[0].body is not None
+        assert results[2].body is not None
+
+
+@st.composite
+def _lines(draw: st.DrawFn) -> list[bytes]:
+    """RECORD lines of flat and nested records, at times one nesting near the limit in its
+    record or beside it."""
+    records = draw(_records())
+    lines = [_line(record) for record in records]
+    if draw(st.booleans()):
+        depth = draw(st.integers(MAX_DEPTH - 4, MAX_DEPTH + 2))
+        lines.insert(draw(st.integers(0, len(lines))), _line({}, extra=_chain(depth, "env")))
+    return lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(_lines(), st.sampled_from(["s", "[{", "{{[["]))
+def test_the_bracket_count_never_passes_a_chunk_holding_a_line_too_deep(
+    lines: list[bytes], stream: str
+) -> None:
+    payload = msgspec.msgpack.encode([(stream, line) for line in lines])
+    if no_line_too_deep(payload, len(lines)):
+        assert not any(nests_deeper(msgspec.json.decode(line), MAX_DEPTH) for line in lines)

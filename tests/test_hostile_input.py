@@ -194,3 +194,76 @@ def test_personal_data_in_the_wrong_column_reaches_no_log_reason_summary_or_reje
                   if line["record"].get("$event_id") == sha(secret)]
         assert line["reasons"] == [
             "invalid_event_id: $event_id is an email or a phone number, not an id"]
+
+
+def _hostile_record_lines() -> list[bytes]:
+    """RECORD lines in the SDK's compact form, good and hostile, as a tap might send them."""
+    good = [json.dumps({"type": "RECORD", "stream": "conversions", "record": purchase(i)},
+                       separators=(",", ":")).encode() for i in range(1, 5)]
+    start = b'{"type":"RECORD","stream":"conversions","record":'
+    return [
+        good[0],
+        start + b'{"$event_id":"cut-1","email":"cut.short@example.com"',  # cut short
+        start + b'{"$event_id":"nan-1","amount":NaN}}',
+        start + b'{"$event_id":"big-1","amount":1' + b"0" * 5000 + b"}}",
+        good[1],
+        start + b'{"$event_id":"deep-1","x":' + b"[" * 150 + b"]" * 150 + b"}}",
+        start + b'{"$event_id":"deep-2","x":' + b"[" * 5000 + b"]" * 5000 + b"}}",
+        start + b'{"$event_id":"env-1"},"x":' + b"[" * 150 + b"]" * 150 + b"}",
+        good[2],
+        start + b'{"$event_id":"two-1","email":"a.b@example.com"},"type":"STATE"}',
+        good[3],
+    ]
+
+
+def test_record_lines_the_workers_read_whole_are_rejected_as_the_reader_rejects_them(tmp_path):
+    """The compact lines go to the mapping workers whole, recognised by their start; the same
+    lines with their keys reordered are read by the reading process. Both runs reject the same
+    lines with the same reasons, and deliver the same events; only a line naming its type twice
+    is refused for another reason (the reader takes the last type, STATE; a worker refuses the
+    line as ambiguous)."""
+    import subprocess
+
+    hostile = _hostile_record_lines()
+    reordered = [line.replace(b'{"type":"RECORD","stream":"conversions",',
+                              b'{"stream":"conversions","type":"RECORD",', 1) for line in hostile]
+    assert all(a != b and len(a) == len(b) for a, b in zip(hostile, reordered, strict=True))
+    outcomes = []
+    for name, lines in (("whole", hostile), ("read", reordered)):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        (workdir / "config.json").write_text(json.dumps(target_config(dry_run=True)))
+        data = (schema_message() + "\n").encode() + b"".join(line + b"\n" for line in lines)
+        done = subprocess.run([TARGET_BIN, "--config", "config.json"], input=data,
+                              capture_output=True, cwd=workdir, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert b"cut.short@" not in done.stderr
+        assert b"a.b@example" not in done.stderr
+        rejects = [json.loads(line)
+                   for line in (workdir / "rejects.jsonl").read_text().splitlines()]
+        written = [json.loads(body) for body in
+                   (workdir / "dry-run.jsonl").read_text().splitlines()]
+        sent = {event["event_id"] for body in written
+                for event in body["conversion_events"]["events"]}
+        outcomes.append(({r["event_id"]: r["reasons"] for r in rejects}, sent))
+    (whole, whole_sent), (read, read_sent) = outcomes
+    assert whole_sent == read_sent == {"ord-1", "ord-2", "ord-3", "ord-4"}
+    deep = ["unreadable_input_line: input line {}: nested more than 100 levels deep"]
+    expected = {
+        "line-3": [f"unreadable_input_line: input line 3 is not valid UTF-8 JSON "
+                   f"({len(hostile[1])} bytes)"],
+        "line-4": [f"unreadable_input_line: input line 4 is not valid UTF-8 JSON "
+                   f"({len(hostile[2])} bytes)"],
+        "line-5": [f"unreadable_input_line: input line 5 is not valid UTF-8 JSON "
+                   f"({len(hostile[3])} bytes)"],
+        "line-7": [deep[0].format(7)],
+        "line-8": [deep[0].format(8)],
+        "line-9": [deep[0].format(9)],
+    }
+    assert {k: v for k, v in whole.items() if k != "line-11"} == expected
+    assert {k: v for k, v in read.items() if k != "line-11"} == expected
+    assert read["line-11"] == ["unreadable_input_line: input line 11: a STATE message without "
+                               "a value"]
+    assert whole["line-11"] == ["unreadable_input_line: input line 11 starts as a RECORD "
+                                "message, then gives its type, stream or record again (a JSON "
+                                "object's names must differ)"]

@@ -3,6 +3,7 @@ before it is delivered or rejected, wherever those records are (open chunk, work
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -87,3 +88,53 @@ def test_a_repeated_schema_is_not_sent_to_the_workers_again(fake, tmp_path, monk
     run.add_raw_stream(changed)
     assert sent == [checks, changed]
     run.finish()
+
+
+def _line(record: dict, stream: str = "conversions") -> bytes:
+    import json
+
+    return json.dumps({"type": "RECORD", "stream": stream, "record": record},
+                      separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_whole_lines_go_out_in_chunks_of_their_own_numbered_as_read(
+    fake, tmp_path, monkeypatch, processes
+):
+    import msgspec
+
+    from target_spotify_conversions import pipeline as pipeline_module
+    from target_spotify_conversions.wire import StreamChecks
+
+    states: list = []
+    run = pipeline(tmp_path, fake, states, events_per_request=4, mapping_processes=processes)
+    run.add_raw_stream(StreamChecks("conversions", {"type": "object"}, [], True))
+    submitted: list[list[str]] = []
+    submit = run.workers.submit
+
+    def recording(chunk):
+        submitted.append(["line" if type(entry[1]) is bytes else "raw" for entry in chunk])
+        submit(chunk)
+
+    monkeypatch.setattr(run.workers, "submit", recording)
+    big = "x" * 3000
+    monkeypatch.setattr(pipeline_module, "CHUNK_BYTES", 8000)  # about two big lines a chunk
+    run.process_lines("conversions", [_line(purchase(i)) for i in range(6)], 1)
+    run.process_raw("conversions", msgspec.Raw(msgspec.json.encode(purchase(6))), (7, 10))
+    bigs = [_line(purchase(i, content_name=big)) for i in range(7, 11)]
+    run.process_lines("conversions", bigs, 8)
+    run.state({"at": 11})
+    broken = b'{"type":"RECORD","stream":"conversions","record":{"$event_id":"cut"'
+    run.process_lines("conversions", [broken, _line(purchase(11))], 12)
+    run.finish()
+    # Four lines a chunk; a raw record ends the open chunk of lines, and lines its chunk; a
+    # chunk of big lines ends at the line that brings it to CHUNK_BYTES.
+    assert submitted == [["line"] * 4, ["line"] * 2, ["raw"], ["line"] * 3, ["line"] * 3]
+    assert states == [{"at": 11}]
+    assert fake.accepted_ids() == {f"ord-{i}" for i in range(12)}
+    assert run.report.records_read == 13  # the unreadable line among them
+    [reject] = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    assert reject["event_id"] == "line-12"
+    assert reject["reasons"] == [
+        f"unreadable_input_line: input line 12 is not valid UTF-8 JSON ({len(broken)} bytes)"
+    ]

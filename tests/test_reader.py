@@ -133,3 +133,93 @@ def test_a_message_type_that_looks_like_an_email_is_not_quoted():
     with pytest.raises(InvalidInputLine) as caught:
         reader.assert_line_requires({"type": "+1 415 555 0123"}, {"type", "stream"})
     assert str(caught.value) == "a message of type a string of 15 characters lacks stream"
+
+
+def _read_through(tmp_path, lines: list[bytes], raw_streams: set[str]):
+    """Run SafeReader over `lines` from a file (read by its descriptor, as stdin is); what went
+    on whole as runs, what went raw one by one, and what the SDK's loop dispatched."""
+    from target_spotify_conversions.reader import SafeReader
+
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    reader = SafeReader()
+    reader.raw_streams = set(raw_streams)
+    runs: list[tuple[str, list[bytes], int]] = []
+    raw: list[tuple[str, int]] = []
+    dispatched: list[tuple[str, int]] = []
+    reader.on_raw_lines = lambda stream, run, first: runs.append((stream, list(run), first))
+    reader.on_raw_record = lambda stream, record, origin: raw.append((stream, origin[0]))
+    callbacks = {
+        kind: (lambda message, kind=kind: dispatched.append((kind, reader.line_number)))
+        for kind in ("RECORD", "STATE", "SCHEMA")
+    }
+    with path.open("rb") as source:
+        stats = reader.process_lines(source, callbacks)
+    return runs, raw, dispatched, stats
+
+
+def _compact(stream: str, record: dict[str, object]) -> bytes:
+    return json.dumps(
+        {"type": "RECORD", "stream": stream, "record": record},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def test_runs_of_record_lines_go_on_whole_in_both_forms_taps_write(tmp_path):
+    spaced = [json.dumps({"type": "RECORD", "stream": "s", "record": {"n": n}}).encode()
+              for n in range(3)]
+    compact = [_compact("s", {"n": n}) for n in range(3, 5)]
+    state = json.dumps({"type": "STATE", "value": {"at": 1}}).encode()
+    other = _compact("other", {"n": 9})
+    lines = [*spaced, *compact, state, compact[0], other, compact[1]]
+    runs, raw, dispatched, stats = _read_through(tmp_path, lines, {"s"})
+    # Each run is of one stream and one form, numbered as read; the rest is read here.
+    assert runs == [
+        ("s", spaced, 1),
+        ("s", compact, 4),
+        ("s", [compact[0]], 7),
+        ("s", [compact[1]], 9),
+    ]
+    assert raw == []
+    assert dispatched == [("STATE", 6), ("RECORD", 8)]  # "other" is not a raw stream
+    assert stats["RECORD"] == 8
+
+
+def test_lines_the_runs_do_not_recognise_are_read_one_by_one(tmp_path):
+    escaped = b'{"type":"RECORD","stream":"\\u0073","record":{"n":1}}'  # "s", with an escape
+    extra_space = b'{"type":"RECORD", "stream":"s","record":{"n":2}}'
+    record_first = b'{"record":{"n":3},"type":"RECORD","stream":"s"}'
+    lines = [escaped, extra_space, record_first, _compact("s", {"n": 4})]
+    runs, raw, dispatched, _ = _read_through(tmp_path, lines, {"s"})
+    assert runs == [("s", [lines[3]], 4)]
+    assert raw == [("s", 1), ("s", 2), ("s", 3)]  # decoded here, as before
+    assert dispatched == []
+
+    # A read that is not ASCII is read line by line, whatever its lines begin with.
+    accented = _compact("s", {"name": "Zoë"})
+    runs, raw, _, _ = _read_through(tmp_path, [_compact("s", {"n": 5}), accented], {"s"})
+    assert runs == []
+    assert raw == [("s", 1)]  # decoded here; the accented line takes the SDK's path
+
+
+def test_a_schema_read_between_runs_applies_to_the_lines_after_it(tmp_path):
+    from target_spotify_conversions.reader import SafeReader
+
+    schema = json.dumps({"type": "SCHEMA", "stream": "t", "schema": {}}).encode()
+    lines = [_compact("t", {"n": 1}), schema, _compact("t", {"n": 2}), _compact("t", {"n": 3})]
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    reader = SafeReader()
+    runs: list[tuple[str, int, int]] = []
+    records: list[int] = []
+    reader.on_raw_lines = lambda stream, run, first: runs.append((stream, len(run), first))
+    reader.on_raw_record = lambda *_: pytest.fail("no line is raw here")
+    callbacks = {
+        "SCHEMA": lambda message: reader.raw_streams.add(message["stream"]),
+        "RECORD": lambda message: records.append(reader.line_number),
+    }
+    with path.open("rb") as source:
+        reader.process_lines(source, callbacks)
+    assert records == [1]  # before its stream was raw
+    assert runs == [("t", 2, 3)]
