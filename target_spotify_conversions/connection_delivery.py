@@ -47,12 +47,10 @@ class ConnectionDeliveries:
             self._deliveries[connection] = found
         return found
 
-    def fits(self, connection: str, item: Pending) -> bool:
-        return self.delivery(connection).fits(item)
-
-    def add(self, connection: str, seq: int, item: Pending) -> None:
+    def add(self, connection: str, seq: int, item: Pending) -> bool:
+        """Queue an event for its connection (Delivery.add); False: it alone is too large."""
         try:  # per event: no context manager of its own on this path
-            self.delivery(connection).add(seq, item)
+            return self.delivery(connection).add(seq, item)
         except DeliveryError as exc:
             raise self._named_error(exc, connection) from None
 

@@ -52,6 +52,10 @@ class Pending(msgspec.Struct, gc=False):
     event_time: str = ""  # as in the body: what the ledger records
 
 
+# An event's record kept undecoded: raw, or its whole RECORD line (measured in bytes held).
+_KEPT_BYTES = (msgspec.Raw, bytes)
+
+
 @dataclass
 class Outcome:
     """What became of one request: how many events arrived, which were refused and why."""
@@ -98,21 +102,24 @@ class Delivery:
         self._ledger = ledger
         self._on_abandoned = on_abandoned
 
-    def fits(self, item: Pending) -> bool:
-        """Whether one event can be sent at all (Spotify takes at most 1 MB a request)."""
-        return self._envelope + len(item.body) <= MAX_BODY_BYTES
-
-    def add(self, seq: int, item: Pending) -> None:
-        """Queue one event; a full request goes out at once."""
-        if self._items and self._bytes + len(item.body) + 1 > MAX_BODY_BYTES:
+    def add(self, seq: int, item: Pending) -> bool:
+        """Queue one event, and send a full request at once; False, and nothing queued, when
+        the event alone is too large to send (Spotify takes at most 1 MB a request). One call
+        an event: it is made hundreds of thousands of times a run."""
+        size = len(item.body) + 1
+        if self._envelope + size > MAX_BODY_BYTES + 1:
+            return False
+        if self._items and self._bytes + size > MAX_BODY_BYTES:
             self.flush()
         if not self._items:
             self._first_seq = seq
         self._items.append(item)
-        self._bytes += len(item.body) + 1
-        self._held += _held(item)
+        self._bytes += size
+        if isinstance(item.record, _KEPT_BYTES):  # what a rejection would decode
+            self._held += len(item.record)
         if len(self._items) >= self._per_request or self._held >= REQUEST_HELD_BYTES:
             self.flush()
+        return True
 
     def oldest_unfinished(self) -> int | None:
         """The number of the oldest record queued or in flight here; None when there is none."""
@@ -257,12 +264,6 @@ class RefusalStreak:
                 "the API refuses everything (a contract change, a proxy, a wrong api_url): the "
                 "run stops before any STATE covers these events"
             )
-
-
-def _held(item: Pending) -> int:
-    """The bytes of a raw record (or line) an event keeps for a rejection (a decoded one: not
-    measured)."""
-    return len(item.record) if isinstance(item.record, (msgspec.Raw, bytes)) else 0
 
 
 def _refusal(answer: Answer) -> Problem:

@@ -335,13 +335,11 @@ class Pipeline:
         item = Pending(
             stream, mapped.event_id, mapped.body, record, mapped.identifiers, mapped.event_time
         )
-        if not self.delivery.fits(mapped.connection, item):
+        if not self.delivery.add(mapped.connection, seq, item):
             too_big = Problem("event_too_large", "the event alone exceeds the 1 MB request limit")
             self.rejects.reject(
                 stream, item.event_id, [too_big], decode_raw(record), connection=connection
             )
-            return
-        self.delivery.add(mapped.connection, seq, item)
 
     def _unreadable_raw(self, entry: Entry, origin: Origin, why: str) -> None:
         """A raw record a full decoding refuses, or nested too deeply (or a whole line that is

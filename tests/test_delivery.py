@@ -51,11 +51,20 @@ def test_requests_stay_under_one_megabyte(fake):
     assert len(fake.accepted_ids()) == 30
 
 
-def test_an_event_over_the_limit_does_not_fit():
-    sender = delivery(DryRunFile("/dev/null"), [])
-    assert sender.fits(pending(1, padding=10_000))
-    assert not sender.fits(pending(1, padding=1_000_000))
+def test_an_event_that_alone_exceeds_the_limit_is_not_queued(tmp_path):
+    from target_spotify_conversions.transport import MAX_BODY_BYTES, body_of
+
+    alone = len(body_of(CONNECTION_ID, [pending(0).body]))  # a request of one unpadded event
+    sender = delivery(DryRunFile(str(tmp_path / "dry.jsonl")), [], per_request=1)
+    assert sender.add(0, pending(1, padding=10_000))
+    assert not sender.add(1, pending(2, padding=MAX_BODY_BYTES - alone + 1))  # a byte over
+    assert sender.add(2, pending(3, padding=MAX_BODY_BYTES - alone))  # exactly the limit
+    sender.drain()
     sender.close()
+    lines = (tmp_path / "dry.jsonl").read_bytes().splitlines()
+    assert [[event["event_id"] for event in json.loads(line)["conversion_events"]["events"]]
+            for line in lines] == [["e-1"], ["e-3"]]
+    assert len(lines[1]) == MAX_BODY_BYTES
 
 
 def test_400_bisection_isolates_each_refused_event(fake):
