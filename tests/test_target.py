@@ -167,6 +167,12 @@ def test_400_is_bisected_until_the_refused_events_are_isolated(fake, tmp_path):
     assert set(rejected) == {"ord-13", "ord-77"}
     assert all(reasons[0].startswith("api_rejected: HTTP 400") for reasons in rejected.values())
     assert run.count("rejected api_rejected") == 2
+    # The record as read (on the lean path its whole line was kept), redacted: email hashed.
+    kept = {r["event_id"]: r["record"] for r in run.rejects()}["ord-13"]
+    assert kept["$event_id"] == "ord-13"
+    assert kept["amount"] == purchase(13)["amount"]
+    assert kept["email"] != purchase(13)["email"]
+    assert len(kept["email"]) == 64
 
 
 def test_413_halves_the_request_and_a_single_oversized_event_is_rejected(fake, tmp_path):
