@@ -5,7 +5,8 @@ a record the SDK side has checked, or (stream, raw, deep) for a record straight 
 line (msgspec.Raw): that one is decoded, cleared of the SDK's metadata, measured (with `deep`),
 checked and mapped here. A LINES_CHUNK holds (stream, line): a whole RECORD line the reader
 only recognised by its start (reader.SafeReader._take_lines), decoded and checked here as the
-reader would. Results are msgpack-encoded MappedRecords, in the chunk's order.
+reader would; a pickled chunk may hold such lines among its other entries. Results are
+msgpack-encoded MappedRecords, in the chunk's order.
 """
 
 from __future__ import annotations
@@ -74,7 +75,16 @@ class ChunkMapper:
             return _RESULT_ENCODER.encode(
                 [self._map_one(entry, now) for entry in _ENTRIES_DECODER.decode(payload)]
             )
-        measure = kind == PICKLED_CHUNK or not none_too_deep(payload, len(chunk))
+        if kind == PICKLED_CHUNK:  # lines may be among its entries (worker_pool._encode_chunk)
+            return _RESULT_ENCODER.encode(
+                [
+                    self._map_line(entry[0], entry[1], now, True)
+                    if type(entry[1]) is bytes
+                    else self._map_one(entry, now)
+                    for entry in chunk
+                ]
+            )
+        measure = not none_too_deep(payload, len(chunk))
         return _RESULT_ENCODER.encode([self._map_one(entry, now, measure) for entry in chunk])
 
     def _map_one(
@@ -92,8 +102,9 @@ class ChunkMapper:
 
     def _map_line(self, stream: str, line: bytes, now: dt.datetime, measure: bool) -> MappedRecord:
         """A whole RECORD line of `stream`, as the reader would read it: not JSON, nested too
-        deeply (the whole message, as the reader measures a line), or naming its type, stream or
-        record twice (its start said RECORD of `stream`; the end may say otherwise), it is an
+        deeply (the whole message, as the reader measures a line), or naming another type or stream,
+        or a record that is no object, after its start (a name given twice; the last wins, as
+        in the reader, so a repeat that agrees with the start is read as it), it is an
         unreadable line. `measure` False: no_line_too_deep holds for its chunk."""
         try:
             message = _CHUNK_DECODER.decode(line)

@@ -104,9 +104,6 @@ class Pipeline:
         self._chunks_out: deque[list[Queued]] = deque()  # sent to the workers, results not taken
         self._submitted: deque[bool] = deque()  # of each chunk out: whether workers have it
         self._chunk_bytes = 0  # of the raw records in the open chunk
-        # Whether the open chunk's entries for the workers are whole lines (True), others
-        # (False) or none yet (None): a chunk holds one kind (worker_pool.Entry).
-        self._chunk_lines: bool | None = None
         self._sizes_out: deque[int] = deque()  # the same of each chunk out
         self._raw_streams: dict[str, StreamChecks] = {}  # as the workers know them
         self.checkpoints = Checkpoints()
@@ -196,7 +193,6 @@ class Pipeline:
             event_id = self.mapper.event_id(record, stream)
             self._reject_in_order(seq, Held(stream, event_id, problems, record, connection))
             return
-        self._keep_apart(lines=False)
         self._chunk.append((seq, (stream, record), None))
         if len(self._chunk) >= self._chunk_size:
             self._send_chunk()
@@ -206,7 +202,6 @@ class Pipeline:
         map it. Only for streams `add_raw_stream` announced (see reader.raw_record). A RECORD
         line's record is measured there too (a BATCH line was measured as it was read)."""
         deep = not isinstance(origin[1], str)
-        self._keep_apart(lines=False)
         self._chunk.append((self._arrived(stream), (stream, record, deep), origin))
         self._chunk_bytes += len(record)
         if len(self._chunk) >= self._chunk_size or self._chunk_bytes >= CHUNK_BYTES:
@@ -220,7 +215,6 @@ class Pipeline:
         seq = self._arrived(stream, len(lines))
         done = 0
         while done < len(lines):
-            self._keep_apart(lines=True)
             part = lines[done : done + self._chunk_size - len(self._chunk)]
             size = sum(map(len, part))
             if self._chunk_bytes + size >= CHUNK_BYTES:  # big lines: the chunk ends at the one
@@ -234,12 +228,6 @@ class Pipeline:
             done += len(part)
             if len(self._chunk) >= self._chunk_size or self._chunk_bytes >= CHUNK_BYTES:
                 self._send_chunk()
-
-    def _keep_apart(self, *, lines: bool) -> None:
-        """Send the open chunk if its entries for the workers are of the other kind."""
-        if self._chunk_lines is not None and self._chunk_lines != lines:
-            self._send_chunk()
-        self._chunk_lines = lines
 
     def add_raw_stream(self, checks: StreamChecks) -> None:
         """A stream whose records may come raw; records read before are sent first, so a new
@@ -272,7 +260,7 @@ class Pipeline:
     def _send_chunk(self) -> None:
         """Records go to the workers in chunks; at most a few chunks, and PENDING_BYTES of
         raw records, are out at once."""
-        chunk, self._chunk, self._chunk_lines = self._chunk, [], None
+        chunk, self._chunk = self._chunk, []
         entries = [entry for _, entry, _ in chunk if not isinstance(entry, Held)]
         if entries:
             self.workers.submit(entries)
@@ -361,10 +349,10 @@ class Pipeline:
         """A line over max_line_bytes (of stdin, or of a BATCH file at `url`): rejected by its
         number and size, as an unreadable line is (it may have been a record)."""
         why = too_long(line_number, size, self.settings.max_line_bytes, url)
-        self.checkpoints.number()
+        seq = self.checkpoints.number()
         self.report.read(INPUT_STREAM)
         problem = unreadable_problem(why, LINE_TOO_LONG)
-        self.rejects.reject(INPUT_STREAM, f"line-{line_number}", [problem], {})
+        self._reject_in_order(seq, Held(INPUT_STREAM, f"line-{line_number}", [problem], {}))
 
     def state(self, value: Any) -> None:
         """A STATE message: written as soon as every record before it is finished."""

@@ -113,7 +113,7 @@ class SafeReader(MsgSpecReader):
         # Runs of RECORD lines of these streams go to `on_raw_lines` whole (`_take_lines`):
         # the stream, the lines, the number of the first.
         self.on_raw_lines: Callable[[str, Sequence[bytes], int], None] | None = None
-        # Whether the current read's lines may go on whole: ASCII, none too long (TooLong).
+        # Whether the current read's lines may go on whole: none is too long (TooLong).
         self._block_whole = False
 
     def deserialize_json(self, line: str | bytes) -> dict[str, t.Any]:
@@ -209,8 +209,10 @@ class SafeReader(MsgSpecReader):
 
         Recognised by their start alone; the mapping worker reads each as this reader would,
         and rejects as unreadable a line that is not JSON, nests too deeply or turns out to
-        name its type, stream or record twice. Each line costs this process a comparison of
-        its start (a block of them is ASCII and holds no line too long: `_block_whole`)."""
+        name another type or stream (or a record that is no object) after its start. Its
+        decoder refuses invalid UTF-8 as this reader's does, so a read need not be ASCII. Each
+        line costs this process a comparison of its start (in a read that holds no line too
+        long: `_block_whole`)."""
         prefix, stream = self._record_start(lines[start])
         if not prefix:
             return 0
@@ -231,7 +233,10 @@ class SafeReader(MsgSpecReader):
             if line.startswith(head):
                 end = line.find(b'"', len(head))
                 name = line[len(head) : end]
-                stream = name.decode("ascii")  # the block is ASCII
+                try:  # without an escape, the name's JSON is its UTF-8 (or no JSON at all)
+                    stream = name.decode()
+                except UnicodeDecodeError:
+                    return b"", ""
                 if end < 0 or b"\\" in name or stream not in self.raw_streams:
                     return b"", ""
                 if line.startswith(middle, end):
@@ -268,7 +273,7 @@ class SafeReader(MsgSpecReader):
             text, lines = splitter.feed(chunk)
             if text:
                 self._text_may_stay_raw = text_may_stay_raw(text)  # for all the lines that follow
-            self._block_whole = splitter.whole and self._text_may_stay_raw
+            self._block_whole = splitter.whole
             yield lines
         for line in splitter.end():
             if isinstance(line, bytes):

@@ -59,8 +59,8 @@ def worded(code: str, line_number: int, size: int | str) -> str:
         return nested_too_deep(line_number)
     if code == AMBIGUOUS:
         return (
-            f"input line {line_number} starts as a RECORD message, then gives its type, stream "
-            "or record again (a JSON object's names must differ)"
+            f"input line {line_number} starts as a RECORD message, then names another type or "
+            "stream, or a record that is no object (a name given twice)"
         )
     return not_json(line_number, size)
 

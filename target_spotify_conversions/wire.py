@@ -36,8 +36,8 @@ class MappedRecord(msgspec.Struct, array_like=True, gc=False):
     skipped: bool = False  # not sent and not kept: the record gives no consent
     # Why a raw record is an unreadable line (unreadable.py): NOT_JSON (a full decoding refuses
     # it: a huge number; a line handed on whole: not JSON at all), TOO_DEEP (nested deeper than
-    # its reader allows) or AMBIGUOUS (a line handed on whole that names its type, stream or
-    # record twice); "" when it is readable.
+    # its reader allows) or AMBIGUOUS (a line handed on whole that names another type or
+    # stream, or a record that is no object, after its start); "" when it is readable.
     unreadable: str = ""
     # A rejected raw record as the rejects file keeps it (EventMapper.redact, JSON): redacted
     # by the worker, where its phone number was just parsed (and cached), not by the reading

@@ -67,7 +67,8 @@ from .wire import (
 # for a record straight from its input line (msgspec.Raw): the worker decodes and checks it,
 # and with `deep` also measures its depth (a RECORD line's; a BATCH line's was measured as read);
 # or (stream, line) for a whole RECORD line (bytes), which the worker reads as the reader would.
-# A chunk holds lines only, or none (Pipeline keeps them apart): they go as a LINES_CHUNK.
+# A chunk of lines only goes as a LINES_CHUNK; lines among other entries (a lean stream read
+# between others) go pickled: a line may not be JSON, so it cannot sit inside a JSON chunk.
 Entry = tuple[str, Mapping[str, Any]] | tuple[str, msgspec.Raw, bool] | tuple[str, bytes]
 Chunk = Sequence[Entry]
 
@@ -375,8 +376,11 @@ def _decode_results(kind: bytes, payload: bytes) -> list[MappedRecord]:
 
 
 def _encode_chunk(chunk: Chunk) -> tuple[bytes, bytes]:
-    if chunk and type(chunk[0][1]) is bytes:  # whole lines: so are the others (Entry)
+    lines = sum(type(entry[1]) is bytes for entry in chunk)
+    if lines == len(chunk):
         return LINES_CHUNK, _LINES_ENCODER.encode(chunk)
+    if lines:
+        return PICKLED_CHUNK, pickle.dumps(list(chunk), protocol=pickle.HIGHEST_PROTOCOL)
     try:
         return JSON_CHUNK, _JSON_ENCODER.encode(chunk)
     except TypeError:  # a value JSON cannot carry (a stream map may make one)

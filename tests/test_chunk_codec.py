@@ -166,3 +166,25 @@ def test_the_bracket_count_never_passes_a_chunk_holding_a_line_too_deep(
     payload = msgspec.msgpack.encode([(stream, line) for line in lines])
     if no_line_too_deep(payload, len(lines)):
         assert not any(nests_deeper(msgspec.json.decode(line), MAX_DEPTH) for line in lines)
+
+
+def test_lines_among_other_entries_map_as_they_do_alone():
+    import pickle
+
+    from target_spotify_conversions.wire import PICKLED_CHUNK
+
+    records = [_flat(number) for number in range(4)]
+    chunk = [
+        ("s", _line(records[0])),
+        ("s", msgspec.Raw(ENCODER.encode(records[1])), True),  # a raw record
+        ("s", _line(_chain(MAX_DEPTH, "deep"))),
+        ("s", dict(records[2])),  # checked by the SDK side
+        ("s", b'{"type":"RECORD","stream":"s","record":{'),  # not JSON
+        ("s", _line(records[3], stream="t")),  # another stream after its start
+    ]
+    results = msgspec.msgpack.decode(
+        _mapper().map(PICKLED_CHUNK, pickle.dumps(chunk)), type=list[MappedRecord]
+    )
+    assert [result.unreadable for result in results] == ["", "", TOO_DEEP, "", NOT_JSON, AMBIGUOUS]
+    alone = _mapped_lines([_line(record) for record in records[:3]])
+    assert [results[0].body, results[1].body, results[3].body] == [r.body for r in alone]

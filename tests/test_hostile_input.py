@@ -213,13 +213,17 @@ def _hostile_record_lines() -> list[bytes]:
         good[2],
         start + b'{"$event_id":"two-1","email":"a.b@example.com"},"type":"STATE"}',
         good[3],
+        # A name repeated with the value it began with, a second record: the last is read.
+        start + json.dumps(purchase(5)).encode() + b',"stream":"conversions","type":"RECORD"}',
+        start + json.dumps(purchase(6)).encode() + b',"record":' + json.dumps(purchase(7)).encode()
+        + b"}",
     ]
 
 
 def test_record_lines_the_workers_read_whole_are_rejected_as_the_reader_rejects_them(tmp_path):
     """The compact lines go to the mapping workers whole, recognised by their start; the same
     lines with their keys reordered are read by the reading process. Both runs reject the same
-    lines with the same reasons, and deliver the same events; only a line naming its type twice
+    lines with the same reasons, and deliver the same events; only a line naming another type
     is refused for another reason (the reader takes the last type, STATE; a worker refuses the
     line as ambiguous)."""
     import subprocess
@@ -247,7 +251,7 @@ def test_record_lines_the_workers_read_whole_are_rejected_as_the_reader_rejects_
                 for event in body["conversion_events"]["events"]}
         outcomes.append(({r["event_id"]: r["reasons"] for r in rejects}, sent))
     (whole, whole_sent), (read, read_sent) = outcomes
-    assert whole_sent == read_sent == {"ord-1", "ord-2", "ord-3", "ord-4"}
+    assert whole_sent == read_sent == {"ord-1", "ord-2", "ord-3", "ord-4", "ord-5", "ord-7"}
     deep = ["unreadable_input_line: input line {}: nested more than 100 levels deep"]
     expected = {
         "line-3": [f"unreadable_input_line: input line 3 is not valid UTF-8 JSON "
@@ -265,5 +269,5 @@ def test_record_lines_the_workers_read_whole_are_rejected_as_the_reader_rejects_
     assert read["line-11"] == ["unreadable_input_line: input line 11: a STATE message without "
                                "a value"]
     assert whole["line-11"] == ["unreadable_input_line: input line 11 starts as a RECORD "
-                                "message, then gives its type, stream or record again (a JSON "
-                                "object's names must differ)"]
+                                "message, then names another type or stream, or a record that "
+                                "is no object (a name given twice)"]

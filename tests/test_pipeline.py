@@ -98,13 +98,14 @@ def _line(record: dict, stream: str = "conversions") -> bytes:
 
 
 @pytest.mark.parametrize("processes", [0, 2])
-def test_whole_lines_go_out_in_chunks_of_their_own_numbered_as_read(
+def test_whole_lines_go_out_in_chunks_numbered_as_read(
     fake, tmp_path, monkeypatch, processes
 ):
     import msgspec
 
     from target_spotify_conversions import pipeline as pipeline_module
     from target_spotify_conversions.wire import StreamChecks
+    from target_spotify_conversions.worker_pool import _encode_chunk
 
     states: list = []
     run = pipeline(tmp_path, fake, states, events_per_request=4, mapping_processes=processes)
@@ -113,7 +114,8 @@ def test_whole_lines_go_out_in_chunks_of_their_own_numbered_as_read(
     submit = run.workers.submit
 
     def recording(chunk):
-        submitted.append(["line" if type(entry[1]) is bytes else "raw" for entry in chunk])
+        kinds = ["line" if type(entry[1]) is bytes else "raw" for entry in chunk]
+        submitted.append([_encode_chunk(chunk)[0].decode(), *kinds])
         submit(chunk)
 
     monkeypatch.setattr(run.workers, "submit", recording)
@@ -127,9 +129,14 @@ def test_whole_lines_go_out_in_chunks_of_their_own_numbered_as_read(
     broken = b'{"type":"RECORD","stream":"conversions","record":{"$event_id":"cut"'
     run.process_lines("conversions", [broken, _line(purchase(11))], 12)
     run.finish()
-    # Four lines a chunk; a raw record ends the open chunk of lines, and lines its chunk; a
-    # chunk of big lines ends at the line that brings it to CHUNK_BYTES.
-    assert submitted == [["line"] * 4, ["line"] * 2, ["raw"], ["line"] * 3, ["line"] * 3]
+    # Four lines a chunk, lines only as a LINES_CHUNK, pickled among other entries; a chunk
+    # of big lines ends at the line that brings it to CHUNK_BYTES.
+    assert submitted == [
+        ["L", *["line"] * 4],
+        ["P", "line", "line", "raw", "line"],
+        ["L", *["line"] * 3],
+        ["L", *["line"] * 2],
+    ]
     assert states == [{"at": 11}]
     assert fake.accepted_ids() == {f"ord-{i}" for i in range(12)}
     assert run.report.records_read == 13  # the unreadable line among them
@@ -138,3 +145,23 @@ def test_whole_lines_go_out_in_chunks_of_their_own_numbered_as_read(
     assert reject["reasons"] == [
         f"unreadable_input_line: input line 12 is not valid UTF-8 JSON ({len(broken)} bytes)"
     ]
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_line_too_long_is_rejected_in_its_place_among_the_records(fake, tmp_path, processes):
+    from target_spotify_conversions.wire import StreamChecks
+
+    run = pipeline(tmp_path, fake, [], events_per_request=50, mapping_processes=processes,
+                   max_line_bytes=1000)
+    run.add_raw_stream(StreamChecks("conversions", {"type": "object"}, [], True))
+    run.process_lines("conversions", [_line(purchase(1)), _line(purchase(2, currency="??"))], 1)
+    run.too_long(3, 5000)  # while the records read before it are still being mapped
+    run.process_lines("conversions", [_line(purchase(4, currency="??"))], 4)
+    run.finish()
+    rejects = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    assert [r["event_id"] for r in rejects] == ["ord-2", "line-3", "ord-4"]
+    assert rejects[1]["reasons"] == [
+        "input_line_too_long: input line 3 is 5000 bytes long, over the limit of 1000 bytes "
+        "(max_line_bytes)"
+    ]
+    assert fake.accepted_ids() == {"ord-1"}

@@ -149,6 +149,7 @@ def _read_through(tmp_path, lines: list[bytes], raw_streams: set[str]):
     dispatched: list[tuple[str, int]] = []
     reader.on_raw_lines = lambda stream, run, first: runs.append((stream, list(run), first))
     reader.on_raw_record = lambda stream, record, origin: raw.append((stream, origin[0]))
+    reader.on_unreadable = lambda number, why: dispatched.append(("unreadable", number))
     callbacks = {
         kind: (lambda message, kind=kind: dispatched.append((kind, reader.line_number)))
         for kind in ("RECORD", "STATE", "SCHEMA")
@@ -196,11 +197,16 @@ def test_lines_the_runs_do_not_recognise_are_read_one_by_one(tmp_path):
     assert raw == [("s", 1), ("s", 2), ("s", 3)]  # decoded here, as before
     assert dispatched == []
 
-    # A read that is not ASCII is read line by line, whatever its lines begin with.
+    # A read that is not ASCII goes on whole too (the worker's decoder checks its UTF-8), and
+    # so does a stream named in UTF-8; a name that is no UTF-8 is read here (it is no JSON).
     accented = _compact("s", {"name": "Zoë"})
-    runs, raw, _, _ = _read_through(tmp_path, [_compact("s", {"n": 5}), accented], {"s"})
-    assert runs == []
-    assert raw == [("s", 1)]  # decoded here; the accented line takes the SDK's path
+    other = _compact("é", {"n": 6})
+    broken = b'{"type":"RECORD","stream":"\xe9","record":{"n":7}}'
+    lines = [_compact("s", {"n": 5}), accented, other, broken]
+    runs, raw, dispatched, _ = _read_through(tmp_path, lines, {"s", "é"})
+    assert runs == [("s", lines[:2], 1), ("é", [other], 3)]
+    assert raw == []
+    assert dispatched == [("unreadable", 4)]
 
 
 def test_a_schema_read_between_runs_applies_to_the_lines_after_it(tmp_path):
