@@ -1,12 +1,12 @@
 """A chunk of records in, their results out: what a mapping worker runs for each record.
 
-A chunk holds (stream, record) for
-a record the SDK side has checked, or (stream, raw, deep) for a record straight from its input
-line (msgspec.Raw): that one is decoded, cleared of the SDK's metadata, measured (with `deep`),
-checked and mapped here. A LINES_CHUNK holds (stream, line): a whole RECORD line the reader
-only recognised by its start (reader.SafeReader._take_lines), decoded and checked here as the
-reader would; a pickled chunk may hold such lines among its other entries. Results are
-msgpack-encoded MappedRecords, in the chunk's order.
+A chunk holds (stream, record) for a record the SDK side has checked, or (stream, raw, True)
+for a BATCH file's line, a record left undecoded (msgspec.Raw; its depth was bounded as it was
+read): that one is decoded, cleared of the SDK's metadata, checked and mapped here. A
+LINES_CHUNK holds (stream, line): a whole RECORD line the reader only recognised by its start
+(reader.SafeReader._take_lines), decoded and checked here as the reader would; a pickled chunk
+may hold such lines among its other entries. Results are msgpack-encoded MappedRecords, in the
+chunk's order.
 """
 
 from __future__ import annotations
@@ -84,20 +84,14 @@ class ChunkMapper:
                     for entry in chunk
                 ]
             )
-        measure = not none_too_deep(payload, len(chunk))
-        return _RESULT_ENCODER.encode([self._map_one(entry, now, measure) for entry in chunk])
+        return _RESULT_ENCODER.encode([self._map_one(entry, now) for entry in chunk])
 
-    def _map_one(
-        self, entry: Sequence[Any] | msgspec.Raw, now: dt.datetime, measure: bool = True
-    ) -> MappedRecord:
-        """`entry`: a chunk entry (a list once decoded from JSON), or its raw JSON.
-        `measure` False: none_too_deep holds for its chunk."""
+    def _map_one(self, entry: Sequence[Any] | msgspec.Raw, now: dt.datetime) -> MappedRecord:
+        """`entry`: a chunk entry (a list once decoded from JSON), or its raw JSON."""
         try:
-            stream, record, raw, deep = _decoded(entry)
+            stream, record, raw = _decoded(entry)
         except _UNDECODABLE:
             return MappedRecord("", None, (), (), unreadable=NOT_JSON)
-        if deep and measure and nests_deeper(record, MAX_DEPTH - 1):  # one level in its message
-            return MappedRecord("", None, (), (), unreadable=TOO_DEEP)
         return self._mapped(stream, record, raw, now)
 
     def _map_line(self, stream: str, line: bytes, now: dt.datetime, measure: bool) -> MappedRecord:
@@ -177,34 +171,25 @@ class ChunkMapper:
         return _JSON_ENCODER.encode(self._mapper.redact(record, event_id))
 
 
-def _decoded(entry: Sequence[Any] | msgspec.Raw) -> tuple[str, dict[str, Any], bool, bool]:
-    """(stream, record, whether it came raw, whether its depth is to be measured) of an entry,
-    decoding what is still raw (an entry of a chunk decoded one by one; a record of a pickled
-    chunk)."""
+def _decoded(entry: Sequence[Any] | msgspec.Raw) -> tuple[str, dict[str, Any], bool]:
+    """(stream, record, whether it came raw) of an entry, decoding what is still raw (an entry
+    of a chunk decoded one by one; a record of a pickled chunk)."""
     # A list once decoded from a chunk's JSON, a tuple when pickled or mapped inline.
     parts: Sequence[Any] = _CHUNK_DECODER.decode(entry) if isinstance(entry, msgspec.Raw) else entry
     record = parts[1]
     if isinstance(record, msgspec.Raw):
         record = _CHUNK_DECODER.decode(record)
-    raw = len(parts) > 2
-    return cast("str", parts[0]), cast("dict[str, Any]", record), raw, raw and parts[2] is True
-
-
-def none_too_deep(payload: bytes, entries: int) -> bool:
-    """Whether no record of a JSON chunk of `entries` entries can nest deeper than a record
-    read from a RECORD line may (nests_deeper's limit, MAX_DEPTH - 1), by counting brackets:
-    each entry holds its list's and its record's own, so what the others leave bounds any one
-    record's depth. Flat records (most input) pass with two C scans of the chunk instead of a
-    walk over each record's values (5% of a worker's time)."""
-    return brackets(payload) - 2 * entries <= MAX_DEPTH - 1
+    return cast("str", parts[0]), cast("dict[str, Any]", record), len(parts) > 2
 
 
 def no_line_too_deep(payload: bytes, lines: int) -> bool:
-    """none_too_deep for a LINES_CHUNK of `lines` RECORD lines, each measured whole against
-    MAX_DEPTH (a line's record is then at most MAX_DEPTH - 1 deep, as a raw record may be).
-    Each line starts with two brackets of its own ("{" of its message, then of its record), so
-    what the others leave bounds any one line's brackets, and they bound its depth. Brackets in
-    msgpack's framing (a length byte may read as one) only make the bound stricter."""
+    """Whether no line of a LINES_CHUNK of `lines` RECORD lines can nest deeper than the reader
+    allows a line (MAX_DEPTH; its record then at most MAX_DEPTH - 1), by counting brackets:
+    each line starts with two of its own ("{" of its message, then of its record), so what the
+    others leave bounds any one line's brackets, and they bound its depth. Brackets in
+    msgpack's framing (a length byte may read as one) only make the bound stricter. Flat
+    lines (most input) pass with two C scans of the chunk instead of a walk over each line's
+    values (5% of a worker's time)."""
     return brackets(payload) - 2 * lines <= MAX_DEPTH - 2
 
 

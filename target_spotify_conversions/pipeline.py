@@ -56,9 +56,9 @@ CHUNKS_OUT_PER_WORKER = 4
 CHUNK_BYTES = 8 << 20
 PENDING_BYTES = 64 << 20
 # Where a raw record was read: (line number, line size) or (line number, BATCH file URL).
-# Where a raw record was read: (line number, size) of a RECORD line, (line number, URL) of a
-# BATCH file's; a whole RECORD line's is its number alone (its size is the line's).
-Origin = tuple[int, int | str] | int
+# Where a record the workers decode was read: (line number, URL) of a BATCH file's line; a
+# whole RECORD line's number alone (its size is the line's).
+Origin = tuple[int, str] | int
 
 
 class Held(NamedTuple):
@@ -197,12 +197,11 @@ class Pipeline:
         if len(self._chunk) >= self._chunk_size:
             self._send_chunk()
 
-    def process_raw(self, stream: str, record: msgspec.Raw, origin: tuple[int, int | str]) -> None:
-        """Queue a record as its input line holds it, undecoded: the workers decode, check and
-        map it. Only for streams `add_raw_stream` announced (see reader.raw_record). A RECORD
-        line's record is measured there too (a BATCH line was measured as it was read)."""
-        deep = not isinstance(origin[1], str)
-        self._chunk.append((self._arrived(stream), (stream, record, deep), origin))
+    def process_raw(self, stream: str, record: msgspec.Raw, origin: tuple[int, str]) -> None:
+        """Queue a BATCH file's line (`origin`: its number and the file's URL), a record left
+        undecoded: the workers decode, check and map it. Only for streams `add_raw_stream`
+        announced, and lines reader.raw_record allows (their depth bounded as they were read)."""
+        self._chunk.append((self._arrived(stream), (stream, record, True), origin))
         self._chunk_bytes += len(record)
         if len(self._chunk) >= self._chunk_size or self._chunk_bytes >= CHUNK_BYTES:
             self._send_chunk()

@@ -25,7 +25,6 @@ from .messages import check_message
 from .privacy import quoted
 from .unreadable import (
     MAX_LINE_BYTES,
-    envelope_may_stay_raw,
     may_stay_raw,
     nested_too_deep,
     not_json,
@@ -100,16 +99,13 @@ class SafeReader(MsgSpecReader):
         self.waiting_for_input = False
         self.stop_requested = False
         self.on_start: Callable[[], None] | None = None
-        # RECORD lines of these streams go to `on_raw_record` with their record undecoded.
+        # RECORD lines of these streams go to `on_raw_lines` whole and undecoded.
         self.raw_streams: set[str] = set()
-        self.on_raw_record: Callable[[str, msgspec.Raw, tuple[int, int | str]], None] | None = None
         self.on_unreadable: Callable[[int, str], None] | None = None
         # A line over `max_line_bytes`: its number and size (its bytes were never kept).
         self.max_line_bytes = MAX_LINE_BYTES
         self.on_too_long: Callable[[int, int], None] | None = None
         self.on_tick: Callable[[], None] | None = None
-        # text_may_stay_raw of the read the current line came from (unknown: False).
-        self._text_may_stay_raw = False
         # Runs of RECORD lines of these streams go to `on_raw_lines` whole (`_take_lines`):
         # the stream, the lines, the number of the first.
         self.on_raw_lines: Callable[[str, Sequence[bytes], int], None] | None = None
@@ -195,7 +191,7 @@ class SafeReader(MsgSpecReader):
             if isinstance(line, TooLong):
                 self._too_long(line.size)
                 continue
-            if self.raw_streams and self._took_raw(line):
+            if self.raw_streams and self._took_whole(line):
                 stats["RECORD"] += 1
                 continue
             message = self._read(line)
@@ -270,14 +266,10 @@ class SafeReader(MsgSpecReader):
             if chunk is None:
                 yield None
                 continue
-            text, lines = splitter.feed(chunk)
-            if text:
-                self._text_may_stay_raw = text_may_stay_raw(text)  # for all the lines that follow
+            _, lines = splitter.feed(chunk)
             self._block_whole = splitter.whole
             yield lines
         for line in splitter.end():
-            if isinstance(line, bytes):
-                self._text_may_stay_raw = text_may_stay_raw(line)
             self._block_whole = False
             yield [line]
 
@@ -309,12 +301,12 @@ class SafeReader(MsgSpecReader):
         else:
             callback(message)
 
-    def _took_raw(self, line: str | bytes) -> bool:
-        """Hand a RECORD line of a raw stream on undecoded, when it may stay so. Its record's
-        depth is measured by the mapping worker, which decodes it anyway."""
-        if not isinstance(line, bytes):
-            return False
-        if not (self._text_may_stay_raw or text_may_stay_raw(line)):
+    def _took_whole(self, line: str | bytes) -> bool:
+        """Hand on, whole, a RECORD line of a raw stream that `_take_lines` did not know by its
+        start (its keys in another order, its stream's name escaped): its type and stream are
+        decoded here (the last of each, as the SDK reads them; the record is skipped over),
+        the rest by the mapping worker, as for the others, so both read it alike."""
+        if not isinstance(line, bytes) or self.on_raw_lines is None:
             return False
         try:
             message = _RECORD_LINE.decode(line)
@@ -322,11 +314,9 @@ class SafeReader(MsgSpecReader):
             return False  # not a RECORD, or not readable: the full path says which
         if message.type != "RECORD" or message.stream not in self.raw_streams:
             return False
-        if not _is_object(message.record) or self.on_raw_record is None:
+        if not _is_object(message.record):
             return False
-        if not envelope_may_stay_raw(line, message.record):
-            return False
-        self.on_raw_record(message.stream, message.record, (self.line_number, len(line)))
+        self.on_raw_lines(message.stream, [line], self.line_number)
         return True
 
     def _read(self, line: str | bytes) -> dict[str, t.Any] | None:

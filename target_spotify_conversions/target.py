@@ -192,7 +192,6 @@ class TargetSpotifyConversions(Target):
         reader.on_too_long = self._pipeline.too_long
         reader.max_line_bytes = self.settings.max_line_bytes
         reader.on_tick = self._pipeline.idle
-        reader.on_raw_record = self._pipeline.process_raw
         reader.on_raw_lines = self._pipeline.process_lines
 
     def fail_run(self, outcome: str) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import decimal
 from typing import Any
 
-import msgspec
-
 from .privacy import shown_url
 from .problems import Problem
 
@@ -116,14 +114,6 @@ def may_stay_raw(line: bytes, *, text_ok: bool = False) -> bool:
     `text_ok`: `text_may_stay_raw` already holds for a text the line is part of, so only the
     depth, which each line needs for itself, is left to check."""
     return (text_ok or text_may_stay_raw(line)) and brackets(line) <= _BRACKETS_UNCHECKED
-
-
-def envelope_may_stay_raw(line: bytes, record: bytes | msgspec.Raw) -> bool:
-    """`may_stay_raw`'s depth check for a RECORD line whose record a mapping worker measures
-    (chunk_codec): what is left is the message around the record. Unless that is long
-    (rare: taps add a field or two), it cannot nest too deeply, and the line is not scanned."""
-    envelope = len(line) - len(record)
-    return envelope <= _BRACKETS_UNCHECKED or brackets(line) <= _BRACKETS_UNCHECKED
 
 
 def text_may_stay_raw(text: bytes) -> bool:

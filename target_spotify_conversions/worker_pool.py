@@ -63,10 +63,10 @@ from .wire import (
     StreamChecks,
 )
 
-# A chunk entry: (stream, record) for a record the SDK side has checked, or (stream, raw, deep)
-# for a record straight from its input line (msgspec.Raw): the worker decodes and checks it,
-# and with `deep` also measures its depth (a RECORD line's; a BATCH line's was measured as read);
-# or (stream, line) for a whole RECORD line (bytes), which the worker reads as the reader would.
+# A chunk entry: (stream, record) for a record the SDK side has checked, (stream, raw, True) for
+# a BATCH file's line left undecoded (msgspec.Raw; its depth bounded as it was read), which the
+# worker decodes and checks, or (stream, line) for a whole RECORD line (bytes), which the
+# worker reads as the reader would.
 # A chunk of lines only goes as a LINES_CHUNK; lines among other entries (a lean stream read
 # between others) go pickled: a line may not be JSON, so it cannot sit inside a JSON chunk.
 Entry = tuple[str, Mapping[str, Any]] | tuple[str, msgspec.Raw, bool] | tuple[str, bytes]

@@ -1,5 +1,5 @@
-"""A chunk's records measured for depth (the bracket count that spares flat chunks the walk),
-and whole RECORD lines read in the worker as the reader would read them."""
+"""Whole RECORD lines read in the worker as the reader would read them, measured for depth by
+a bracket count that spares flat chunks the walk; raw and checked records beside them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from target_spotify_conversions.chunk_codec import (
     ChunkMapper,
     decode_raw,
     no_line_too_deep,
-    none_too_deep,
 )
 from target_spotify_conversions.mapping import MappingOptions
 from target_spotify_conversions.unreadable import (
@@ -68,14 +67,18 @@ def _line(record: object, **envelope: object) -> bytes:
     return ENCODER.encode({"type": "RECORD", "stream": "s", "record": record, **envelope})
 
 
-def test_a_chunk_of_flat_records_is_not_walked_and_one_too_deep_among_them_is_found():
-    flat = [("s", _flat(number), True) for number in range(499)]
-    assert none_too_deep(ENCODER.encode(flat), len(flat))
-    in_text = [("s", {**_flat(number), "content_name": "[{"}, True) for number in range(50)]
-    assert not none_too_deep(ENCODER.encode(in_text), len(in_text))  # counted: measured
+def _lines_payload(lines: list[bytes]) -> bytes:
+    return msgspec.msgpack.encode([("s", line) for line in lines])
 
-    for depth, expected in ((MAX_DEPTH - 1, ""), (MAX_DEPTH, TOO_DEEP)):
-        results = _mapped([*flat, ("s", _chain(depth, "deep"), True)])
+
+def test_a_chunk_of_flat_lines_is_not_walked_and_one_too_deep_among_them_is_found():
+    flat = [_line(_flat(number)) for number in range(499)]
+    assert no_line_too_deep(_lines_payload(flat), len(flat))
+    in_text = [_line({**_flat(number), "content_name": "[{"}) for number in range(50)]
+    assert not no_line_too_deep(_lines_payload(in_text), len(in_text))  # counted: measured
+
+    for depth, expected in ((MAX_DEPTH - 1, ""), (MAX_DEPTH, TOO_DEEP)):  # the record's depth
+        results = _mapped_lines([*flat, _line(_chain(depth, "deep"))])
         assert [result.unreadable for result in results] == [""] * 499 + [expected]
         assert all(result.body is not None for result in results[:499])
 
@@ -96,16 +99,6 @@ def _records(draw: st.DrawFn) -> list[dict[str, object]]:
         depth = draw(st.integers(MAX_DEPTH - 4, MAX_DEPTH + 2))
         records.insert(draw(st.integers(0, len(records))), _chain(depth, "chain"))
     return records or [{}]
-
-
-@settings(max_examples=300, deadline=None)
-@given(_records())
-def test_the_bracket_count_never_passes_a_chunk_holding_a_record_too_deep(
-    records: list[dict[str, object]],
-) -> None:
-    chunk = [("s", record, True) for record in records]
-    if none_too_deep(ENCODER.encode(chunk), len(chunk)):
-        assert not any(nests_deeper(record, MAX_DEPTH - 1) for record in records)
 
 
 def test_whole_lines_map_as_their_records_do_raw():

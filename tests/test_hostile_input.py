@@ -217,12 +217,15 @@ def _hostile_record_lines() -> list[bytes]:
         start + json.dumps(purchase(5)).encode() + b',"stream":"conversions","type":"RECORD"}',
         start + json.dumps(purchase(6)).encode() + b',"record":' + json.dumps(purchase(7)).encode()
         + b"}",
+        # A number no decoder takes, beside the record: the SDK's path refuses the line too.
+        start + json.dumps(purchase(8)).encode() + b',"version":1' + b"0" * 5000 + b"}",
     ]
 
 
 def test_record_lines_the_workers_read_whole_are_rejected_as_the_reader_rejects_them(tmp_path):
     """The compact lines go to the mapping workers whole, recognised by their start; the same
-    lines with their keys reordered are read by the reading process. Both runs reject the same
+    lines with their keys reordered have their type and stream decoded in the reading process
+    first (then go whole too, or take the SDK's path). Both runs reject the same
     lines with the same reasons, and deliver the same events; only a line naming another type
     is refused for another reason (the reader takes the last type, STATE; a worker refuses the
     line as ambiguous)."""
@@ -263,6 +266,8 @@ def test_record_lines_the_workers_read_whole_are_rejected_as_the_reader_rejects_
         "line-7": [deep[0].format(7)],
         "line-8": [deep[0].format(8)],
         "line-9": [deep[0].format(9)],
+        "line-15": [f"unreadable_input_line: input line 15 is not valid UTF-8 JSON "
+                    f"({len(hostile[13])} bytes)"],
     }
     assert {k: v for k, v in whole.items() if k != "line-11"} == expected
     assert {k: v for k, v in read.items() if k != "line-11"} == expected

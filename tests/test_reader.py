@@ -137,7 +137,7 @@ def test_a_message_type_that_looks_like_an_email_is_not_quoted():
 
 def _read_through(tmp_path, lines: list[bytes], raw_streams: set[str]):
     """Run SafeReader over `lines` from a file (read by its descriptor, as stdin is); what went
-    on whole as runs, what went raw one by one, and what the SDK's loop dispatched."""
+    on whole as runs, and what the SDK's loop dispatched."""
     from target_spotify_conversions.reader import SafeReader
 
     path = tmp_path / "input.jsonl"
@@ -145,10 +145,8 @@ def _read_through(tmp_path, lines: list[bytes], raw_streams: set[str]):
     reader = SafeReader()
     reader.raw_streams = set(raw_streams)
     runs: list[tuple[str, list[bytes], int]] = []
-    raw: list[tuple[str, int]] = []
     dispatched: list[tuple[str, int]] = []
     reader.on_raw_lines = lambda stream, run, first: runs.append((stream, list(run), first))
-    reader.on_raw_record = lambda stream, record, origin: raw.append((stream, origin[0]))
     reader.on_unreadable = lambda number, why: dispatched.append(("unreadable", number))
     callbacks = {
         kind: (lambda message, kind=kind: dispatched.append((kind, reader.line_number)))
@@ -156,7 +154,7 @@ def _read_through(tmp_path, lines: list[bytes], raw_streams: set[str]):
     }
     with path.open("rb") as source:
         stats = reader.process_lines(source, callbacks)
-    return runs, raw, dispatched, stats
+    return runs, dispatched, stats
 
 
 def _compact(stream: str, record: dict[str, object]) -> bytes:
@@ -174,7 +172,7 @@ def test_runs_of_record_lines_go_on_whole_in_both_forms_taps_write(tmp_path):
     state = json.dumps({"type": "STATE", "value": {"at": 1}}).encode()
     other = _compact("other", {"n": 9})
     lines = [*spaced, *compact, state, compact[0], other, compact[1]]
-    runs, raw, dispatched, stats = _read_through(tmp_path, lines, {"s"})
+    runs, dispatched, stats = _read_through(tmp_path, lines, {"s"})
     # Each run is of one stream and one form, numbered as read; the rest is read here.
     assert runs == [
         ("s", spaced, 1),
@@ -182,20 +180,20 @@ def test_runs_of_record_lines_go_on_whole_in_both_forms_taps_write(tmp_path):
         ("s", [compact[0]], 7),
         ("s", [compact[1]], 9),
     ]
-    assert raw == []
     assert dispatched == [("STATE", 6), ("RECORD", 8)]  # "other" is not a raw stream
     assert stats["RECORD"] == 8
 
 
-def test_lines_the_runs_do_not_recognise_are_read_one_by_one(tmp_path):
+def test_lines_the_runs_do_not_recognise_go_on_whole_one_by_one(tmp_path):
     escaped = b'{"type":"RECORD","stream":"\\u0073","record":{"n":1}}'  # "s", with an escape
     extra_space = b'{"type":"RECORD", "stream":"s","record":{"n":2}}'
     record_first = b'{"record":{"n":3},"type":"RECORD","stream":"s"}'
-    lines = [escaped, extra_space, record_first, _compact("s", {"n": 4})]
-    runs, raw, dispatched, _ = _read_through(tmp_path, lines, {"s"})
-    assert runs == [("s", [lines[3]], 4)]
-    assert raw == [("s", 1), ("s", 2), ("s", 3)]  # decoded here, as before
-    assert dispatched == []
+    a_state = b'{"stream":"s","type":"RECORD","record":{},"type":"STATE","value":{}}'
+    lines = [escaped, extra_space, record_first, _compact("s", {"n": 4}), a_state]
+    runs, dispatched, _ = _read_through(tmp_path, lines, {"s"})
+    # Their type and stream are decoded here (the last of each), the rest by a worker.
+    assert runs == [("s", [line], number) for number, line in enumerate(lines[:4], 1)]
+    assert dispatched == [("STATE", 5)]
 
     # A read that is not ASCII goes on whole too (the worker's decoder checks its UTF-8), and
     # so does a stream named in UTF-8; a name that is no UTF-8 is read here (it is no JSON).
@@ -203,9 +201,8 @@ def test_lines_the_runs_do_not_recognise_are_read_one_by_one(tmp_path):
     other = _compact("é", {"n": 6})
     broken = b'{"type":"RECORD","stream":"\xe9","record":{"n":7}}'
     lines = [_compact("s", {"n": 5}), accented, other, broken]
-    runs, raw, dispatched, _ = _read_through(tmp_path, lines, {"s", "é"})
+    runs, dispatched, _ = _read_through(tmp_path, lines, {"s", "é"})
     assert runs == [("s", lines[:2], 1), ("é", [other], 3)]
-    assert raw == []
     assert dispatched == [("unreadable", 4)]
 
 
@@ -220,7 +217,6 @@ def test_a_schema_read_between_runs_applies_to_the_lines_after_it(tmp_path):
     runs: list[tuple[str, int, int]] = []
     records: list[int] = []
     reader.on_raw_lines = lambda stream, run, first: runs.append((stream, len(run), first))
-    reader.on_raw_record = lambda *_: pytest.fail("no line is raw here")
     callbacks = {
         "SCHEMA": lambda message: reader.raw_streams.add(message["stream"]),
         "RECORD": lambda message: records.append(reader.line_number),

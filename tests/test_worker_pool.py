@@ -284,21 +284,26 @@ def _nested_record(depth: int) -> msgspec.Raw:
     return msgspec.Raw(b'{"$event_id": "deep", "a": ' + inner + b"}")
 
 
-def test_a_raw_record_line_nested_past_the_readers_limit_comes_back_too_deep():
+def test_a_record_line_nested_past_the_readers_limit_comes_back_too_deep():
     """The reader leaves a RECORD line's depth to the worker: its record may nest 99 levels
-    inside the message's one, as on the SDK path; a BATCH line's was measured as read."""
-    workers = InlineWorkers(OPTIONS)
-    workers.add_stream(StreamChecks("s", {"type": "object"}, [], validate=True))
-    workers.submit([
-        ("s", _nested_record(MAX_DEPTH - 1), True),
-        ("s", _nested_record(MAX_DEPTH), True),
-        ("s", _nested_record(MAX_DEPTH + 50), True),
-        ("s", _nested_record(MAX_DEPTH + 50), False),
-    ])
-    results = workers.take()
-    assert [result.unreadable for result in results] == ["", TOO_DEEP, TOO_DEEP, ""]
-    assert results[0].event_id == "deep"
-    assert results[3].event_id == "deep"
+    inside the message's one, as on the SDK path; a BATCH line's was bounded as read."""
+    def line(depth: int) -> bytes:
+        record = bytes(_nested_record(depth))
+        return b'{"type":"RECORD","stream":"s","record":' + record + b"}"
+
+    for raw in (False, True):  # lines alone, and among a BATCH line's raw record
+        workers = InlineWorkers(OPTIONS)
+        workers.add_stream(StreamChecks("s", {"type": "object"}, [], validate=True))
+        batch = [("s", _nested_record(MAX_DEPTH + 50), True)] if raw else []
+        workers.submit([
+            ("s", line(MAX_DEPTH - 1)),
+            ("s", line(MAX_DEPTH)),
+            ("s", line(MAX_DEPTH + 50)),
+            *batch,
+        ])
+        results = workers.take()
+        assert [result.unreadable for result in results] == ["", TOO_DEEP, TOO_DEEP, *[""] * raw]
+        assert results[0].event_id == "deep"
 
 
 # --- a worker that stops answering (issue 19) ---------------------------------------------------
