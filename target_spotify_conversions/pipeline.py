@@ -214,7 +214,11 @@ class Pipeline:
         seq = self._arrived(stream, len(lines))
         done = 0
         while done < len(lines):
-            part = lines[done : done + self._chunk_size - len(self._chunk)]
+            room = self._chunk_size - len(self._chunk)
+            if room <= 0:  # filled by rejections held in their place (_reject_in_order)
+                self._send_chunk()
+                continue
+            part = lines[done : done + room]
             size = sum(map(len, part))
             if self._chunk_bytes + size >= CHUNK_BYTES:  # big lines: the chunk ends at the one
                 part = _up_to_bytes(part, CHUNK_BYTES - self._chunk_bytes)  # that reaches it

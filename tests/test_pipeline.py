@@ -165,3 +165,24 @@ def test_a_line_too_long_is_rejected_in_its_place_among_the_records(fake, tmp_pa
         "(max_line_bytes)"
     ]
     assert fake.accepted_ids() == {"ord-1"}
+
+
+def test_lines_after_rejections_held_in_the_chunk_start_a_chunk_of_their_own(
+    fake, tmp_path, monkeypatch
+):
+    from target_spotify_conversions.wire import StreamChecks
+
+    run = pipeline(tmp_path, fake, [], events_per_request=4, mapping_processes=0)
+    run.add_raw_stream(StreamChecks("conversions", {"type": "object"}, [], True))
+    sizes: list[int] = []
+    submit = run.workers.submit
+    monkeypatch.setattr(run.workers, "submit", lambda chunk: (sizes.append(len(chunk)),
+                                                              submit(chunk)))
+    run.process_lines("conversions", [_line(purchase(0))], 1)
+    bad = [Problem("schema_validation", "record fails the stream schema")]
+    for i in range(1, 7):  # held behind the line still in the open chunk: 7 entries of 4
+        run.process(purchase(i), "conversions", bad)
+    run.process_lines("conversions", [_line(purchase(i)) for i in range(7, 27)], 8)
+    run.finish()
+    assert sizes == [1, 4, 4, 4, 4, 4]
+    assert fake.accepted_ids() == {f"ord-{i}" for i in (0, *range(7, 27))}
