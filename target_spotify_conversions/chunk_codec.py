@@ -31,8 +31,9 @@ _CHUNK_DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
 _ENTRIES_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _LINES_DECODER = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
 _RESULT_ENCODER = msgspec.msgpack.Encoder()
-# What a full decoding may refuse in a raw record the reader skipped over: an integer of over
-# 4,300 digits, an exponent no Decimal holds.
+# What a full decoding refuses: in a whole line, anything that is not JSON (invalid UTF-8
+# included); in a BATCH line's record, skipped over as it was read, an integer of over 4,300
+# digits or an exponent no Decimal holds.
 _UNDECODABLE = (msgspec.DecodeError, decimal.InvalidOperation)
 
 

@@ -55,7 +55,6 @@ CHUNKS_OUT_PER_WORKER = 4
 # chunks of 500 (delivery bounds what it holds the same way: delivery.HELD_BYTES).
 CHUNK_BYTES = 8 << 20
 PENDING_BYTES = 64 << 20
-# Where a raw record was read: (line number, line size) or (line number, BATCH file URL).
 # Where a record the workers decode was read: (line number, URL) of a BATCH file's line; a
 # whole RECORD line's number alone (its size is the line's).
 Origin = tuple[int, str] | int
@@ -333,8 +332,9 @@ class Pipeline:
             )
 
     def _unreadable_raw(self, entry: Entry, origin: Origin, why: str) -> None:
-        """A raw record a full decoding refuses, or nested too deeply (or a whole line that is
-        not a RECORD message): rejected as the SDK path rejects its line."""
+        """A whole RECORD line a worker found unreadable (not JSON, nested too deeply, naming
+        another type or stream), or a BATCH line's record a full decoding refuses: rejected
+        as the SDK path rejects its line."""
         stream = entry[0]
         line_number, size = (origin, len(entry[1])) if isinstance(origin, int) else origin
         self.report.recount(stream, INPUT_STREAM)
