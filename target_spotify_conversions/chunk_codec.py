@@ -77,9 +77,11 @@ class ChunkMapper:
                 [self._map_one(entry, now) for entry in _ENTRIES_DECODER.decode(payload)]
             )
         if kind == PICKLED_CHUNK:  # lines may be among its entries (worker_pool._encode_chunk)
+            whole = sum(type(entry[1]) is bytes for entry in chunk)
+            measure = bool(whole) and not no_line_too_deep(payload, whole)
             return _RESULT_ENCODER.encode(
                 [
-                    self._map_line(entry[0], entry[1], now, True)
+                    self._map_line(entry[0], entry[1], now, measure)
                     if type(entry[1]) is bytes
                     else self._map_one(entry, now)
                     for entry in chunk
@@ -187,8 +189,9 @@ def no_line_too_deep(payload: bytes, lines: int) -> bool:
     """Whether no line of a LINES_CHUNK of `lines` RECORD lines can nest deeper than the reader
     allows a line (MAX_DEPTH; its record then at most MAX_DEPTH - 1), by counting brackets:
     each line starts with two of its own ("{" of its message, then of its record), so what the
-    others leave bounds any one line's brackets, and they bound its depth. Brackets in
-    msgpack's framing (a length byte may read as one) only make the bound stricter. Flat
+    others leave bounds any one line's brackets, and they bound its depth. Brackets anywhere
+    else in the payload (a length byte of msgpack's or pickle's framing may read as one; the
+    other entries of a pickled chunk) only make the bound stricter. Flat
     lines (most input) pass with two C scans of the chunk instead of a walk over each line's
     values (5% of a worker's time)."""
     return brackets(payload) - 2 * lines <= MAX_DEPTH - 2

@@ -152,11 +152,19 @@ def _lines(draw: st.DrawFn) -> list[bytes]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(_lines(), st.sampled_from(["s", "[{", "{{[["]))
+@given(_lines(), st.sampled_from(["s", "[{", "{{[["]), _records(), st.booleans())
 def test_the_bracket_count_never_passes_a_chunk_holding_a_line_too_deep(
-    lines: list[bytes], stream: str
+    lines: list[bytes], stream: str, others: list[dict[str, object]], pickled: bool
 ) -> None:
-    payload = msgspec.msgpack.encode([(stream, line) for line in lines])
+    """As a LINES_CHUNK, and pickled among records of the SDK side (a mixed chunk)."""
+    import pickle
+
+    entries: list[tuple[str, object]] = [(stream, line) for line in lines]
+    if pickled:
+        entries += [(stream, record) for record in others]
+        payload = pickle.dumps(entries[::-1], protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        payload = msgspec.msgpack.encode(entries)
     if no_line_too_deep(payload, len(lines)):
         assert not any(nests_deeper(msgspec.json.decode(line), MAX_DEPTH) for line in lines)
 
