@@ -217,11 +217,7 @@ class Pipeline:
             if room <= 0:  # filled by rejections held in their place (_reject_in_order)
                 self._send_chunk()
                 continue
-            part = lines[done : done + room]
-            size = sum(map(len, part))
-            if self._chunk_bytes + size >= CHUNK_BYTES:  # big lines: the chunk ends at the one
-                part = _up_to_bytes(part, CHUNK_BYTES - self._chunk_bytes)  # that reaches it
-                size = sum(map(len, part))
+            part, size = _up_to_bytes(lines[done : done + room], CHUNK_BYTES - self._chunk_bytes)
             at, number = seq + done, first_number + done
             self._chunk.extend(
                 zip(range(at, at + len(part)), zip(repeat(stream), part), count(number))
@@ -478,14 +474,18 @@ class Pipeline:
                 raise SummaryFileError(failed) from None
 
 
-def _up_to_bytes(lines: Sequence[bytes], limit: int) -> Sequence[bytes]:
-    """The first lines, up to and including the one that brings their size to `limit`."""
+def _up_to_bytes(lines: Sequence[bytes], limit: int) -> tuple[Sequence[bytes], int]:
+    """The first lines, up to and including the one that brings their size to `limit` (big
+    lines: a chunk ends there), and their size."""
+    total = sum(map(len, lines))
+    if total < limit:  # most runs: one scan in C
+        return lines, total
     total = 0
     for taken, line in enumerate(lines, 1):
         total += len(line)
         if total >= limit:
-            return lines[:taken]
-    return lines
+            return lines[:taken], total
+    return lines, total
 
 
 def _flattened_identifiers(settings: Settings) -> FlattenedIdentifiers | None:

@@ -109,8 +109,6 @@ class SafeReader(MsgSpecReader):
         # Runs of RECORD lines of these streams go to `on_raw_lines` whole (`_take_lines`):
         # the stream, the lines, the number of the first.
         self.on_raw_lines: Callable[[str, Sequence[bytes], int], None] | None = None
-        # Whether the current read's lines may go on whole: none is too long (TooLong).
-        self._block_whole = False
 
     def deserialize_json(self, line: str | bytes) -> dict[str, t.Any]:
         try:
@@ -156,14 +154,14 @@ class SafeReader(MsgSpecReader):
         if self.on_start is not None:
             self.on_start()
         try:
-            for lines in self._blocks(file_input or self.default_input):
+            for block in self._blocks(file_input or self.default_input):
                 if self.stop_requested:
                     break
-                if lines is None:
+                if block is None:
                     if self.on_tick is not None:
                         self.on_tick()
                     continue
-                self._read_block(lines, callbacks, stats)
+                self._read_block(*block, callbacks, stats)
         except StopReading:
             pass
         self.waiting_for_input = False
@@ -172,12 +170,13 @@ class SafeReader(MsgSpecReader):
     def _read_block(
         self,
         lines: Sequence[bytes | str | TooLong],
+        whole: bool,
         callbacks: dict[str, Callable[[dict[str, t.Any]], None]],
         stats: Counter[str],
     ) -> None:
         """The lines of one read, in order: runs of RECORD lines `_take_lines` knows go on
-        whole, each other line is read here."""
-        whole = self._block_whole and self.on_raw_lines is not None
+        whole (`whole`: the read holds no line too long), each other line is read here."""
+        whole = whole and self.on_raw_lines is not None
         i = 0
         while i < len(lines) and not self.stop_requested:
             taken = self._take_lines(lines, i) if whole and self.raw_streams else 0
@@ -208,7 +207,7 @@ class SafeReader(MsgSpecReader):
         name another type or stream (or a record that is no object) after its start. Its
         decoder refuses invalid UTF-8 as this reader's does, so a read need not be ASCII. Each
         line costs this process a comparison of its start (in a read that holds no line too
-        long: `_block_whole`)."""
+        long, so each is bytes)."""
         prefix, stream = self._record_start(lines[start])
         if not prefix:
             return 0
@@ -229,13 +228,13 @@ class SafeReader(MsgSpecReader):
             if line.startswith(head):
                 end = line.find(b'"', len(head))
                 name = line[len(head) : end]
+                if end < 0 or b"\\" in name or not line.startswith(middle, end):
+                    return b"", ""
                 try:  # without an escape, the name's JSON is its UTF-8 (or no JSON at all)
                     stream = name.decode()
                 except UnicodeDecodeError:
                     return b"", ""
-                if end < 0 or b"\\" in name or stream not in self.raw_streams:
-                    return b"", ""
-                if line.startswith(middle, end):
+                if stream in self.raw_streams:
                     return line[: end + len(middle)], stream
         return b"", ""
 
@@ -244,8 +243,11 @@ class SafeReader(MsgSpecReader):
             raise InvalidInputLine(too_long(self.line_number, size, self.max_line_bytes))
         self.on_too_long(self.line_number, size)
 
-    def _blocks(self, source: t.IO[t.Any]) -> t.Iterator[Sequence[bytes | str | TooLong] | None]:
-        """Input lines as bytes, the lines of each read together, and None when a tick is due.
+    def _blocks(
+        self, source: t.IO[t.Any]
+    ) -> t.Iterator[tuple[Sequence[bytes | str | TooLong], bool] | None]:
+        """Input lines as bytes, the lines of each read together with whether all are bytes
+        (none is TooLong), and None when a tick is due.
 
         Bytes: a line that is not UTF-8 is then one unreadable line, not a crash, from stdin
         and from `--input FILE` alike. Big reads straight from the file descriptor: each one is
@@ -257,9 +259,8 @@ class SafeReader(MsgSpecReader):
         try:
             fd = source.fileno()
         except (AttributeError, OSError):  # an in-memory stream: no waiting, no ticks
-            self._block_whole = False
             for line in source:
-                yield [line]
+                yield [line], False
             return
         splitter = LineSplitter(self.max_line_bytes)
         for chunk in self._chunks(fd):
@@ -267,11 +268,9 @@ class SafeReader(MsgSpecReader):
                 yield None
                 continue
             _, lines = splitter.feed(chunk)
-            self._block_whole = splitter.whole
-            yield lines
+            yield lines, splitter.whole
         for line in splitter.end():
-            self._block_whole = False
-            yield [line]
+            yield [line], False
 
     def _chunks(self, fd: int) -> t.Iterator[bytes | None]:
         """Reads of up to READ_BUFFER_BYTES until end of input, with None every TICK_SECONDS."""
