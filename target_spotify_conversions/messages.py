@@ -52,8 +52,8 @@ def check_schema_message(message: dict[str, Any]) -> None:
         raise SchemaMessageError(f"{where}: the schema is a {type(schema).__name__}, not an object")
     if too_deep(schema):
         raise SchemaMessageError(f"{where}: the schema is nested more than {MAX_DEPTH} levels deep")
-    if not isinstance(schema.get("properties"), dict):
-        raise SchemaMessageError(f"{where}: the schema's properties are missing or not an object")
+    if not isinstance(schema.get("properties", {}), dict):
+        raise SchemaMessageError(f"{where}: the schema's properties are not an object")
     keys = message.get("key_properties")
     if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
         raise SchemaMessageError(
@@ -62,6 +62,17 @@ def check_schema_message(message: dict[str, Any]) -> None:
     problem = schema_problem(schema)
     if problem is not None:
         raise SchemaMessageError(f"{where}: not a valid JSON schema: {problem}")
+
+
+def with_properties(message: dict[str, Any]) -> dict[str, Any]:
+    """A checked SCHEMA message whose schema names no `properties` (`{"type": "object"}`, as
+    schemaless taps such as a document store's send), with an empty set of them: the same
+    schema (it still allows any property), in the shape the SDK reads, which looks properties
+    up without asking whether there are any."""
+    schema = message["schema"]
+    if "properties" in schema:
+        return message
+    return {**message, "schema": {**schema, "properties": {}}}
 
 
 def schema_problem(schema: dict[str, Any]) -> str | None:

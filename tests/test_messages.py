@@ -98,7 +98,6 @@ def test_odd_state_values_are_written_back_or_refused_cleanly(fake, tmp_path):
 
 BAD_SCHEMAS = {
     "properties_not_object": ({"type": "object", "properties": 5}, "properties"),
-    "no_properties": ({"type": "object"}, "properties"),
     "schema_not_object": ([1], "schema"),
     "dangling_ref": (
         {"type": "object", "properties": {"a": {"$ref": "#/definitions/nope"}}},
@@ -134,6 +133,40 @@ def test_an_invalid_schema_stops_the_run_with_one_line_naming_the_stream(fake, t
     assert "'orders_v2'" in failed[0]
     assert problem in failed[0]
     assert "ord-2" not in fake.accepted_ids()
+
+
+SCHEMALESS = {"object": {"type": "object"}, "empty": {}}
+
+
+@pytest.mark.parametrize("stream_maps", [False, True], ids=["lean_path", "stream_map"])
+@pytest.mark.parametrize("name", sorted(SCHEMALESS))
+def test_a_schema_without_properties_allows_any_record(fake, tmp_path, name, stream_maps):
+    """A schemaless tap (a document store's) names no properties: its records are read as any
+    record is, through the SDK's stream maps too, which look the properties up."""
+    schema = SCHEMALESS[name]
+    lines = [
+        json.dumps({"type": "SCHEMA", "stream": "docs", "schema": schema, "key_properties": []}),
+        *(record_message(purchase(n), stream="docs") for n in range(3)),
+        state_message({"position": 3}),
+    ]
+    maps = {"stream_maps": {"docs": {"brand": "'b'"}}} if stream_maps else {}
+    run = run_target(tmp_path / "run", target_config(fake.url, **maps), lines, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert fake.accepted_ids() == {"ord-0", "ord-1", "ord-2"}
+    assert run.stdout.splitlines()[-1] == '{"position":3}'
+
+
+def test_a_schema_without_properties_that_allows_none_rejects_each_record(fake, tmp_path):
+    schema = {"type": "object", "additionalProperties": False}
+    lines = [
+        json.dumps({"type": "SCHEMA", "stream": "docs", "schema": schema, "key_properties": []}),
+        record_message(purchase(1), stream="docs"),
+    ]
+    run = run_target(tmp_path / "run", target_config(fake.url), lines, timeout=120)
+    assert run.returncode == 1  # every record rejected (the reject limit), not a crash
+    assert "Traceback" not in run.stderr
+    assert run.count("rejected schema_validation") == 1
+    assert fake.accepted_ids() == set()
 
 
 @pytest.mark.parametrize(
