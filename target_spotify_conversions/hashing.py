@@ -28,15 +28,23 @@ def is_sha256_hex(text: str) -> bool:
     return len(text) == 64 and _SHA256_HEX.fullmatch(text) is not None
 
 
+# The longest address mail can carry (RFC 5321's 256-character path, less its angle brackets).
+MAX_EMAIL_CHARS = 254
+
+
 def hash_email(email: str) -> str | None:
     """Trim, lower-case and hash one email; None when it cannot be an address.
 
     An address needs an `@` with text on both sides: placeholders such as `n/a` or `unknown`
-    would otherwise all hash to one "identifier" that matches nobody, or the wrong person.
+    would otherwise all hash to one "identifier" that matches nobody, or the wrong person. A
+    longer text than an address can be (a column of notes, a whole document shifted into
+    `email`) is none either: its digest would be sent as an identifier that matches nobody.
     """
     cleaned = email.strip().lower()
     if is_sha256_hex(cleaned):
         return cleaned
+    if len(cleaned) > MAX_EMAIL_CHARS:
+        return None
     local, at, domain = cleaned.rpartition("@")
     if not (local and at and domain):
         return None

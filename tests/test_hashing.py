@@ -89,6 +89,15 @@ def test_hash_email_empty_is_none(raw):
     assert hash_email(raw) is None
 
 
+def test_an_email_longer_than_an_address_can_be_is_none():
+    longest = "a" * 64 + "@" + "b" * 185 + ".com"  # 254 characters
+    assert hash_email(longest) == hashlib.sha256(longest.encode()).hexdigest()
+    assert hash_email(f"  {longest.upper()} ") == hash_email(longest)
+    assert hash_email("a" + longest) is None
+    assert hash_email("x@" + "y" * 3_000_000 + ".com") is None
+    assert hash_emails(["x" * 300 + "@example.com", "jane.doe@example.com"]) == [JANE]
+
+
 def test_pre_hashed_email_is_kept():
     assert hash_email(PRE_HASHED) == PRE_HASHED
     assert hash_email(f"  {PRE_HASHED} ") == PRE_HASHED
