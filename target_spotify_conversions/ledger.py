@@ -43,6 +43,7 @@ from .output_paths import (
     check_no_broken_link,
     name_max,
     password_holds_at,
+    special_file,
     sqlite_database,
     sqlite_file,
 )
@@ -577,13 +578,17 @@ class SqliteLedger(Ledger):
 
 
 def _check_place(file: str, description: str, *, read_only: bool) -> None:
-    """Refuse what SQLite would fail on with its bare "unable to open database file", or
-    write where no one looks: a link to nothing (refused as for the other outputs), and, for
-    a run that writes, a name that leaves no room for SQLite's side files."""
+    """Refuse what SQLite would fail on with its bare "unable to open database file", wait on
+    for ever, or write where no one looks: a link to nothing (refused as for the other
+    outputs), a directory, a FIFO or a device, and, for a run that writes, a name that leaves
+    no room for SQLite's side files."""
     try:
         check_no_broken_link("ledger_url", file)
     except OutputPathError as exc:
         raise LedgerError(str(exc)) from None
+    kind = special_file(file)
+    if kind is not None:
+        raise _cannot_use(description, f"it is {kind}, not a regular file")
     too_long = None if read_only else _side_files_refusal(file)
     if too_long:
         raise _cannot_use(description, too_long)

@@ -200,6 +200,19 @@ def _unusable(setting: str, path: str, exc: OSError) -> str:
     return f"{setting}: the path cannot be used ({exc.strerror or type(exc).__name__})"
 
 
+def special_file(path: str) -> str | None:
+    """What `path` is when it exists and is no regular file ("a directory", "a FIFO (named
+    pipe)", ...), else None: a database opened there fails with words of no help, or (a FIFO
+    opened to read) waits for a writer that never comes, deaf to a stop signal."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # absent (made later), or refused: the caller's open says why
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return "a directory" if stat.S_ISDIR(mode) else f"a {_kind(mode)}"
+
+
 def name_max(folder: str) -> int:
     """The longest name the file system takes in `folder`, in bytes (255 when it does not say)."""
     try:

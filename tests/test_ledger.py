@@ -4,9 +4,11 @@ out, what a record keeps, pruning, and a ledger that cannot be used failing at o
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -425,6 +427,22 @@ def test_a_ledger_that_cannot_be_placed_or_driven_is_refused_naming_ledger_url(t
         open_url(f"sqlite:///{tmp_path / 'plain' / 'x.sqlite'}", run_id="r")
     with pytest.raises(LedgerError, match=r"ledger_url: cannot use .*driver is not installed"):
         open_url(f"sqlite+nosuchdriver:///{tmp_path / 'x.sqlite'}", run_id="r")
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_a_ledger_that_is_no_regular_file_is_refused_saying_what_it_is(tmp_path, kind, read_only):
+    """Found by an attack: a FIFO opened to read (a dry run, the ledger command) waited for a
+    writer for ever, and a stop signal did not end the wait; to write, it failed with "disk
+    I/O error". Refused before SQLite opens anything."""
+    path = {"fifo": tmp_path / "ledger", "directory": tmp_path, "device": Path(os.devnull)}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    shown = {"fifo": "a FIFO (named pipe)", "directory": "a directory", "device": "a device"}
+    for url in (f"sqlite:///{path}", f"sqlite+pysqlite:///{path}?timeout=5"):
+        with pytest.raises(LedgerError, match=rf"^ledger_url: cannot use SQLite file {path}: it "
+                                              rf"is {re.escape(shown[kind])}, not a regular"):
+            open_url(url, run_id="r", read_only=read_only)
 
 
 @pytest.mark.parametrize("spare", [0, 1, 7])

@@ -12,6 +12,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.harness import (
     TARGET_BIN,
     Run,
@@ -180,6 +182,22 @@ def test_a_ledger_name_too_long_for_sqlites_side_files_stops_the_run_at_start_sa
     assert fake.requests == []
     assert run.states == []
     assert not (work / name).exists()
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_fifo_as_ledger_stops_the_run_at_start_saying_so(fake, tmp_path, dry_run):
+    """A dry run opened the FIFO to read it and waited for a writer for ever (deaf to
+    SIGTERM); a run failed with SQLite's "disk I/O error"."""
+    work = tmp_path / "work"
+    work.mkdir()
+    os.mkfifo(work / LEDGER)
+    run = run_target(work, target_config(fake.url, dry_run=dry_run),
+                     singer_lines([purchase(i) for i in range(5)], state_every=5), timeout=60)
+    assert run.returncode == 1
+    assert f"ledger_url: cannot use SQLite file {LEDGER}: it is a FIFO (named pipe), not a " \
+        "regular file" in run.stderr
+    assert fake.requests == []
+    assert run.states == []
 
 
 def test_a_read_only_ledger_fails_the_run_at_start_and_sends_nothing(fake, tmp_path):
