@@ -24,7 +24,7 @@ import urllib3.util.response
 from requests.adapters import HTTPAdapter
 
 from .concurrency import ConcurrencyLimit, Slot
-from .privacy import shown_url
+from .privacy import showable_setting, shown_url
 from .report import RequestCounts
 from .retries import BACKOFF_FACTOR, DEFAULT_MAX_RETRIES, backoff_waits
 from .transport import Answer, DeliveryError
@@ -209,10 +209,11 @@ class CapiClient:
         self._watchdog = _Watchdog(self._sockets.cut)
         parts = urllib.parse.urlsplit(api_url)
         self._where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-        # The URL as messages name it; the query's values an answer that echoes the request
-        # line must not show either.
+        # The URL as messages name it; the query's values and key-like path segments an answer
+        # that echoes the request line must not show either.
         self._shown_url = _without_query(api_url)
         self._query_values = _query_values(parts.query)
+        self._path_secrets = _secret_segments(parts.path)
         # Requests in flight follow the API's answers (concurrency.py); counts go to the
         # run's report. Each client has its own limit: one per destination.
         self.limit = limit or ConcurrencyLimit(1_000_000, adaptive=False)
@@ -384,6 +385,8 @@ class CapiClient:
             text = text.replace(self._token, "[auth_token]")
         for value in self._query_values:
             text = text.replace(value, "[api_url query]")
+        for segment in self._path_secrets:
+            text = text.replace(segment, _HIDDEN_SEGMENT)
         return text
 
     def _session(self) -> tuple[requests.Session, requests.PreparedRequest]:
@@ -482,15 +485,35 @@ for _name in (
 
 def _names_a_url(text: str) -> bool:
     """A request target (`/path?query`), or a whole URL (through a proxy, a redirect's)."""
-    return "?" in text or "://" in text
+    return "?" in text or "://" in text or text.startswith("/")
 
 
 def _without_query(url: str) -> str:
     """A URL as messages show it: no query (Spotify's has none; a gateway's may carry a key),
-    no user name or password (privacy.shown_url)."""
+    no path segment that looks like a key (a relay's `/hooks/<key>/`), no user name or
+    password (privacy.shown_url)."""
     before, _, after = url.partition("?")
-    shown = shown_url(before.partition("#")[0])
+    before = before.partition("#")[0]
+    for segment in _secret_segments(before):
+        before = before.replace(segment, _HIDDEN_SEGMENT)
+    shown = shown_url(before)
     return shown + "?(query not shown)" if after.partition("#")[0] else shown
+
+
+_HIDDEN_SEGMENT = "(not shown)"
+
+
+def _secret_segments(url: str) -> list[str]:
+    """The segments of a URL's path (after its host, if it names one) that a setting's value
+    would not be shown as (privacy.showable_setting: long, or digits and letters mixed as in
+    a key), as written and decoded, longest first."""
+    path = url.split("://", 1)[1].partition("/")[2] if "://" in url else url
+    hidden = set()
+    for segment in path.split("/"):
+        for form in (segment, urllib.parse.unquote(segment)):
+            if not showable_setting(form):
+                hidden.add(form)
+    return sorted(hidden, key=len, reverse=True)
 
 
 def _query_values(query: str) -> list[str]:

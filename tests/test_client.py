@@ -302,6 +302,33 @@ def test_a_query_in_api_url_is_never_shown_even_when_the_answer_echoes_it(status
         assert secret not in shown
 
 
+PATH_KEY = "sk_live_9f8e7d6c5b4a3f2e1d0c"
+
+
+@pytest.mark.parametrize("status", [200, 404, 302])
+def test_a_key_in_api_urls_path_is_never_shown_even_when_the_answer_echoes_it(status, caplog):
+    """A relay may take its key as a path segment (`/hooks/<key>/`): its messages, urllib3's
+    DEBUG request lines, and an error page that echoes the request line show the rest of the
+    path, that segment not."""
+    with caplog.at_level(logging.DEBUG):
+        shown = _shown_for(
+            status,
+            lambda request: json.dumps({"message": f"Cannot POST {request.path}"}).encode(),
+            f"/hooks/{PATH_KEY}/events",
+        )
+    expected = {200: "Cannot POST /hooks/(not shown)/events", 302: "redirect from http://",
+                404: "/hooks/(not shown)/events"}
+    assert expected[status] in shown
+    assert "9f8e7d6c5b4a3f2e1d0c" not in shown
+    assert "9f8e7d6c5b4a3f2e1d0c" not in caplog.text
+    assert '"POST /hooks/(not shown)/events HTTP/1.1"' in caplog.text
+
+
+def test_the_path_of_spotifys_own_url_is_shown_as_it_is():
+    shown = _shown_for(404, lambda request: b"{}", "/capi-direct/events/")
+    assert "/capi-direct/events/: " in shown
+
+
 def _busy(capi: CapiClient, threads: int, until: threading.Event) -> list[threading.Thread]:
     """`threads` request threads posting one body after another until `until` is set."""
 
