@@ -66,13 +66,15 @@ def check_schema_message(message: dict[str, Any]) -> None:
 
 def with_properties(message: dict[str, Any]) -> dict[str, Any]:
     """A checked SCHEMA message whose schema names no `properties` (`{"type": "object"}`, as
-    schemaless taps such as a document store's send), with an empty set of them: the same
-    schema (it still allows any property), in the shape the SDK reads, which looks properties
-    up without asking whether there are any."""
+    schemaless taps such as a document store's send), with its key properties as the only
+    ones, each allowing any value: the same schema, in the shape the SDK reads, which looks
+    properties up without asking whether there are any (and a stream map's key properties
+    among them)."""
     schema = message["schema"]
     if "properties" in schema:
         return message
-    return {**message, "schema": {**schema, "properties": {}}}
+    keys = message.get("key_properties") or []
+    return {**message, "schema": {**schema, "properties": {key: {} for key in keys}}}
 
 
 def schema_problem(schema: dict[str, Any]) -> str | None:
