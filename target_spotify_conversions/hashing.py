@@ -43,12 +43,16 @@ def hash_email(email: str) -> str | None:
     cleaned = email.strip().lower()
     if is_sha256_hex(cleaned):
         return cleaned
-    if len(cleaned) > MAX_EMAIL_CHARS:
-        return None
-    local, at, domain = cleaned.rpartition("@")
-    if not (local and at and domain):
+    if len(cleaned) > MAX_EMAIL_CHARS or not email_shaped(cleaned):
         return None
     return sha256_hex(cleaned)
+
+
+def email_shaped(text: str) -> bool:
+    """An `@` with text on both sides, whatever the length: what the rejects file and the
+    log treat as an email, so that a long note holding one is never kept raw either."""
+    local, at, domain = text.strip().rpartition("@")
+    return bool(local and at and domain)
 
 
 # Emails kept for one event: a person has a few addresses, and a list of thousands is a tap's

@@ -105,6 +105,17 @@ def test_redacted_hashes_emails_and_phones_in_any_shape_and_keeps_the_rest():
     assert redacted("(415) 555-0123", "US") == sha("+14155550123")
 
 
+def test_a_text_holding_an_email_is_redacted_and_never_quoted_however_long():
+    """Found by an attack: the mapping stopped taking texts over 254 characters as an email,
+    and the rejects file, which asked the mapping's test, kept such a note raw."""
+    for size in (40, 254, 255, 3_000):
+        note = ("Customer jane.doe@gmail asked twice for a refund " * 100)[:size]
+        assert "jane.doe" not in json.dumps(redacted(note, None))
+        assert "jane.doe" not in json.dumps(redacted({"content_name": note}, None))
+        assert "jane.doe" not in quoted(note, limit=5_000)
+        assert looks_personal(note)
+
+
 @pytest.mark.parametrize(("url", "text"), [
     ("http://user:pw@files.example/batch/1.jsonl", "http://files.example/batch/1.jsonl"),
     ("s3://AKIAKEY:SeCrEt@bucket/batch/1.jsonl.gz", "s3://bucket/batch/1.jsonl.gz"),
