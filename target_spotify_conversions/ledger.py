@@ -589,13 +589,21 @@ def _check_place(file: str, description: str, *, read_only: bool) -> None:
     kind = special_file(file)
     if kind is not None:
         raise _cannot_use(description, f"it is {kind}, not a regular file")
+    for suffix in _SIDE_FILES:  # opened by SQLite as the database is
+        kind = special_file(file + suffix)
+        if kind is not None:
+            raise _cannot_use(
+                description, f"{os.path.basename(file + suffix)} beside it is {kind}, not a "
+                "regular file (SQLite writes it)"
+            )
     too_long = None if read_only else _side_files_refusal(file)
     if too_long:
         raise _cannot_use(description, too_long)
 
 
 # SQLite writes beside the database `NAME-journal` (the longest), `NAME-wal` and `NAME-shm`.
-_SIDE_FILE = "-journal"
+_SIDE_FILES = ("-journal", "-wal", "-shm")
+_SIDE_FILE = _SIDE_FILES[0]
 
 
 def _side_files_refusal(file: str) -> str | None:

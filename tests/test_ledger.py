@@ -445,6 +445,22 @@ def test_a_ledger_that_is_no_regular_file_is_refused_saying_what_it_is(tmp_path,
             open_url(url, run_id="r", read_only=read_only)
 
 
+@pytest.mark.parametrize("read_only", [False, True])
+@pytest.mark.parametrize("suffix", ["-journal", "-wal", "-shm"])
+def test_a_side_file_that_is_no_regular_file_is_refused_before_sqlite_opens_it(
+    tmp_path, suffix, read_only
+):
+    """Found by an attack: a FIFO at NAME-journal hung a run that writes for good (SQLite
+    opened it and waited for a writer), deaf to SIGTERM."""
+    open_ledger(tmp_path).close()  # a ledger with events' tables, closed
+    side = tmp_path / f"ledger.sqlite{suffix}"
+    side.unlink(missing_ok=True)
+    os.mkfifo(side)
+    with pytest.raises(LedgerError, match=rf"ledger.sqlite{suffix} beside it is a FIFO \(named "
+                                          r"pipe\), not a regular file"):
+        open_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}", run_id="r", read_only=read_only)
+
+
 @pytest.mark.parametrize("spare", [0, 1, 7])
 def test_a_ledger_name_without_room_for_sqlites_side_files_is_refused_saying_why(tmp_path, spare):
     """Found by an attack: within 8 bytes of the file system's limit, SQLite made the file,
