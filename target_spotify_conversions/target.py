@@ -209,7 +209,8 @@ class TargetSpotifyConversions(Target):
             check_schema_message(message_dict)  # taps may repeat a SCHEMA: check each once
             self._schemas_checked[message_dict["stream"]] = seen
         # (re)registers the stream's maps
-        super()._process_schema_message(with_properties(message_dict))
+        flattened = self.settings.mapping_options.flattened_by is not None
+        super()._process_schema_message(with_properties(message_dict, flattened=flattened))
         stream_maps = self.mapper.stream_maps[message_dict["stream"]]
         guard_stream_maps(stream_maps, self.pipeline.process)
         self._route_records(message_dict["stream"], stream_maps)

@@ -138,20 +138,30 @@ def test_an_invalid_schema_stops_the_run_with_one_line_naming_the_stream(fake, t
 SCHEMALESS = {"object": {"type": "object"}, "empty": {}}
 
 
-@pytest.mark.parametrize("stream_maps", [False, True], ids=["lean_path", "stream_map"])
+SDK_PATHS = {
+    "lean_path": {},
+    "stream_map": {"stream_maps": {"docs": {"brand": "'b'"}}},
+    "flattening": {"flattening_enabled": True, "flattening_max_depth": 1},
+    "both": {"stream_maps": {"docs": {"brand": "'b'"}}, "flattening_enabled": True,
+             "flattening_max_depth": 1},
+}
+
+
+@pytest.mark.parametrize("path", sorted(SDK_PATHS))
 @pytest.mark.parametrize("name", sorted(SCHEMALESS))
-def test_a_schema_without_properties_allows_any_record(fake, tmp_path, name, stream_maps):
+def test_a_schema_without_properties_allows_any_record(fake, tmp_path, name, path):
     """A schemaless tap (a document store's) names no properties: its records are read as any
-    record is, through the SDK's stream maps too, which look the properties up."""
+    record is, through the SDK's stream maps and flattening too, which look the properties up
+    (and flattening would make an untyped integer key a string)."""
     schema = SCHEMALESS[name]
-    keys = ["$event_id"]
+    keys = ["$event_id", "order_number"]
     lines = [
         json.dumps({"type": "SCHEMA", "stream": "docs", "schema": schema, "key_properties": keys}),
-        *(record_message(purchase(n), stream="docs") for n in range(3)),
+        *(record_message({**purchase(n), "order_number": n}, stream="docs") for n in range(3)),
         state_message({"position": 3}),
     ]
-    maps = {"stream_maps": {"docs": {"brand": "'b'"}}} if stream_maps else {}
-    run = run_target(tmp_path / "run", target_config(fake.url, **maps), lines, timeout=120)
+    run = run_target(tmp_path / "run", target_config(fake.url, **SDK_PATHS[path]), lines,
+                     timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert fake.accepted_ids() == {"ord-0", "ord-1", "ord-2"}
     assert run.stdout.splitlines()[-1] == '{"position":3}'
