@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import requests
 import urllib3
@@ -212,8 +212,11 @@ class CapiClient:
         # The URL as messages name it; the query's values and key-like path segments an answer
         # that echoes the request line must not show either.
         self._shown_url = _without_query(api_url)
-        self._query_values = _query_values(parts.query)
-        self._path_secrets = _secret_segments(parts.path)
+        # as written, and as sent (requests escapes some characters, urllib3 upper-cases
+        # escapes): an answer echoes the spelling it received
+        spellings = [parts, urllib.parse.urlsplit(_as_sent(api_url))]
+        self._query_values = _longest_first(_query_values(url.query) for url in spellings)
+        self._path_secrets = _longest_first(_secret_segments(url.path) for url in spellings)
         # Requests in flight follow the API's answers (concurrency.py); counts go to the
         # run's report. Each client has its own limit: one per destination.
         self.limit = limit or ConcurrencyLimit(1_000_000, adaptive=False)
@@ -514,6 +517,18 @@ def _secret_segments(url: str) -> list[str]:
             if not showable_setting(form):
                 hidden.add(form)
     return sorted(hidden, key=len, reverse=True)
+
+
+def _as_sent(url: str) -> str:
+    """The URL as requests sends it (`%2b` as `%2B`, `|` as `%7C`)."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url or url
+
+
+def _longest_first(groups: Iterable[list[str]]) -> list[str]:
+    """Texts to hide, each once, longest first (one that holds another is hidden whole)."""
+    return sorted({text for group in groups for text in group}, key=len, reverse=True)
 
 
 def _query_values(query: str) -> list[str]:

@@ -324,6 +324,26 @@ def test_a_key_in_api_urls_path_is_never_shown_even_when_the_answer_echoes_it(st
     assert '"POST /hooks/(not shown)/events HTTP/1.1"' in caplog.text
 
 
+@pytest.mark.parametrize("tail", [
+    "/hooks/k7Qz9xW2pL4vN8aa%2b%3d/events",  # escapes in lower case: sent in upper case
+    "/hooks/k7Qz9xW2pL4vN8aa|z^/events",  # characters requests escapes
+    "/hooks/ab%2fk7Qz9xW2pL4vN8aa/events",
+    "/gw/?code=Zk9q2%2bWm7%3d",
+    "/gw/?code=Zk9q2|Wm7^",
+])
+@pytest.mark.parametrize("status", [200, 400, 404])
+def test_a_key_in_api_url_is_hidden_in_the_spelling_the_server_echoes(tail, status):
+    """Found by an attack: an answer echoes the request line as it was sent, and requests
+    spells some of it otherwise than api_url does (`%2B` for `%2b`, `%7C` for `|`)."""
+    shown = _shown_for(
+        status,
+        lambda request: json.dumps({"message": f"Cannot POST {request.path}"}).encode(),
+        tail,
+    )
+    for key in ("k7Qz9xW2pL4vN8", "Zk9q2"):
+        assert key not in shown
+
+
 def test_the_path_of_spotifys_own_url_is_shown_as_it_is():
     shown = _shown_for(404, lambda request: b"{}", "/capi-direct/events/")
     assert "/capi-direct/events/: " in shown
