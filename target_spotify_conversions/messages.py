@@ -52,7 +52,12 @@ def check_schema_message(message: dict[str, Any]) -> None:
         raise SchemaMessageError(f"{where}: the schema is a {type(schema).__name__}, not an object")
     if too_deep(schema):
         raise SchemaMessageError(f"{where}: the schema is nested more than {MAX_DEPTH} levels deep")
-    if not isinstance(schema.get("properties", {}), dict):
+    if "properties" not in schema:  # as the SDK's own standard tests take it: no schema
+        raise SchemaMessageError(
+            f"{where}: the schema names no properties; give the stream a schema that lists "
+            "them (with Meltano, the extractor's `schema` extra can set one)"
+        )
+    if not isinstance(schema["properties"], dict):
         raise SchemaMessageError(f"{where}: the schema's properties are not an object")
     keys = message.get("key_properties")
     if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
@@ -62,27 +67,6 @@ def check_schema_message(message: dict[str, Any]) -> None:
     problem = schema_problem(schema)
     if problem is not None:
         raise SchemaMessageError(f"{where}: not a valid JSON schema: {problem}")
-
-
-# A key property of a schemaless stream as the SDK's flattening keeps it: flattening turns a
-# property without a type, or one that may be an object or a list, into a string, which an
-# integer id would then fail. (A key flattened is a scalar: an object's keys would be
-# flattened out of it, and the record would lack its key property anyway.)
-_ANY_SCALAR = {"type": ["null", "boolean", "integer", "number", "string"]}
-
-
-def with_properties(message: dict[str, Any], *, flattened: bool) -> dict[str, Any]:
-    """A checked SCHEMA message whose schema names no `properties` (`{"type": "object"}`, as
-    schemaless taps such as a document store's send), with its key properties as the only
-    ones, each allowing any value (any scalar, when `flattened`): the same schema, in the
-    shape the SDK reads, which looks properties up without asking whether there are any (and
-    a stream map's key properties among them)."""
-    schema = message["schema"]
-    if "properties" in schema:
-        return message
-    allowed = _ANY_SCALAR if flattened else {}
-    properties = {key: dict(allowed) for key in message.get("key_properties") or []}
-    return {**message, "schema": {**schema, "properties": properties}}
 
 
 def schema_problem(schema: dict[str, Any]) -> str | None:

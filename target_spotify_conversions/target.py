@@ -27,7 +27,7 @@ from singer_sdk.singerlib.json import serialize_json
 from .batch_files import BatchFileError, batch_blocks
 from .client import Aborted
 from .escaping import install_log_escaping
-from .messages import SchemaMessageError, check_schema_message, with_properties
+from .messages import SchemaMessageError, check_schema_message
 from .pipeline import Pipeline, RejectLimitError
 from .reader import SafeReader, StopReading, raw_records
 from .rejects import RejectedRecordError
@@ -208,9 +208,7 @@ class TargetSpotifyConversions(Target):
         if not isinstance(stream, str) or self._schemas_checked.get(stream) != seen:
             check_schema_message(message_dict)  # taps may repeat a SCHEMA: check each once
             self._schemas_checked[message_dict["stream"]] = seen
-        # (re)registers the stream's maps
-        flattened = self.settings.mapping_options.flattened_by is not None
-        super()._process_schema_message(with_properties(message_dict, flattened=flattened))
+        super()._process_schema_message(message_dict)  # (re)registers the stream's maps
         stream_maps = self.mapper.stream_maps[message_dict["stream"]]
         guard_stream_maps(stream_maps, self.pipeline.process)
         self._route_records(message_dict["stream"], stream_maps)

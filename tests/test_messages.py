@@ -98,6 +98,7 @@ def test_odd_state_values_are_written_back_or_refused_cleanly(fake, tmp_path):
 
 BAD_SCHEMAS = {
     "properties_not_object": ({"type": "object", "properties": 5}, "properties"),
+    "no_properties": ({"type": "object"}, "names no properties; give the stream a schema"),
     "schema_not_object": ([1], "schema"),
     "dangling_ref": (
         {"type": "object", "properties": {"a": {"$ref": "#/definitions/nope"}}},
@@ -133,51 +134,6 @@ def test_an_invalid_schema_stops_the_run_with_one_line_naming_the_stream(fake, t
     assert "'orders_v2'" in failed[0]
     assert problem in failed[0]
     assert "ord-2" not in fake.accepted_ids()
-
-
-SCHEMALESS = {"object": {"type": "object"}, "empty": {}}
-
-
-SDK_PATHS = {
-    "lean_path": {},
-    "stream_map": {"stream_maps": {"docs": {"brand": "'b'"}}},
-    "flattening": {"flattening_enabled": True, "flattening_max_depth": 1},
-    "both": {"stream_maps": {"docs": {"brand": "'b'"}}, "flattening_enabled": True,
-             "flattening_max_depth": 1},
-}
-
-
-@pytest.mark.parametrize("path", sorted(SDK_PATHS))
-@pytest.mark.parametrize("name", sorted(SCHEMALESS))
-def test_a_schema_without_properties_allows_any_record(fake, tmp_path, name, path):
-    """A schemaless tap (a document store's) names no properties: its records are read as any
-    record is, through the SDK's stream maps and flattening too, which look the properties up
-    (and flattening would make an untyped integer key a string)."""
-    schema = SCHEMALESS[name]
-    keys = ["$event_id", "order_number"]
-    lines = [
-        json.dumps({"type": "SCHEMA", "stream": "docs", "schema": schema, "key_properties": keys}),
-        *(record_message({**purchase(n), "order_number": n}, stream="docs") for n in range(3)),
-        state_message({"position": 3}),
-    ]
-    run = run_target(tmp_path / "run", target_config(fake.url, **SDK_PATHS[path]), lines,
-                     timeout=120)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert fake.accepted_ids() == {"ord-0", "ord-1", "ord-2"}
-    assert run.stdout.splitlines()[-1] == '{"position":3}'
-
-
-def test_a_schema_without_properties_that_allows_none_rejects_each_record(fake, tmp_path):
-    schema = {"type": "object", "additionalProperties": False}
-    lines = [
-        json.dumps({"type": "SCHEMA", "stream": "docs", "schema": schema, "key_properties": []}),
-        record_message(purchase(1), stream="docs"),
-    ]
-    run = run_target(tmp_path / "run", target_config(fake.url), lines, timeout=120)
-    assert run.returncode == 1  # every record rejected (the reject limit), not a crash
-    assert "Traceback" not in run.stderr
-    assert run.count("rejected schema_validation") == 1
-    assert fake.accepted_ids() == set()
 
 
 @pytest.mark.parametrize(
