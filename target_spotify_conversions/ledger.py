@@ -589,12 +589,13 @@ def _check_place(file: str, description: str, *, read_only: bool) -> None:
     kind = special_file(file)
     if kind is not None:
         raise _cannot_use(description, f"it is {kind}, not a regular file")
-    for suffix in _SIDE_FILES:  # opened by SQLite as the database is
-        kind = special_file(file + suffix)
+    # opened by SQLite as the database is, beside the file a link leads to
+    places = dict.fromkeys((file, os.path.realpath(file)))
+    for side in [place + suffix for place in places for suffix in _SIDE_FILES]:
+        kind = special_file(side)
         if kind is not None:
             raise _cannot_use(
-                description, f"{os.path.basename(file + suffix)} beside it is {kind}, not a "
-                "regular file (SQLite writes it)"
+                description, f"{side} beside it is {kind}, not a regular file (SQLite writes it)"
             )
     too_long = None if read_only else _side_files_refusal(file)
     if too_long:

@@ -461,6 +461,18 @@ def test_a_side_file_that_is_no_regular_file_is_refused_before_sqlite_opens_it(
         open_url(f"sqlite:///{tmp_path / 'ledger.sqlite'}", run_id="r", read_only=read_only)
 
 
+def test_a_side_file_beside_a_linked_ledger_is_checked_where_sqlite_opens_it(tmp_path):
+    """Found by an attack: SQLite opens the side files beside the file a link leads to, and a
+    FIFO there hung the run as one beside the link did."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "links").mkdir()
+    open_url(f"sqlite:///{tmp_path / 'real' / 'ledger.sqlite'}", run_id="r").close()
+    os.mkfifo(tmp_path / "real" / "ledger.sqlite-journal")
+    (tmp_path / "links" / "ledger.sqlite").symlink_to(tmp_path / "real" / "ledger.sqlite")
+    with pytest.raises(LedgerError, match=r"real/ledger.sqlite-journal beside it is a FIFO"):
+        open_url(f"sqlite:///{tmp_path / 'links' / 'ledger.sqlite'}", run_id="r")
+
+
 @pytest.mark.parametrize("spare", [0, 1, 7])
 def test_a_ledger_name_without_room_for_sqlites_side_files_is_refused_saying_why(tmp_path, spare):
     """Found by an attack: within 8 bytes of the file system's limit, SQLite made the file,
