@@ -141,7 +141,8 @@ class RecordChecks:
             problems += unreadable_datetimes(record, self._datelike)
         missing = [key for key in self._keys if key not in record]
         if missing:
-            problems.append(Problem("missing_key_properties", "missing " + ", ".join(missing)))
+            shown = [_PERSONAL_KEY if looks_personal(key) else key for key in missing]
+            problems.append(Problem("missing_key_properties", "missing " + ", ".join(shown)))
         return problems
 
 
@@ -180,6 +181,11 @@ _PARSERS: dict[str, Callable[[str], object]] = {
 DATE_KINDS = frozenset(_PARSERS)
 
 
+# A property name that looks like personal data, as a reason shows it (a map keyed by
+# address; a tap's key_properties naming one).
+_PERSONAL_KEY = "(a key that looks like an email or a phone number)"
+
+
 def _path(parts: Any) -> str:
     """Where a record fails its schema; a path through a key that looks like personal data
     (a map keyed by address; fastjsonschema splits such a key at its dots) is not shown."""
@@ -187,5 +193,5 @@ def _path(parts: Any) -> str:
         return "record"
     text = ".".join(str(part) for part in parts)
     if looks_personal(text) or any(looks_personal(str(part)) for part in parts):
-        return f"{parts[0]}.(a key that looks like an email or a phone number)"
+        return f"{parts[0]}.{_PERSONAL_KEY}"
     return text

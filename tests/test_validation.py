@@ -138,6 +138,16 @@ def test_a_key_that_looks_like_an_email_is_described_in_a_reason():
         "data.(a key that looks like an email or a phone number) fails 'type'")
 
 
+def test_a_missing_key_property_that_looks_like_an_email_is_described():
+    """Found by an attack: a tap's key_properties naming an address was quoted in the reason
+    (logged, and kept in the rejects file)."""
+    problems = RecordChecks(SCHEMA, [f"note for {SECRET}", "$event_id"], validate=False).problems(
+        {"quantity": 1})
+    assert [str(p) for p in problems] == [
+        "missing_key_properties: missing (a key that looks like an email or a phone number), "
+        "$event_id"]
+
+
 def test_a_value_json_cannot_carry_is_the_one_reason_given_where_it_may_occur():
     checks = RecordChecks(SCHEMA, ["id"], validate=True, check_json=True)
     assert [str(p) for p in checks.problems({"email": SECRET, "x": [1, {"y": 1j}]})] == [
