@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import html
 import itertools
 import json
 import logging
@@ -217,6 +218,7 @@ class CapiClient:
         spellings = [parts, urllib.parse.urlsplit(_as_sent(api_url))]
         self._query_values = _longest_first(_query_values(url.query) for url in spellings)
         self._path_secrets = _longest_first(_secret_segments(url.path) for url in spellings)
+        self._echo_marks = _echo_marks([*self._query_values, *self._path_secrets])
         # Requests in flight follow the API's answers (concurrency.py); counts go to the
         # run's report. Each client has its own limit: one per destination.
         self.limit = limit or ConcurrencyLimit(1_000_000, adaptive=False)
@@ -390,6 +392,8 @@ class CapiClient:
             text = text.replace(value, "[api_url query]")
         for segment in self._path_secrets:
             text = text.replace(segment, _HIDDEN_SEGMENT)
+        if self._echo_marks and _echoes(text, self._echo_marks):  # in another spelling
+            return "(the answer quotes api_url's query or a key in its path: not shown)"
         return text
 
     def _session(self) -> tuple[requests.Session, requests.PreparedRequest]:
@@ -532,13 +536,42 @@ def _longest_first(groups: Iterable[list[str]]) -> list[str]:
 
 
 def _query_values(query: str) -> list[str]:
-    """The values in api_url's query, as written and decoded, longest first (one that holds
-    another is hidden whole); values under 3 characters would hide ordinary words."""
+    """The values in api_url's query (and its items without `=`: `?KEY`), as written and
+    decoded, longest first (one that holds another is hidden whole); values under 3
+    characters would hide ordinary words."""
     values = set()
     for pair in query.split("&"):
-        raw = pair.partition("=")[2]
+        name, equals, raw = pair.partition("=")
+        raw = raw if equals else name
         values |= {raw, urllib.parse.unquote_plus(raw)}
     return sorted((value for value in values if len(value) >= 3), key=len, reverse=True)
+
+
+# What an echoed secret is recognised by, whatever the spelling an answer gives it (escapes
+# in either case or twice, `+` for a space, a character dropped or split off): runs of this
+# many of its letters and digits, lower-cased. A key is random: an answer that does not
+# quote it holds no such run.
+_ECHO_RUN = 8
+
+
+def _canonical(text: str) -> str:
+    """Letters and digits only, lower-case, after undoing up to three layers of escapes."""
+    for _ in range(3):
+        text = urllib.parse.unquote_plus(html.unescape(text))
+    return "".join(char for char in text.lower() if char.isascii() and char.isalnum())
+
+
+def _echo_marks(secrets: Iterable[str]) -> frozenset[str]:
+    marks = set()
+    for secret in secrets:
+        core = _canonical(secret)
+        marks |= {core[i : i + _ECHO_RUN] for i in range(len(core) - _ECHO_RUN + 1)}
+    return frozenset(marks)
+
+
+def _echoes(text: str, marks: frozenset[str]) -> bool:
+    core = _canonical(text)
+    return any(core[i : i + _ECHO_RUN] in marks for i in range(len(core) - _ECHO_RUN + 1))
 
 
 def _cut_in_headers(response: requests.Response) -> bool:

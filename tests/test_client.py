@@ -5,8 +5,10 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -342,6 +344,48 @@ def test_a_key_in_api_url_is_hidden_in_the_spelling_the_server_echoes(tail, stat
     )
     for key in ("k7Qz9xW2pL4vN8", "Zk9q2"):
         assert key not in shown
+
+
+def _lower_escapes(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+
+
+ECHOES = {  # how a server may spell back the request target it received
+    "lower_escapes": _lower_escapes,
+    "twice_escaped": lambda path: urllib.parse.quote(path, safe=""),
+    "plus_for_space": lambda path: urllib.parse.unquote(path).replace(" ", "+"),
+    "space_for_plus": lambda path: urllib.parse.unquote_plus(path),
+    "latin1_read": lambda path: urllib.parse.unquote(path).encode().decode("latin-1"),
+    "split_apart": lambda path: " ".join(re.split(r"%2F|%3B|[/;]", path, flags=re.I)),
+    "html_entities": lambda path: path.replace("%2F", "&#x2F;"),
+}
+
+
+@pytest.mark.parametrize("tail", [
+    "/hooks/k7Qz%2b9xW2pL4vN8aa/events",
+    "/hooks/k7Qz%2F9xW2pL4vN8aa/events",
+    "/hooks/k7Qz%C3%A99xW2pL4vN8aa/events",
+    "/hooks/k7Qz%209xW2pL4vN8aa/events",
+    "/hooks;k=k7Qz9xW2pL4vN8aa/events",
+    "/events?k7Qz9xW2pL4vN8aa",  # a query item without `=`
+    "/events?key=k7Qz+9xW2pL4vN8aa",
+])
+@pytest.mark.parametrize("echo", sorted(ECHOES))
+def test_a_key_in_api_url_is_hidden_in_whatever_spelling_an_answer_gives_it(tail, echo):
+    """Found by a second attack: servers spell back what they received in other ways too."""
+    shown = _shown_for(
+        400,
+        lambda request: json.dumps({"message": f"Cannot POST {ECHOES[echo](request.path)}"})
+        .encode(),
+        tail,
+    )
+    assert "9xW2pL4vN8aa".lower() not in shown.lower()
+
+
+def test_an_answer_that_quotes_no_key_is_shown_as_it_is():
+    shown = _shown_for(400, lambda request: b'{"message": "invalid event_time on event 3"}',
+                       "/hooks/k7Qz9xW2pL4vN8aa/events?k=abcdefgh12345678")
+    assert "invalid event_time on event 3" in shown
 
 
 def test_the_path_of_spotifys_own_url_is_shown_as_it_is():
