@@ -438,7 +438,10 @@ def test_requests_in_flight_grow_past_four_when_answers_are_slow(fake):
 
 
 def test_requests_in_flight_shrink_at_once_after_a_429(fake):
-    fake.configure(latency=0.1)
+    # 0.3 s answers: a busy machine's hiccups (tens of ms) stay far below a rising latency
+    # (twice the lowest plus 0.1 s). At 0.1 s, one cut the limit to 24 (CUT_ON_LATENCY) just
+    # before the 429, whose request, sent under the old limit, then rightly cut nothing more.
+    fake.configure(latency=0.3)
     capi = client(fake, limit=ConcurrencyLimit(32, start=4))
     done = threading.Event()
     threads = _busy(capi, 32, done)
