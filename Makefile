@@ -35,13 +35,14 @@ RUN_TAIL ?= 30
 RUN_FLAGS ?= --full-refresh
 PYTEST_ARGS ?= -q
 
-.PHONY: help install run test test-fast test-versions lint bench readme clean distclean
+.PHONY: help install run test test-fast test-versions test-compiled lint bench readme clean distclean
 
 help:
 	@echo "make run        build the environment, dry-run sample/events.jsonl through Meltano into $(OUTPUT)/"
 	@echo "make test       run the test suite"
 	@echo "make test-fast  the tests that start no process (under a minute), for the edit loop"
 	@echo "make test-versions  the fast tier on Python 3.10 to 3.13 (nox; interpreters from PATH or pyenv)"
+	@echo "make test-compiled  the fast tier against a plain install, compiled by mypyc (nox)"
 	@echo "make lint       ruff check and mypy"
 	@echo "make bench      run benchmarks/run.py --scenarios (BENCH_ARGS=... for the others)"
 	@echo "make readme     refresh what is written from --about: docs/settings.md, the plugin definition, meltano.yml's settings"
@@ -88,6 +89,9 @@ test-fast:
 
 test-versions: $(VENV_STAMP)
 	$(VENV)/bin/nox -s fast-3.10 fast-3.12 fast-3.13
+
+test-compiled: $(VENV_STAMP)
+	$(VENV)/bin/nox -s compiled
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
+from pathlib import Path
 
 import nox
 
@@ -29,3 +31,37 @@ def fast(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
                 *session.posargs)
+
+
+# What the compiled tier leaves out of its copy of the checkout: above all the package's
+# sources, which would be imported instead of the compiled install.
+_NOT_COPIED = shutil.ignore_patterns(
+    ".git", ".venv", ".nox", ".meltano", "output", "build", "dist", "*.egg-info",
+    "__pycache__", ".*_cache", ".hypothesis", "target_spotify_conversions",
+)
+
+
+@nox.session(python="3.11")
+def compiled(session: nox.Session) -> None:
+    """The fast tier against the build `pip install <source>` gives a user: its per-record
+    modules compiled by mypyc (setup.py), which checks types the pure build does not.
+
+    Run from a copy of the checkout without the package's sources, so the tests import the
+    installed build. tests/test_architecture.py and tests/test_setup.py read those sources, so
+    they are left out here (the other tiers run them)."""
+    session.install(".[dev]")  # not editable: built, and compiled where a C compiler is
+    copy = Path(session.create_tmp()) / "checkout"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(Path.cwd(), copy, ignore=_NOT_COPIED)
+    session.chdir(copy)
+    session.run("python", "-c", _REQUIRE_COMPILED)
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
+                "--ignore", "tests/test_architecture.py", "--ignore", "tests/test_setup.py",
+                *session.posargs)
+
+
+_REQUIRE_COMPILED = (
+    "import sys, target_spotify_conversions as p; "
+    "print('compiled modules:', len(p.COMPILED_MODULES), 'in', p.__file__); "
+    "sys.exit(0 if p.COMPILED_MODULES else 'the install is not compiled: see setup.py')"
+)

@@ -1,20 +1,25 @@
 """Singer target for the Spotify Conversions API.
 
-The package is pure Python. Earlier versions could compile some modules in place; such a
-leftover extension module would load instead of its edited `.py` file and run old code, so the
-package refuses to import while one is there.
+An installed build may hold compiled modules (setup.py): they are the build. In a source
+checkout, an extension module beside the sources is a leftover of a build made in place: it
+would load instead of its edited `.py` file and run old code, so the package refuses to import
+while one is there.
 """
 
 from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
 from pathlib import Path as _Path
 
-_leftovers = sorted(
-    path.name
-    for path in _Path(__file__).parent.iterdir()
-    if path.name.endswith(tuple(_EXTENSION_SUFFIXES))
+_HERE = _Path(__file__).parent
+_EXTENSIONS = sorted(
+    path.name for path in _HERE.iterdir() if path.name.endswith(tuple(_EXTENSION_SUFFIXES))
 )
-if _leftovers:
+if _EXTENSIONS and (_HERE.parent / "pyproject.toml").is_file():  # a checkout's sources
     raise ImportError(
         "compiled modules left over from an earlier build would run instead of the source: "
-        f"{', '.join(_leftovers)} in {_Path(__file__).parent}; remove them (`make clean`)"
+        f"{', '.join(_EXTENSIONS)} in {_HERE}; remove them (`make clean`)"
     )
+# The modules that run compiled (mypyc's shared library, `_compiled__mypyc`, is not one).
+COMPILED_MODULES = tuple(name.partition(".")[0] for name in _EXTENSIONS if name[0] != "_")
+# The environment variable that makes an install pure Python on purpose (setup.py, which
+# cannot import the package it builds, spells it again; tests/test_install.py checks both).
+PURE_PYTHON_SWITCH = "TARGET_SPOTIFY_CONVERSIONS_PURE_PYTHON"

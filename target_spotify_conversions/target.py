@@ -24,6 +24,7 @@ from singer_sdk.mapper import StreamMap
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import serialize_json
 
+from . import COMPILED_MODULES, PURE_PYTHON_SWITCH
 from .batch_files import BatchFileError, batch_blocks
 from .client import Aborted
 from .escaping import install_log_escaping
@@ -181,7 +182,7 @@ class TargetSpotifyConversions(Target):
         must not start processes, open files or start threads.
         """
         TargetSpotifyConversions.running = self
-        self.logger.info("Build: pure Python %s (no compiled modules)", platform.python_version())
+        self.logger.info("Build: %s", build_description())
         self._pipeline = Pipeline(self.settings, self.logger, self._emit_state)
         # Everything built so far (the SDK, the HTTP stack, the settings) lives as long as the
         # run: out of the collector's sight, a full collection no longer walks it (it cost
@@ -431,6 +432,18 @@ def _parsed_config(target: Target) -> t.Mapping[str, t.Any]:
 def _without_secrets(exc: ConfigValidationError, config: t.Mapping[str, t.Any]) -> Exception:
     errors = [without_secrets(str(error), config) for error in exc.errors]
     return ConfigValidationError(without_secrets(str(exc), config), errors=errors)
+
+
+def build_description() -> str:
+    """Which build runs, for the start-up log: a compiled build takes about a fifth less CPU a
+    run, and a user who expected one must be able to see they did not get it."""
+    version = platform.python_version()
+    if COMPILED_MODULES:
+        return f"compiled with mypyc, Python {version} ({len(COMPILED_MODULES)} modules)"
+    return (
+        f"pure Python {version} (no compiled modules: an editable install, no C compiler at "
+        f"install, or {PURE_PYTHON_SWITCH} set)"
+    )
 
 
 def main() -> None:

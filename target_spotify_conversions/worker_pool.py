@@ -407,13 +407,21 @@ def worker_main(task_read: int, result_write: int) -> None:
         sys.exit(1)
 
 
+def _options(payload: bytes) -> MappingOptions:
+    """The run's MappingOptions as the parent encoded them. Built from a dict, each field of
+    the type it is declared with: a compiled build (setup.py) checks them, and msgspec cannot
+    decode into a dataclass that mypyc compiled."""
+    fields = msgspec.json.decode(payload)
+    fields["hidden_digests"] = frozenset(fields["hidden_digests"])
+    return MappingOptions(**fields)
+
+
 def _serve(task_read: int, result_write: int) -> None:
     with os.fdopen(task_read, "rb", buffering=PIPE_BYTES) as tasks:  # closed: no ResourceWarning
         first = _read_message(tasks)
         if first is None or first[0] != _OPTIONS:
             return
-        # Built from a dict: msgspec cannot decode into a dataclass that mypyc compiled.
-        mapper = ChunkMapper(MappingOptions(**msgspec.json.decode(first[1])))
+        mapper = ChunkMapper(_options(first[1]))
         gc.freeze()  # modules and tables live as long as the worker: keep the collector off them
         while (message := _read_message(tasks)) is not None:
             kind, payload = message

@@ -180,9 +180,9 @@ def test_a_routing_value_equal_to_a_token_is_never_quoted() -> None:
     # as the workers receive the options: JSON, the digests a list
     import msgspec
 
-    from target_spotify_conversions.mapping import MappingOptions
+    from target_spotify_conversions.worker_pool import _options
 
-    sent = MappingOptions(**msgspec.json.decode(msgspec.json.encode(options)))
+    sent = _options(msgspec.json.encode(options))
     result = ChunkMapper(sent).map(b"J", msgspec.json.encode([["s", {"brand": TOKEN_A}]]))
     assert TOKEN_A.encode() not in result
     # the rejects file keeps the routing property (a fed-back record goes the same way),
