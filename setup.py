@@ -22,8 +22,11 @@ Everything else about the package is in pyproject.toml.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 
 from setuptools import setup
@@ -59,9 +62,7 @@ PURE_PYTHON_SWITCH = "TARGET_SPOTIFY_CONVERSIONS_PURE_PYTHON"
 BUILDING = frozenset({"bdist_wheel", "build", "build_ext", "install"})
 
 
-def extensions() -> list:  # type: ignore[type-arg]
-    if BUILDING.isdisjoint(sys.argv) or os.environ.get(PURE_PYTHON_SWITCH, "") not in ("", "0"):
-        return []
+def extensions(build_base: str) -> list:  # type: ignore[type-arg]
     try:
         from mypyc.build import mypycify
 
@@ -69,6 +70,7 @@ def extensions() -> list:  # type: ignore[type-arg]
             [f"{PACKAGE}/{name}.py" for name in COMPILED],
             opt_level="3",
             group_name=f"{PACKAGE}._compiled",  # the shared library lives inside the package
+            target_dir=build_base,
         )
     except (Exception, SystemExit) as exc:  # mypyc refuses the code: install it uncompiled
         warnings.warn(f"mypyc cannot compile the modules ({exc!r}): pure Python", stacklevel=1)
@@ -78,4 +80,22 @@ def extensions() -> list:  # type: ignore[type-arg]
     return modules
 
 
-setup(ext_modules=extensions())
+def fresh_build_base() -> str:
+    """A new directory for the build's files, removed when the build ends. pip builds a
+    checkout in place, and setuptools packs whatever its build directory holds: a `build/`
+    left by an earlier install that compiled other modules (as releases before this one did)
+    would put their old extension modules into the wheel, to run instead of the sources."""
+    base = tempfile.mkdtemp(prefix="target-spotify-conversions-build-")
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
+    return base
+
+
+if BUILDING.isdisjoint(sys.argv):
+    setup()
+else:
+    BUILD_BASE = fresh_build_base()
+    PURE = os.environ.get(PURE_PYTHON_SWITCH, "") not in ("", "0")
+    setup(
+        ext_modules=[] if PURE else extensions(BUILD_BASE),
+        options={"build": {"build_base": BUILD_BASE}},
+    )

@@ -5,7 +5,8 @@ virtual environment, with pip as set up on this machine (its cache makes a re-in
 and runs the installed CLI the way a user does. What they show:
 
 - a plain install succeeds within a few minutes and, where a C compiler is found, compiles
-  every module setup.py lists, as its start-up log line says; it maps as the checkout does;
+  every module setup.py lists (and nothing a stale build/ holds), as its start-up log line
+  says; it maps as the checkout does;
 - TARGET_SPOTIFY_CONVERSIONS_PURE_PYTHON=1 at install gives a pure build, which says why;
 - in an editable install nothing is compiled and an edited module takes effect in the next run;
 - a compiled leftover beside the sources stops the CLI, naming the file and `make clean`.
@@ -18,8 +19,10 @@ import json
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 import venv
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 from target_spotify_conversions import PURE_PYTHON_SWITCH
@@ -88,6 +91,13 @@ def _dry_run(bin_dir: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
 
 def test_pip_install_of_the_source_compiles_the_mapping_and_maps_as_the_checkout(tmp_path):
     source = copy_checkout(tmp_path / "source")
+    # A checkout's build/ from an earlier install that compiled other modules: pip builds in
+    # place, and none of it may reach the wheel.
+    suffix = EXTENSION_SUFFIXES[0]
+    for lib in ("lib", f"lib.{sysconfig.get_platform()}-{sys.implementation.cache_tag}"):
+        stale = source / "build" / lib / "target_spotify_conversions" / f"delivery{suffix}"
+        stale.parent.mkdir(parents=True)
+        stale.write_bytes(b"\x7fELF stale")
     bin_dir, seconds = _venv_with(tmp_path, str(source))
     print(f"pip install <source> into a fresh venv: {seconds:.1f} s")
     assert seconds < INSTALL_SECONDS
