@@ -7,6 +7,7 @@ ignores (.venv, .meltano, a stale compiled module) reaches the install.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -38,3 +39,12 @@ def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without the variables that would steer a run."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
     return {**env, **extra}
+
+
+def compiled_by_setup() -> tuple[str, ...]:
+    """setup.py's COMPILED list, read without running setup.py (it would build)."""
+    tree = ast.parse((REPO / "setup.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "COMPILED":
+            return tuple(ast.literal_eval(node.value))
+    raise AssertionError("setup.py has no COMPILED list")

@@ -14,7 +14,6 @@ and runs the installed CLI the way a user does. What they show:
 
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 from target_spotify_conversions import PURE_PYTHON_SWITCH
-from tests.checkout import REPO, clean_env, copy_checkout
+from tests.checkout import clean_env, compiled_by_setup, copy_checkout
 from tests.harness import purchase, singer_lines
 
 # A plain install compiles for about a minute on a quiet 2-core machine with pip's cache warm;
@@ -34,15 +33,6 @@ from tests.harness import purchase, singer_lines
 INSTALL_SECONDS = 300
 BUILD_LINE = "Build: pure Python"
 PYTHON = f"Python {sys.version_info.major}.{sys.version_info.minor}."
-
-
-def compiled_by_setup() -> tuple[str, ...]:
-    """setup.py's COMPILED list, read without running setup.py (it would build)."""
-    tree = ast.parse((REPO / "setup.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "COMPILED":
-            return tuple(ast.literal_eval(node.value))
-    raise AssertionError("setup.py has no COMPILED list")
 
 
 def _venv_with(

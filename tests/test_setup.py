@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 from target_spotify_conversions import PURE_PYTHON_SWITCH
-from tests.checkout import REPO
-from tests.test_install import compiled_by_setup
+from tests.checkout import REPO, compiled_by_setup
 
 PACKAGE = REPO / "target_spotify_conversions"
 
